@@ -1,0 +1,94 @@
+"""Explicit operator actions that touch the source and the state store as well as the config DB:
+removing a pipeline and resyncing it. These are the only places a slot is ever dropped (I4)."""
+
+from __future__ import annotations
+
+import time
+
+from engine.config.models import PipelineStatus
+from engine.config.repository import ConfigRepository
+from engine.errors import ConfigError, EtlError
+from engine.identifiers import TableName
+from engine.settings import Settings
+from engine.source import catalog
+from engine.source.connection import connect_source
+from engine.state.store import PipelineState, connect_redis
+from engine.state.table_state import TablePhase, TableState
+
+RELEASE_WAIT_SECONDS = 30.0
+
+
+def _wait_slot_released(conn: object, slot: str, timeout: float = RELEASE_WAIT_SECONDS) -> bool:
+    """Give a running engine time to drain and let go of the slot."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = catalog.slot_info(conn, slot)  # type: ignore[arg-type]
+        if info is None or not info.active:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def remove_pipeline(repo: ConfigRepository, settings: Settings, name: str, *, keep_slot: bool = False) -> str:
+    spec = next((s for s in repo.load_specs() if s.name == name), None)
+    if spec is None:
+        raise ConfigError(f"pipeline {name!r} does not exist", "see `etl-tui pipeline list`")
+    repo.remove_pipeline(name)  # a running manager stops the runner on the notice
+    lines = [f"pipeline {name} removed from the config DB"]
+    if keep_slot:
+        lines.append(f"slot {spec.pipeline.slot_name} and publication {spec.pipeline.publication_name} kept (--keep-slot)")
+    else:
+        try:
+            with connect_source(spec.source.dsn, f'source "{spec.source.name}"') as conn:
+                _wait_slot_released(conn, spec.pipeline.slot_name)
+                dropped = catalog.drop_slot(conn, spec.pipeline.slot_name)
+                catalog.drop_publication(conn, spec.pipeline.publication_name)
+            lines.append(
+                f"slot {spec.pipeline.slot_name} {'dropped' if dropped else 'did not exist'}; "
+                f"publication {spec.pipeline.publication_name} dropped"
+            )
+        except EtlError as exc:
+            lines.append(
+                f"warning: could not drop slot {spec.pipeline.slot_name} on the source ({exc.reason}); "
+                f"drop it by hand so it does not retain WAL: SELECT pg_drop_replication_slot('{spec.pipeline.slot_name}')"
+            )
+    try:
+        PipelineState(connect_redis(settings.redis_url), spec.id).clear()
+        lines.append("state store keys removed")
+    except EtlError as exc:
+        lines.append(f"warning: state store not cleaned ({exc.reason})")
+    lines.append(f"target tables in {spec.destination.describe()} were left as they are")
+    return "\n".join(lines)
+
+
+def resync_pipeline(
+    repo: ConfigRepository, settings: Settings, name: str, tables: list[TableName] | None = None
+) -> str:
+    """Copy tables again. Without ``tables`` the whole pipeline starts over with a new slot."""
+    spec = next((s for s in repo.load_specs() if s.name == name), None)
+    if spec is None:
+        raise ConfigError(f"pipeline {name!r} does not exist", "see `etl-tui pipeline list`")
+    unknown = [str(t) for t in tables or [] if t not in spec.pipeline.tables]
+    if unknown:
+        raise ConfigError(f"pipeline {name} does not replicate {', '.join(unknown)}", "see `etl-tui pipeline list`")
+    was = spec.pipeline.status
+    repo.set_pipeline_status(name, PipelineStatus.PAUSE)
+    try:
+        state = PipelineState(connect_redis(settings.redis_url), spec.id)
+        with connect_source(spec.source.dsn, f'source "{spec.source.name}"') as conn:
+            if not _wait_slot_released(conn, spec.pipeline.slot_name):
+                raise EtlError(
+                    f"the engine running pipeline {name} did not release slot {spec.pipeline.slot_name} in time",
+                    "try again, or stop that engine first",
+                )
+            if tables is None:
+                catalog.drop_slot(conn, spec.pipeline.slot_name)
+                state.clear()
+                what = f"pipeline {name}: slot dropped and state cleared; every table is copied again"
+            else:
+                for table in tables:
+                    state.set(table, TableState(TablePhase.INIT))
+                what = f"pipeline {name}: {', '.join(map(str, tables))} will be copied again"
+    finally:
+        repo.set_pipeline_status(name, was)
+    return what + (" when the engine runs" if was is PipelineStatus.START else " when the pipeline is started")

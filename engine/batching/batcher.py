@@ -1,0 +1,212 @@
+"""Collect decoded changes per table and cut them into Arrow batches.
+
+A batch is bounded by rows, bytes and fill time, whichever comes first, so a transaction larger
+than a batch is flushed in pieces and memory stays bounded. The batch remembers the end LSN of
+the last transaction it holds *completely*: only that LSN may be acknowledged once the batch is
+durable (I1). TRUNCATE is a barrier inside a table's sequence of changes, kept in order.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import pyarrow as pa
+
+from engine.decoding.pgoutput import UNCHANGED_TOAST
+from engine.decoding.typemap import ValueConversionError, convert
+from engine.identifiers import TableName
+from engine.source.catalog import TableSchema
+
+OP_COLUMN = "_etl_op"
+LSN_COLUMN = "_etl_commit_lsn"
+ORDINAL_COLUMN = "_etl_ordinal"
+UNCHANGED_COLUMN = "_etl_unchanged"  # indexes of columns whose value is an unchanged TOAST value
+
+
+class Op(StrEnum):
+    INSERT = "I"
+    UPDATE = "U"
+    DELETE = "D"
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    max_rows: int = 100_000
+    max_bytes: int = 64 << 20
+    max_fill_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class RowsStep:
+    schema: TableSchema
+    batch: pa.RecordBatch
+    has_unchanged: bool
+    counts: dict[Op, int]
+
+
+@dataclass(frozen=True)
+class TruncateStep:
+    schema: TableSchema
+    commit_lsn: int
+    ordinal: int
+
+
+Step = RowsStep | TruncateStep
+
+
+@dataclass(frozen=True)
+class FailedTable:
+    table: TableName
+    error: ValueConversionError
+
+
+@dataclass(frozen=True)
+class Batch:
+    steps: tuple[Step, ...]
+    failed: tuple[FailedTable, ...]
+    checkpoint: int | None  # end LSN of the last complete transaction in the batch
+    rows: int
+
+
+@dataclass
+class _Segment:
+    schema: TableSchema
+    rows: list[tuple[object, ...]] = field(default_factory=list)
+    ops: list[str] = field(default_factory=list)
+    lsns: list[int] = field(default_factory=list)
+    ordinals: list[int] = field(default_factory=list)
+    has_unchanged: bool = False
+
+
+class Batcher:
+    def __init__(self, limits: BatchLimits | None = None) -> None:
+        self.limits = limits or BatchLimits()
+        self._open: dict[TableName, _Segment] = {}
+        self._closed: list[_Segment | TruncateStep] = []
+        self._rows = 0
+        self._bytes = 0
+        self._first_at: float | None = None
+        self._checkpoint: int | None = None
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def empty(self) -> bool:
+        return not self._open and not self._closed
+
+    def _segment(self, schema: TableSchema) -> _Segment:
+        seg = self._open.get(schema.table)
+        if seg is None or seg.schema is not schema:
+            if seg is not None:  # the table's shape changed mid-batch: keep the old rows with their schema
+                self._closed.append(seg)
+            seg = self._open[schema.table] = _Segment(schema)
+            if self._first_at is None:
+                self._first_at = time.monotonic()
+        return seg
+
+    def add(
+        self, schema: TableSchema, op: Op, commit_lsn: int, ordinal: int, values: tuple[object, ...], nbytes: int
+    ) -> None:
+        seg = self._segment(schema)
+        seg.rows.append(values)
+        seg.ops.append(op)
+        seg.lsns.append(commit_lsn)
+        seg.ordinals.append(ordinal)
+        if op is not Op.DELETE and UNCHANGED_TOAST in values:
+            seg.has_unchanged = True
+        self._rows += 1
+        self._bytes += nbytes
+
+    def truncate(self, schema: TableSchema, commit_lsn: int, ordinal: int) -> None:
+        seg = self._open.pop(schema.table, None)
+        if seg is not None:
+            self._closed.append(seg)
+        self._closed.append(TruncateStep(schema, commit_lsn, ordinal))
+        if self._first_at is None:
+            self._first_at = time.monotonic()
+
+    def commit(self, end_lsn: int) -> None:
+        """Everything added so far belongs to transactions that committed up to ``end_lsn``."""
+        if not self.empty:
+            self._checkpoint = end_lsn
+
+    def should_flush(self, now: float | None = None) -> bool:
+        if self.empty:
+            return False
+        if self._rows >= self.limits.max_rows or self._bytes >= self.limits.max_bytes:
+            return True
+        assert self._first_at is not None
+        return (now if now is not None else time.monotonic()) - self._first_at >= self.limits.max_fill_seconds
+
+    def take(self) -> Batch:
+        """Convert what is pending into Arrow and reset. A table whose values cannot be
+        converted is reported in ``failed`` and dropped from the batch; the others go on."""
+        parts = [*self._closed, *self._open.values()]
+        steps: list[Step] = []
+        failed: dict[TableName, FailedTable] = {}
+        for part in parts:
+            if part.schema.table in failed:
+                continue
+            if isinstance(part, TruncateStep):
+                steps.append(part)
+                continue
+            try:
+                steps.append(_build(part))
+            except ValueConversionError as exc:
+                failed[part.schema.table] = FailedTable(part.schema.table, exc)
+        steps = [s for s in steps if s.schema.table not in failed]
+        batch = Batch(tuple(steps), tuple(failed.values()), self._checkpoint, self._rows)
+        self._open = {}
+        self._closed = []
+        self._rows = 0
+        self._bytes = 0
+        self._first_at = None
+        self._checkpoint = None
+        return batch
+
+
+def _build(seg: _Segment) -> RowsStep:
+    schema = seg.schema
+    n = len(seg.rows)
+    columns = list(zip(*seg.rows, strict=True)) if n else [() for _ in schema.columns]
+    arrays: list[pa.Array] = []
+    fields: list[pa.Field] = []
+    unchanged: list[list[int] | None] | None = [None] * n if seg.has_unchanged else None
+    for i, col in enumerate(schema.columns):
+        values = columns[i]
+        if unchanged is not None and UNCHANGED_TOAST in values:
+            cleaned: list[object] = []
+            for r, v in enumerate(values):
+                if v is UNCHANGED_TOAST:
+                    marks = unchanged[r]
+                    if marks is None:
+                        marks = unchanged[r] = []
+                    marks.append(i)
+                    cleaned.append(None)
+                else:
+                    cleaned.append(v)
+            values = tuple(cleaned)
+        raw = pa.array(values, type=pa.binary())
+        arrays.append(convert(raw, col.ctype, str(schema.table), col.name))
+        fields.append(pa.field(col.name, col.ctype.arrow))
+    arrays.append(pa.array(seg.ops, type=pa.string()))
+    fields.append(pa.field(OP_COLUMN, pa.string()))
+    arrays.append(pa.array(seg.lsns, type=pa.int64()))
+    fields.append(pa.field(LSN_COLUMN, pa.int64()))
+    arrays.append(pa.array(seg.ordinals, type=pa.int64()))
+    fields.append(pa.field(ORDINAL_COLUMN, pa.int64()))
+    if unchanged is not None:
+        arrays.append(pa.array(unchanged, type=pa.list_(pa.int32())))
+        fields.append(pa.field(UNCHANGED_COLUMN, pa.list_(pa.int32())))
+    counts = Counter(seg.ops)
+    return RowsStep(
+        schema=schema,
+        batch=pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields)),
+        has_unchanged=unchanged is not None,
+        counts={Op(k): v for k, v in counts.items()},
+    )

@@ -1,0 +1,253 @@
+"""The one place that reads and writes the config DB.
+
+The CLI, the manager and (later) the console all go through :class:`ConfigRepository`; nothing
+else issues SQL against the config DB. Every write fires ``NOTIFY etl_config`` (by trigger), so a
+running manager reacts at once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+
+from engine.config.migrations import apply_migrations
+from engine.config.models import Destination, DestinationType, Pipeline, PipelineSpec, PipelineStatus, Source
+from engine.errors import ConfigDbError, ConfigError
+from engine.identifiers import TableName
+from engine.postgres_errors import classify_connect_error
+
+NOTIFY_CHANNEL = "etl_config"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")
+
+
+def validate_object_name(kind: str, name: str) -> str:
+    if not _NAME.match(name):
+        raise ConfigError(
+            f"{kind} name {name!r} is not allowed",
+            "use letters, digits, '_', '-' and '.', starting with a letter or digit (at most 100 characters)",
+        )
+    return name
+
+
+def connect_config_db(url: str, *, autocommit: bool = True) -> psycopg.Connection:
+    try:
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10, application_name="etl-tui config")
+    except psycopg.Error as exc:
+        err = classify_connect_error(exc, "config DB", url)
+        raise ConfigDbError(err.reason, err.hint.replace("source add", "CONFIG_DB_URL")) from exc
+
+
+class ConfigRepository:
+    def __init__(self, url: str, *, migrate: bool = True) -> None:
+        self._url = url
+        self._conn = connect_config_db(url)
+        if migrate:
+            apply_migrations(self._conn)
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> ConfigRepository:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Cursor[dict[str, Any]]]:
+        try:
+            with self._conn.transaction(), self._conn.cursor(row_factory=dict_row) as cur:
+                yield cur
+        except pg_errors.UniqueViolation as exc:
+            detail = exc.diag.message_detail or str(exc)
+            raise ConfigError(f"already exists: {detail}", "choose another name or remove the old one") from exc
+        except psycopg.OperationalError as exc:
+            raise ConfigDbError(f"config DB error: {exc}", "check that the config DB is reachable") from exc
+
+    # ---- sources ---------------------------------------------------------------------------
+    def add_source(self, name: str, dsn: str) -> Source:
+        validate_object_name("source", name)
+        with self._tx() as cur:
+            cur.execute("INSERT INTO sources (name, dsn) VALUES (%s, %s) RETURNING id, name, dsn", (name, dsn))
+            return _source(cur.fetchone())
+
+    def list_sources(self) -> list[Source]:
+        with self._tx() as cur:
+            cur.execute("SELECT id, name, dsn FROM sources ORDER BY name")
+            return [_source(r) for r in cur.fetchall()]
+
+    def get_source(self, name: str) -> Source:
+        with self._tx() as cur:
+            cur.execute("SELECT id, name, dsn FROM sources WHERE name = %s", (name,))
+            row = cur.fetchone()
+        if row is None:
+            raise ConfigError(f"source {name!r} does not exist", "see `etl-tui source list`")
+        return _source(row)
+
+    def remove_source(self, name: str) -> None:
+        source = self.get_source(name)
+        with self._tx() as cur:
+            cur.execute("SELECT name FROM pipelines WHERE source_id = %s ORDER BY name", (source.id,))
+            users = [r["name"] for r in cur.fetchall()]
+            if users:
+                raise ConfigError(
+                    f"source {name!r} is used by pipeline(s) {', '.join(users)}", "remove those pipelines first"
+                )
+            cur.execute("DELETE FROM sources WHERE id = %s", (source.id,))
+
+    # ---- destinations ----------------------------------------------------------------------
+    def add_destination(self, name: str, type_: DestinationType, config: dict[str, Any]) -> Destination:
+        validate_object_name("destination", name)
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT INTO destinations (name, type, config) VALUES (%s, %s, %s) RETURNING id, name, type, config",
+                (name, str(type_), json.dumps(config)),
+            )
+            return _destination(cur.fetchone())
+
+    def list_destinations(self) -> list[Destination]:
+        with self._tx() as cur:
+            cur.execute("SELECT id, name, type, config FROM destinations ORDER BY name")
+            return [_destination(r) for r in cur.fetchall()]
+
+    def get_destination(self, name: str) -> Destination:
+        with self._tx() as cur:
+            cur.execute("SELECT id, name, type, config FROM destinations WHERE name = %s", (name,))
+            row = cur.fetchone()
+        if row is None:
+            raise ConfigError(f"destination {name!r} does not exist", "see `etl-tui destination list`")
+        return _destination(row)
+
+    def remove_destination(self, name: str) -> None:
+        dest = self.get_destination(name)
+        with self._tx() as cur:
+            cur.execute("SELECT name FROM pipelines WHERE destination_id = %s ORDER BY name", (dest.id,))
+            users = [r["name"] for r in cur.fetchall()]
+            if users:
+                raise ConfigError(
+                    f"destination {name!r} is used by pipeline(s) {', '.join(users)}", "remove those pipelines first"
+                )
+            cur.execute("DELETE FROM destinations WHERE id = %s", (dest.id,))
+
+    # ---- pipelines -------------------------------------------------------------------------
+    def add_pipeline(
+        self,
+        name: str,
+        source: str,
+        destination: str,
+        tables: Iterable[TableName],
+        status: PipelineStatus = PipelineStatus.START,
+    ) -> Pipeline:
+        validate_object_name("pipeline", name)
+        tables = list(tables)
+        src = self.get_source(source)
+        dst = self.get_destination(destination)
+        with self._tx() as cur:
+            cur.execute("SELECT nextval(pg_get_serial_sequence('pipelines', 'id'))")
+            row = cur.fetchone()
+            assert row is not None
+            pid = int(next(iter(row.values())))
+            cur.execute(
+                "INSERT INTO pipelines (id, name, source_id, destination_id, status, publication_name, slot_name)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (pid, name, src.id, dst.id, str(status), f"etl_pub_{pid}", f"etl_slot_{pid}"),
+            )
+            cur.executemany(
+                "INSERT INTO pipeline_tables (pipeline_id, schema_name, table_name) VALUES (%s, %s, %s)",
+                [(pid, t.schema, t.name) for t in tables],
+            )
+        return self.get_pipeline(name)
+
+    def _pipelines(self, where: str = "", params: tuple[Any, ...] = ()) -> list[Pipeline]:
+        with self._tx() as cur:
+            cur.execute(
+                "SELECT p.id, p.name, p.source_id, p.destination_id, p.status, p.publication_name, p.slot_name,"
+                " extract(epoch FROM p.updated_at)::float8 AS generation,"
+                " coalesce(array_agg(t.schema_name ORDER BY t.schema_name, t.table_name)"
+                "   FILTER (WHERE t.table_name IS NOT NULL), '{}') AS schemas,"
+                " coalesce(array_agg(t.table_name ORDER BY t.schema_name, t.table_name)"
+                "   FILTER (WHERE t.table_name IS NOT NULL), '{}') AS names"
+                " FROM pipelines p LEFT JOIN pipeline_tables t ON t.pipeline_id = p.id"
+                f" {where} GROUP BY p.id ORDER BY p.name",  # `where` is a constant of this module
+                params,
+            )
+            return [_pipeline(r) for r in cur.fetchall()]
+
+    def list_pipelines(self) -> list[Pipeline]:
+        return self._pipelines()
+
+    def get_pipeline(self, name: str) -> Pipeline:
+        found = self._pipelines("WHERE p.name = %s", (name,))
+        if not found:
+            raise ConfigError(f"pipeline {name!r} does not exist", "see `etl-tui pipeline list`")
+        return found[0]
+
+    def set_pipeline_status(self, name: str, status: PipelineStatus) -> Pipeline:
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE pipelines SET status = %s, updated_at = now() WHERE name = %s RETURNING id", (str(status), name)
+            )
+            if cur.fetchone() is None:
+                raise ConfigError(f"pipeline {name!r} does not exist", "see `etl-tui pipeline list`")
+        return self.get_pipeline(name)
+
+    def set_pipeline_tables(self, name: str, tables: Iterable[TableName]) -> Pipeline:
+        pipeline = self.get_pipeline(name)
+        wanted = set(tables)
+        with self._tx() as cur:
+            cur.execute("DELETE FROM pipeline_tables WHERE pipeline_id = %s", (pipeline.id,))
+            cur.executemany(
+                "INSERT INTO pipeline_tables (pipeline_id, schema_name, table_name) VALUES (%s, %s, %s)",
+                [(pipeline.id, t.schema, t.name) for t in sorted(wanted)],
+            )
+            cur.execute("UPDATE pipelines SET updated_at = now() WHERE id = %s", (pipeline.id,))
+        return self.get_pipeline(name)
+
+    def remove_pipeline(self, name: str) -> Pipeline:
+        pipeline = self.get_pipeline(name)
+        with self._tx() as cur:
+            cur.execute("DELETE FROM pipelines WHERE id = %s", (pipeline.id,))
+        return pipeline
+
+    def load_specs(self) -> list[PipelineSpec]:
+        """Every pipeline with its source and destination, read in one transaction."""
+        with self._conn.transaction():
+            pipelines = self._pipelines()
+            sources = {s.id: s for s in self.list_sources()}
+            dests = {d.id: d for d in self.list_destinations()}
+        return [PipelineSpec(p, sources[p.source_id], dests[p.destination_id]) for p in pipelines]
+
+
+def _source(row: dict[str, Any] | None) -> Source:
+    assert row is not None
+    return Source(id=row["id"], name=row["name"], dsn=row["dsn"])
+
+
+def _destination(row: dict[str, Any] | None) -> Destination:
+    assert row is not None
+    return Destination(id=row["id"], name=row["name"], type=DestinationType(row["type"]), config=row["config"])
+
+
+def _pipeline(row: dict[str, Any]) -> Pipeline:
+    return Pipeline(
+        id=row["id"],
+        name=row["name"],
+        source_id=row["source_id"],
+        destination_id=row["destination_id"],
+        status=PipelineStatus(row["status"]),
+        publication_name=row["publication_name"],
+        slot_name=row["slot_name"],
+        tables=tuple(TableName(s, n) for s, n in zip(row["schemas"], row["names"], strict=True)),
+        generation=float(row["generation"]),
+    )

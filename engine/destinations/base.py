@@ -1,0 +1,39 @@
+"""The destination seam: what a pipeline runner needs from any destination."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+import pyarrow as pa
+
+from engine.batching.batcher import Batch
+from engine.source.catalog import TableSchema
+
+# Metadata columns every target table carries (DESIGN §4: they start with _etl_).
+TARGET_LSN_COLUMN = "_etl_commit_lsn"
+TARGET_ORDINAL_COLUMN = "_etl_ordinal"
+
+
+class Destination(Protocol):
+    def describe(self) -> str: ...
+
+    def checkpoint(self, pipeline_id: int) -> int | None:
+        """The end LSN of the last transaction durably applied for ``pipeline_id`` (authoritative)."""
+        ...
+
+    def prepare(self, schemas: Iterable[TableSchema]) -> None:
+        """Make sure landing and target tables exist with the right columns."""
+        ...
+
+    def copy_table(
+        self, schema: TableSchema, batches: Iterable[pa.RecordBatch], on_progress: Callable[[int], None]
+    ) -> int:
+        """Replace the target's contents with ``batches`` atomically; return rows written."""
+        ...
+
+    def apply(self, pipeline_id: int, batch: Batch) -> None:
+        """Land, merge and record the checkpoint of ``batch``, all in one transaction."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,285 @@
+"""DuckDB destination: landing tables plus one MERGE per table per batch.
+
+The file is opened for each write and closed right after, so other processes (the ``duckdb`` CLI,
+a notebook) can read it between flushes; DuckDB allows one writing process at a time, so while a
+reader holds the file the next flush waits and retries. The applied checkpoint lives in the same
+file and is written in the same transaction as the MERGE, so the file itself says exactly what it
+holds (I1, I2); Redis only caches it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from engine.batching.batcher import (
+    LSN_COLUMN,
+    OP_COLUMN,
+    ORDINAL_COLUMN,
+    UNCHANGED_COLUMN,
+    Batch,
+    RowsStep,
+    TruncateStep,
+)
+from engine.destinations.base import TARGET_LSN_COLUMN, TARGET_ORDINAL_COLUMN
+from engine.errors import DestinationError, ErrorKind, RetryPolicy
+from engine.identifiers import TableName, quote_ident
+from engine.source.catalog import TableSchema
+
+CHECKPOINT_TABLE = "_etl_checkpoints"
+LOCK_WAIT_SECONDS = 30.0
+
+
+def landing_name(table: TableName) -> str:
+    return f"landing_{table.target_name()}"
+
+
+class DuckDbDestination:
+    def __init__(self, path: str | Path, schema: str = "main", landing_schema: str = "etl_landing") -> None:
+        self.path = Path(path).expanduser()
+        self.schema = schema
+        self.landing_schema = landing_schema
+        if not self.path.parent.exists():
+            raise DestinationError(
+                f"DuckDB destination: folder {self.path.parent} does not exist",
+                "create it or point --path elsewhere",
+                retry=RetryPolicy.MANUAL,
+            )
+        with self._connect() as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(landing_schema)}")
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._checkpoint_table} "
+                "(pipeline_id BIGINT, lsn BIGINT, updated_at TIMESTAMPTZ)"
+            )
+
+    def describe(self) -> str:
+        return f"duckdb:{self.path}"
+
+    # ---- connections -----------------------------------------------------------------------
+    @contextmanager
+    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        delay = 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(self.path))
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower():
+                    raise DestinationError(f"cannot open DuckDB file {self.path}: {exc}", "check the path and permissions") from exc
+                if time.monotonic() >= deadline:
+                    raise DestinationError(
+                        f"DuckDB file {self.path} is held by another process for more than {LOCK_WAIT_SECONDS:.0f}s",
+                        "close other writers or long-lived readers of the file; replication resumes by itself",
+                        kind=ErrorKind.DESTINATION_BUSY,
+                        retry=RetryPolicy.TIMED,
+                    ) from exc
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except duckdb.Error as exc:
+                raise DestinationError(f"cannot open DuckDB file {self.path}: {exc}", "check the path and permissions") from exc
+        try:
+            yield con
+        except duckdb.Error as exc:
+            raise DestinationError(f"DuckDB write to {self.path} failed: {exc}", "retrying; nothing was acknowledged") from exc
+        finally:
+            con.close()
+
+    @property
+    def _checkpoint_table(self) -> str:
+        return f"{quote_ident(self.landing_schema)}.{quote_ident(CHECKPOINT_TABLE)}"
+
+    def target_sql(self, table: TableName) -> str:
+        return f"{quote_ident(self.schema)}.{quote_ident(table.target_name())}"
+
+    def landing_sql(self, table: TableName) -> str:
+        return f"{quote_ident(self.landing_schema)}.{quote_ident(landing_name(table))}"
+
+    # ---- checkpoint ------------------------------------------------------------------------
+    def checkpoint(self, pipeline_id: int) -> int | None:
+        with self._connect() as con:
+            row = con.execute(
+                f"SELECT max(lsn) FROM {self._checkpoint_table} WHERE pipeline_id = ?", [pipeline_id]
+            ).fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def forget(self, pipeline_id: int) -> None:
+        with self._connect() as con:
+            con.execute(f"DELETE FROM {self._checkpoint_table} WHERE pipeline_id = ?", [pipeline_id])
+
+    # ---- tables ------------------------------------------------------------------------------
+    def _target_ddl(self, schema: TableSchema) -> str:
+        cols = [f"{quote_ident(c.name)} {c.ctype.duckdb}" for c in schema.columns]
+        cols += [f"{quote_ident(TARGET_LSN_COLUMN)} BIGINT", f"{quote_ident(TARGET_ORDINAL_COLUMN)} BIGINT"]
+        return f"CREATE TABLE {self.target_sql(schema.table)} ({', '.join(cols)})"
+
+    def _landing_ddl(self, schema: TableSchema) -> str:
+        cols = [f"{quote_ident(c.name)} {c.ctype.duckdb}" for c in schema.columns]
+        cols += [
+            f"{quote_ident(OP_COLUMN)} VARCHAR",
+            f"{quote_ident(LSN_COLUMN)} BIGINT",
+            f"{quote_ident(ORDINAL_COLUMN)} BIGINT",
+            f"{quote_ident(UNCHANGED_COLUMN)} INTEGER[]",
+        ]
+        return f"CREATE OR REPLACE TABLE {self.landing_sql(schema.table)} ({', '.join(cols)})"
+
+    def _columns(self, con: duckdb.DuckDBPyConnection, schema_name: str, table: str) -> list[str] | None:
+        rows = con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database()"
+            " AND schema_name = ? AND table_name = ? ORDER BY column_index",
+            [schema_name, table],
+        ).fetchall()
+        return [r[0] for r in rows] or None
+
+    def prepare(self, schemas: Iterable[TableSchema]) -> None:
+        """Landing tables are (re)created to match the source; targets must already match."""
+        with self._connect() as con:
+            for schema in schemas:
+                expected = [*schema.column_names, TARGET_LSN_COLUMN, TARGET_ORDINAL_COLUMN]
+                found = self._columns(con, self.schema, schema.table.target_name())
+                if found is None:
+                    raise DestinationError(
+                        f"target table {self.target_sql(schema.table)} is missing in {self.path}",
+                        f"resync the table to copy it again: etl-tui pipeline resync <pipeline> --table '{schema.table}'",
+                        retry=RetryPolicy.MANUAL,
+                    )
+                if found != expected:
+                    raise DestinationError(
+                        f"target table {self.target_sql(schema.table)} has columns {found}, expected {expected}",
+                        "the source table changed shape; resync the table",
+                        retry=RetryPolicy.MANUAL,
+                    )
+                landing = self._columns(con, self.landing_schema, landing_name(schema.table))
+                if landing != [*schema.column_names, OP_COLUMN, LSN_COLUMN, ORDINAL_COLUMN, UNCHANGED_COLUMN]:
+                    con.execute(self._landing_ddl(schema))
+
+    def copy_table(
+        self, schema: TableSchema, batches: Iterable[pa.RecordBatch], on_progress: Callable[[int], None]
+    ) -> int:
+        names = ", ".join(quote_ident(c.name) for c in schema.columns)
+        total = 0
+        with self._connect() as con:
+            con.execute("BEGIN")
+            con.execute(f"DROP TABLE IF EXISTS {self.target_sql(schema.table)}")
+            con.execute(self._target_ddl(schema))
+            con.execute(self._landing_ddl(schema))
+            for batch in batches:
+                con.register("etl_copy_batch", batch)
+                con.execute(
+                    f"INSERT INTO {self.target_sql(schema.table)} SELECT {names}, 0, 0 FROM etl_copy_batch"
+                )
+                con.unregister("etl_copy_batch")
+                total += batch.num_rows
+                on_progress(total)
+            con.execute("COMMIT")
+        return total
+
+    def drop_table(self, table: TableName) -> None:
+        with self._connect() as con:
+            con.execute(f"DROP TABLE IF EXISTS {self.target_sql(table)}")
+            con.execute(f"DROP TABLE IF EXISTS {self.landing_sql(table)}")
+
+    # ---- apply -------------------------------------------------------------------------------
+    def apply(self, pipeline_id: int, batch: Batch) -> None:
+        with self._connect() as con:
+            con.execute("BEGIN")
+            for step in batch.steps:
+                if isinstance(step, TruncateStep):
+                    con.execute(
+                        f"DELETE FROM {self.target_sql(step.schema.table)} WHERE {quote_ident(TARGET_LSN_COLUMN)} < ?"
+                        f" OR ({quote_ident(TARGET_LSN_COLUMN)} = ? AND {quote_ident(TARGET_ORDINAL_COLUMN)} < ?)",
+                        [step.commit_lsn, step.commit_lsn, step.ordinal],
+                    )
+                else:
+                    self._merge(con, step)
+            if batch.checkpoint is not None:
+                con.execute(f"DELETE FROM {self._checkpoint_table} WHERE pipeline_id = ?", [pipeline_id])
+                con.execute(
+                    f"INSERT INTO {self._checkpoint_table} VALUES (?, ?, now())", [pipeline_id, batch.checkpoint]
+                )
+            con.execute("COMMIT")
+
+    def _merge(self, con: duckdb.DuckDBPyConnection, step: RowsStep) -> None:
+        schema = step.schema
+        landing = self.landing_sql(schema.table)
+        cols = [quote_ident(c.name) for c in schema.columns]
+        meta = [quote_ident(OP_COLUMN), quote_ident(LSN_COLUMN), quote_ident(ORDINAL_COLUMN)]
+        unchanged = quote_ident(UNCHANGED_COLUMN) if step.has_unchanged else "NULL"
+        con.register("etl_batch", step.batch)
+        con.execute(f"INSERT INTO {landing} SELECT {', '.join(cols + meta)}, {unchanged} FROM etl_batch")
+        con.unregister("etl_batch")
+        con.execute(merge_sql(self.target_sql(schema.table), landing, schema, step.has_unchanged))
+        con.execute(f"DELETE FROM {landing}")
+
+    def close(self) -> None:
+        """Nothing stays open between writes."""
+
+
+def merge_sql(target: str, landing: str, schema: TableSchema, toast_aware: bool) -> str:
+    """One MERGE that applies the latest change per key, ordered by (commit LSN, ordinal).
+
+    An older change never overwrites a newer one (the target keeps the LSN and ordinal of the
+    change that wrote each row), so replaying a batch changes nothing (I2). With ``toast_aware``,
+    a column that arrived as an unchanged TOAST value takes the latest value of that column seen
+    earlier in the batch for the key, or keeps the target's value.
+    """
+    q = quote_ident
+    keys = [q(c.name) for c in schema.key_columns]
+    lsn, ordn, op = q(LSN_COLUMN), q(ORDINAL_COLUMN), q(OP_COLUMN)
+    tl, to = q(TARGET_LSN_COLUMN), q(TARGET_ORDINAL_COLUMN)
+    partition = ", ".join(keys)
+    if toast_aware:
+        exprs = []
+        for i, c in enumerate(schema.columns):
+            name = q(c.name)
+            if c.is_key or not c.ctype.toastable:
+                exprs.append(f"struct_pack(v := {name}) AS {name}")
+                continue
+            # A struct keeps a real NULL apart from "no value seen": only the latter is NULL.
+            is_unchanged = f"coalesce(list_contains({q(UNCHANGED_COLUMN)}, {i}), false)"
+            earlier = (
+                f"last_value(CASE WHEN NOT {is_unchanged} AND {op} <> 'D' THEN struct_pack(v := {name}) END"
+                f" IGNORE NULLS) OVER (PARTITION BY {partition} ORDER BY {lsn}, {ordn}"
+                " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+            )
+            exprs.append(f"CASE WHEN {is_unchanged} THEN {earlier} ELSE struct_pack(v := {name}) END AS {name}")
+        source = (
+            f"SELECT * FROM (SELECT {', '.join(exprs)}, {op}, {lsn}, {ordn}, row_number() OVER "
+            f"(PARTITION BY {partition} ORDER BY {lsn} DESC, {ordn} DESC) AS _etl_rn FROM {landing}) "
+            "WHERE _etl_rn = 1"
+        )
+
+        def value(name: str) -> str:
+            return f"s.{name}.v"
+
+        def update_value(name: str) -> str:
+            return f"CASE WHEN s.{name} IS NULL THEN t.{name} ELSE s.{name}.v END"
+    else:
+        source = (
+            f"SELECT * FROM {landing} QUALIFY row_number() OVER "
+            f"(PARTITION BY {partition} ORDER BY {lsn} DESC, {ordn} DESC) = 1"
+        )
+
+        def value(name: str) -> str:
+            return f"s.{name}"
+
+        update_value = value
+    on = " AND ".join(f"t.{k} = {value(k)}" for k in keys)
+    newer = f"(s.{lsn} > t.{tl} OR (s.{lsn} = t.{tl} AND s.{ordn} > t.{to}))"
+    same_or_newer = f"(s.{lsn} > t.{tl} OR (s.{lsn} = t.{tl} AND s.{ordn} >= t.{to}))"
+    non_keys = [q(c.name) for c in schema.columns if not c.is_key]
+    sets = [f"{n} = {update_value(n)}" for n in non_keys] + [f"{tl} = s.{lsn}", f"{to} = s.{ordn}"]
+    all_cols = [q(c.name) for c in schema.columns]
+    return (
+        f"MERGE INTO {target} AS t USING ({source}) AS s ON ({on}) "
+        f"WHEN MATCHED AND s.{op} = 'D' AND {same_or_newer} THEN DELETE "
+        f"WHEN MATCHED AND s.{op} <> 'D' AND {newer} THEN UPDATE SET {', '.join(sets)} "
+        f"WHEN NOT MATCHED AND s.{op} <> 'D' THEN INSERT ({', '.join([*all_cols, tl, to])}) "
+        f"VALUES ({', '.join([*(value(c) for c in all_cols), 's.' + lsn, 's.' + ordn])})"
+    )

@@ -1,0 +1,124 @@
+"""The pipeline manager: makes the running pipelines match the config DB.
+
+It listens on the config DB's ``etl_config`` channel (so an edit takes effect at once) and also
+polls, in case a notice was missed or the config DB was away. A runner is started for every
+pipeline whose status is ``start``, stopped (gracefully) when it is paused or removed, and
+restarted when its definition changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import psycopg
+import redis
+
+from engine.batching.batcher import BatchLimits
+from engine.config.models import PipelineSpec, PipelineStatus
+from engine.config.repository import NOTIFY_CHANNEL, ConfigRepository, connect_config_db
+from engine.errors import EtlError
+from engine.pipeline.runner import PipelineRunner, RunnerEvent
+
+log = logging.getLogger("etl.manager")
+
+
+class Manager:
+    def __init__(
+        self,
+        config_db_url: str,
+        redis_client: redis.Redis,
+        *,
+        limits: BatchLimits | None = None,
+        poll_interval: float = 5.0,
+        on_event: Callable[[RunnerEvent], None] | None = None,
+    ) -> None:
+        self._url = config_db_url
+        self._redis = redis_client
+        self._limits = limits
+        self._poll = poll_interval
+        self._on_event = on_event
+        self._runners: dict[int, PipelineRunner] = {}
+        self._specs: dict[int, PipelineSpec] = {}
+        self._lock = threading.Lock()
+        self.last_reconcile: float = 0.0
+        self.config_error: EtlError | None = None
+
+    @property
+    def runners(self) -> dict[int, PipelineRunner]:
+        with self._lock:
+            return dict(self._runners)
+
+    def reconcile(self, specs: list[PipelineSpec]) -> None:
+        wanted = {s.id: s for s in specs if s.pipeline.status is PipelineStatus.START}
+        with self._lock:
+            for pid, runner in list(self._runners.items()):
+                spec = wanted.get(pid)
+                if spec is None or spec != self._specs.get(pid) or not runner.is_alive():
+                    why = "paused or removed" if spec is None else "changed" if runner.is_alive() else "ended"
+                    log.info("pipeline %s %s: stopping its runner", runner.spec.name, why)
+                    runner.stop()
+                    runner.join()
+                    del self._runners[pid]
+                    self._specs.pop(pid, None)
+            for pid, spec in wanted.items():
+                if pid not in self._runners:
+                    runner = PipelineRunner(spec, self._redis, limits=self._limits, on_event=self._on_event)
+                    self._runners[pid] = runner
+                    self._specs[pid] = spec
+                    runner.start()
+        self.last_reconcile = time.time()
+
+    def run(self, stop: threading.Event) -> None:
+        """Reconcile until ``stop`` is set, then stop every runner gracefully."""
+        listener: psycopg.Connection | None = None
+        repo: ConfigRepository | None = None
+        backoff = 1.0
+        try:
+            while not stop.is_set():
+                try:
+                    if repo is None:
+                        repo = ConfigRepository(self._url)
+                        listener = connect_config_db(self._url)
+                        listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    self.reconcile(repo.load_specs())
+                    self.config_error = None
+                    backoff = 1.0
+                    assert listener is not None
+                    # Wake on a notice, or after the poll interval, or soon after `stop`.
+                    deadline = time.monotonic() + self._poll
+                    while not stop.is_set() and time.monotonic() < deadline:
+                        if any(True for _ in listener.notifies(timeout=0.5, stop_after=1)):
+                            # coalesce a burst of edits into one reconcile
+                            for _ in listener.notifies(timeout=0.05):
+                                pass
+                            break
+                except (EtlError, psycopg.Error) as exc:
+                    self.config_error = exc if isinstance(exc, EtlError) else None
+                    log.warning("config DB unavailable (%s); running pipelines keep going; retry in %.0fs", exc, backoff)
+                    for conn in (listener, repo):
+                        try:
+                            if conn is not None:
+                                conn.close()
+                        except Exception:
+                            pass
+                    listener, repo = None, None
+                    stop.wait(backoff)
+                    backoff = min(backoff * 2, 30.0)
+        finally:
+            self.shutdown()
+            for conn in (listener, repo):
+                if conn is not None:
+                    conn.close()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            runners = list(self._runners.values())
+            self._runners.clear()
+            self._specs.clear()
+        for runner in runners:
+            runner.stop()
+        for runner in runners:
+            runner.join()

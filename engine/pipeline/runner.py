@@ -1,0 +1,561 @@
+"""One pipeline, run in its own thread: copy what needs copying, then stream.
+
+The runner's loop is: decode → batch → (when the batch is full or old enough) land + MERGE +
+checkpoint in one destination transaction → cache the checkpoint in Redis → acknowledge it to
+PostgreSQL. Nothing is acknowledged before it is durable at the destination (I1); replays are
+harmless because the MERGE is keyed and ordered (I2). Failures are classified: transient ones are
+retried with backoff and say when; the others wait for the operator (I6).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+import redis
+from psycopg import sql
+
+from engine.batching.batcher import Batch, Batcher, BatchLimits, Op
+from engine.config.models import PipelineSpec
+from engine.decoding import pgoutput
+from engine.destinations.base import Destination
+from engine.destinations.factory import open_destination
+from engine.errors import ErrorKind, EtlError, RetryPolicy, TableError
+from engine.identifiers import TableName
+from engine.source import catalog
+from engine.source.catalog import TableSchema
+from engine.source.connection import connect_source
+from engine.source.copy import copy_table, estimate_rows
+from engine.source.lsn import format_lsn
+from engine.source.stream import ReplicationStream
+from engine.state.store import PipelineState
+from engine.state.table_state import TablePhase, TableState
+
+log = logging.getLogger("etl.pipeline")
+
+MAX_BACKOFF_SECONDS = 60.0
+# After this many failed attempts in a row a transient error stops retrying (I6: no endless loop).
+MAX_TIMED_ATTEMPTS = 20
+
+
+class RunnerState(StrEnum):
+    STARTING = "starting"
+    COPYING = "copying"
+    STREAMING = "streaming"
+    RETRYING = "retrying"
+    ERRORED = "errored"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class RunnerEvent:
+    at: float
+    pipeline: str
+    kind: str  # state | error | table | retry
+    message: str
+    table: str | None = None
+
+
+@dataclass
+class _Stats:
+    applied: dict[str, int] = field(default_factory=lambda: {"I": 0, "U": 0, "D": 0, "copy": 0})
+    flushes: int = 0
+    last_flush_seconds: float = 0.0
+    received_lsn: int = 0
+
+
+class PipelineRunner(threading.Thread):
+    def __init__(
+        self,
+        spec: PipelineSpec,
+        redis_client: redis.Redis,
+        *,
+        limits: BatchLimits | None = None,
+        on_event: Callable[[RunnerEvent], None] | None = None,
+    ) -> None:
+        super().__init__(name=f"pipeline-{spec.name}", daemon=True)
+        self.spec = spec
+        self._redis = redis_client
+        self._limits = limits or BatchLimits()
+        self._on_event = on_event
+        self._stop_event = threading.Event()
+        self.state = RunnerState.STARTING
+        self.last_error: EtlError | None = None
+        self.next_retry_at: float | None = None
+        self.stats = _Stats()
+        self._store = PipelineState(redis_client, spec.id)
+        self._acked = 0
+        self._checkpoint = 0
+        self._last_status = 0.0
+        self._copy_progress: dict[TableName, tuple[int, int]] = {}
+
+    # ---- control -----------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask for a graceful stop: pending changes are flushed and acknowledged first."""
+        self._stop_event.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_event.is_set()
+
+    def _event(self, kind: str, message: str, table: TableName | None = None) -> None:
+        level = logging.WARNING if kind in ("error", "retry") else logging.INFO
+        log.log(level, message, extra={"pipeline": self.spec.name, "table": str(table) if table else None})
+        if self._on_event is not None:
+            self._on_event(RunnerEvent(time.time(), self.spec.name, kind, message, str(table) if table else None))
+
+    def _set_state(self, state: RunnerState) -> None:
+        if state is not self.state:
+            self.state = state
+            self._event("state", f"pipeline {self.spec.name}: {state}")
+        self._publish(force=True)
+
+    # ---- main loop ---------------------------------------------------------------------------
+    def run(self) -> None:
+        attempts = 0
+        while not self._stop_event.is_set():
+            try:
+                self._session()
+                break  # a session returns only when asked to stop
+            except EtlError as exc:
+                err = exc
+            except Exception as exc:  # a bug or an unforeseen driver error: still reported, never silent
+                log.error("pipeline %s: unexpected error\n%s", self.spec.name, traceback.format_exc())
+                err = EtlError(
+                    f"unexpected {type(exc).__name__}: {exc}",
+                    "retrying with backoff; if it persists, report it with the log",
+                    kind=ErrorKind.INTERNAL,
+                    retry=RetryPolicy.TIMED,
+                )
+            attempts += 1
+            self.last_error = err
+            if err.retry is RetryPolicy.TIMED and attempts < MAX_TIMED_ATTEMPTS:
+                delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(attempts, 8))
+                self.next_retry_at = time.time() + delay
+                self._event("retry", f"pipeline {self.spec.name}: {err} — retry {attempts} in {delay:.0f}s")
+                self._set_state(RunnerState.RETRYING)
+                self._stop_event.wait(delay)
+                continue
+            self.next_retry_at = None
+            self._event("error", f"pipeline {self.spec.name}: {err}")
+            self._set_state(RunnerState.ERRORED)
+            # Waits for the operator: a config change or `pipeline start` restarts the runner.
+            while not self._stop_event.wait(1.0):
+                self._publish()
+            break
+        self.next_retry_at = None
+        self._set_state(RunnerState.STOPPED)
+
+    def _session(self) -> None:
+        spec = self.spec
+        what = f'source "{spec.source.name}"'
+        self._set_state(RunnerState.STARTING)
+        self._store.load()
+        destination = open_destination(spec.destination)
+        with connect_source(spec.source.dsn, what) as conn:
+            catalog.check_wal_level(conn, spec.source.name)
+            catalog.check_replication_role(conn, spec.source.name)
+            schemas = self._resolve_tables(conn)
+            catalog.ensure_publication(conn, spec.pipeline.publication_name, schemas.keys())
+            self._ensure_slot(conn, destination)
+        to_copy = [t for t, s in schemas.items() if self._needs_copy(t)]
+        if to_copy:
+            self._set_state(RunnerState.COPYING)
+            self._copy_tables({t: schemas[t] for t in to_copy}, destination)
+            if self._stop_event.is_set():
+                return
+        streaming = {t: s for t, s in schemas.items() if self._phase(t).streams}
+        destination.prepare(streaming.values())
+        self._checkpoint = destination.checkpoint(spec.id) or 0
+        self._store.set_checkpoint(self._checkpoint)
+        self.last_error = None
+        self._stream(streaming, destination)
+
+    # ---- tables --------------------------------------------------------------------------------
+    def _phase(self, table: TableName) -> TablePhase:
+        st = self._store.get(table)
+        return st.phase if st else TablePhase.INIT
+
+    def _needs_copy(self, table: TableName) -> bool:
+        st = self._store.get(table)
+        return st is None or st.phase in (TablePhase.INIT, TablePhase.DATA_SYNC, TablePhase.ERRORED)
+
+    def _table_error(self, table: TableName, err: EtlError) -> None:
+        prev = self._store.get(table) or TableState(TablePhase.INIT)
+        self._store.set(table, prev.errored(err))
+        self._event("error", f"table {table}: {err}", table)
+
+    def _resolve_tables(self, conn: psycopg.Connection) -> dict[TableName, TableSchema]:
+        configured = set(self.spec.pipeline.tables)
+        gone = [t for t in self._store.tables() if t not in configured]
+        if gone:
+            self._store.forget(gone)
+        schemas: dict[TableName, TableSchema] = {}
+        for table in self.spec.pipeline.tables:
+            try:
+                schema = catalog.describe_table(conn, table)
+                catalog.check_select_privilege(conn, table)
+            except TableError as exc:
+                self._table_error(table, exc)
+                continue
+            st = self._store.get(table)
+            if st is not None and st.phase is TablePhase.ERRORED:
+                # A restart is the retry: the table missed changes while errored, so it is copied again.
+                self._event("table", f"table {table}: retrying after error ({st.reason})", table)
+                self._store.set(table, TableState(TablePhase.INIT))
+            schemas[table] = schema
+        return schemas
+
+    def _ensure_slot(self, conn: psycopg.Connection, destination: Destination) -> None:
+        spec = self.spec
+        slot = spec.pipeline.slot_name
+        info = catalog.slot_info(conn, slot)
+        marker = self._store.slot_marker()
+        if info is None:
+            if marker is not None:
+                raise EtlError(
+                    f"replication slot {slot} of pipeline {spec.name} disappeared from the source; changes made "
+                    "since it was dropped cannot be recovered",
+                    f"resync the pipeline (copies every table again): etl-tui pipeline resync {spec.name}",
+                    kind=ErrorKind.SLOT,
+                    retry=RetryPolicy.MANUAL,
+                )
+            stream = ReplicationStream(spec.source.dsn, f'source "{spec.source.name}"')
+            try:
+                created = stream.create_slot(slot)
+            finally:
+                stream.close()
+            self._store.set_slot_marker(slot)
+            destination_forget = getattr(destination, "forget", None)
+            if destination_forget is not None:
+                destination_forget(spec.id)  # a checkpoint from an earlier slot means nothing now
+            for table in spec.pipeline.tables:
+                st = self._store.get(table)
+                if st is None or st.phase is not TablePhase.ERRORED:
+                    self._store.set(table, TableState(TablePhase.INIT))
+            self._event("state", f"created replication slot {slot} at {format_lsn(created.consistent_point)}")
+            return
+        if marker is None:
+            raise EtlError(
+                f"the state store has no record of pipeline {spec.name}, but its slot {slot} exists "
+                "(Redis was flushed or replaced); continuing could skip or duplicate data",
+                f"resync the pipeline (copies every table again): etl-tui pipeline resync {spec.name}",
+                kind=ErrorKind.STATE_LOST,
+                retry=RetryPolicy.MANUAL,
+            )
+        if info.wal_status == "lost":
+            raise EtlError(
+                f"replication slot {slot} was invalidated by the server (wal_status=lost): the WAL it needed is gone",
+                f"resync the pipeline: etl-tui pipeline resync {spec.name}; consider raising max_slot_wal_keep_size",
+                kind=ErrorKind.SLOT,
+                retry=RetryPolicy.MANUAL,
+            )
+
+    def _copy_tables(self, schemas: dict[TableName, TableSchema], destination: Destination) -> None:
+        """Copy ``schemas`` at one exported snapshot; the stream applies changes committed after it."""
+        spec = self.spec
+        what = f'source "{spec.source.name}"'
+        sync = ReplicationStream(spec.source.dsn, what, application_name="etl-tui table sync")
+        try:
+            created = sync.create_slot(f"etl_sync_{spec.id}_{int(time.time() * 1000)}", temporary=True, export_snapshot=True)
+            with connect_source(spec.source.dsn, what) as conn:
+                for table, schema in schemas.items():
+                    if self._stop_event.is_set():
+                        return
+                    self._store.set(table, TableState(TablePhase.DATA_SYNC))
+                    self._event("table", f"table {table}: copying", table)
+                    started = time.monotonic()
+                    try:
+                        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(created.snapshot)))
+                        estimate = estimate_rows(conn, schema)
+                        self._copy_progress[table] = (0, estimate)
+
+                        def progress(n: int, table: TableName = table, estimate: int = estimate) -> None:
+                            self._copy_progress[table] = (n, max(estimate, n))
+                            self._publish()
+
+                        rows = destination.copy_table(schema, copy_table(conn, schema), progress)
+                        conn.execute("COMMIT")
+                    except EtlError as exc:
+                        conn.execute("ROLLBACK")
+                        if isinstance(exc, TableError) or exc.kind in (ErrorKind.VALUE_CONVERSION,):
+                            self._table_error(table, exc)
+                            continue
+                        raise
+                    except ValueError as exc:  # ValueConversionError from the type map
+                        conn.execute("ROLLBACK")
+                        self._table_error(table, _conversion_error(table, exc))
+                        continue
+                    self._copy_progress.pop(table, None)
+                    self.stats.applied["copy"] += rows
+                    self._store.add_counters({(table, "copy"): rows})
+                    self._store.set(
+                        table,
+                        TableState(TablePhase.FINISHED_COPY, snapshot_lsn=created.consistent_point, rows_copied=rows),
+                    )
+                    secs = time.monotonic() - started
+                    self._event(
+                        "table",
+                        f"table {table}: copied {rows} rows in {secs:.1f}s at snapshot {format_lsn(created.consistent_point)}",
+                        table,
+                    )
+        finally:
+            sync.close()  # drops the temporary slot
+
+    # ---- streaming -----------------------------------------------------------------------------
+    def _stream(self, schemas: dict[TableName, TableSchema], destination: Destination) -> None:
+        spec = self.spec
+        stream = ReplicationStream(spec.source.dsn, f'source "{spec.source.name}"')
+        try:
+            stream.start(spec.pipeline.slot_name, spec.pipeline.publication_name)
+            self._acked = 0
+            self._set_state(RunnerState.STREAMING)
+            self._stream_loop(stream, schemas, destination)
+        finally:
+            stream.close()
+
+    def _stream_loop(
+        self, stream: ReplicationStream, schemas: dict[TableName, TableSchema], destination: Destination
+    ) -> None:
+        decoder = pgoutput.Decoder(1)
+        decode = decoder.decode
+        batcher = Batcher(self._limits)
+        # relid → (schema, apply changes committed at or after this LSN)
+        active: dict[int, tuple[TableSchema, int]] = {}
+        min_lsn = {t: (self._store.get(t) or TableState(TablePhase.READY)).snapshot_lsn for t in schemas}
+        commit_lsn = 0
+        ordinal = 0
+        skip_tx = False
+        idle_ack = 0
+        checkpoint = self._checkpoint
+        read = stream.read_nowait
+        INSERT, UPDATE, DELETE = ord("I"), ord("U"), ord("D")
+        BEGIN, COMMIT, RELATION, TRUNCATE = ord("B"), ord("C"), ord("R"), ord("T")
+        last_check = time.monotonic()
+        counter = 0
+
+        def flush() -> None:
+            nonlocal checkpoint
+            batch = batcher.take()
+            self._apply(batch, destination, active)
+            if batch.checkpoint is not None:
+                checkpoint = batch.checkpoint
+                self._checkpoint = checkpoint
+                stream.ack(checkpoint)
+                self._acked = checkpoint
+                self._promote_ready(checkpoint)
+
+        while not self._stop_event.is_set():
+            msg = read()
+            if msg is None:
+                if batcher.rows and batcher.should_flush():
+                    flush()
+                elif batcher.empty and idle_ack > self._acked:
+                    stream.ack(idle_ack)
+                    self._acked = idle_ack
+                if batcher.empty:
+                    # Caught up with what the server sent: tables copied before this point are
+                    # streaming normally. (The snapshot LSN filter stays in force either way.)
+                    self._promote_ready(max(self._acked, stream.server_wal_end))
+                self.stats.received_lsn = max(self.stats.received_lsn, stream.server_wal_end)
+                self._publish()
+                if batcher.empty or not batcher.should_flush():
+                    stream.wait(0.1)
+                continue
+            payload = msg.payload
+            kind = payload[0]
+            if kind == INSERT or kind == UPDATE or kind == DELETE:
+                if skip_tx:
+                    continue
+                m = decode(payload)
+                entry = active.get(m.relid)  # type: ignore[union-attr]
+                if entry is None or commit_lsn < entry[1]:
+                    continue
+                schema = entry[0]
+                if kind == INSERT:
+                    batcher.add(schema, Op.INSERT, commit_lsn, ordinal, m.new, len(payload))  # type: ignore[union-attr]
+                    ordinal += 1
+                elif kind == UPDATE:
+                    old = m.old  # type: ignore[union-attr]
+                    if old is not None and _key_changed(schema, old, m.new):  # type: ignore[union-attr]
+                        batcher.add(schema, Op.DELETE, commit_lsn, ordinal, _key_only(schema, old), len(payload))
+                        ordinal += 1
+                    batcher.add(schema, Op.UPDATE, commit_lsn, ordinal, m.new, len(payload))  # type: ignore[union-attr]
+                    ordinal += 1
+                else:
+                    batcher.add(schema, Op.DELETE, commit_lsn, ordinal, _key_only(schema, m.old), len(payload))  # type: ignore[union-attr]
+                    ordinal += 1
+                if batcher.rows >= self._limits.max_rows:
+                    flush()
+                counter += 1
+                if counter >= 2048:
+                    counter = 0
+                    now = time.monotonic()
+                    if now - last_check >= 0.25:
+                        last_check = now
+                        if batcher.should_flush(now):
+                            flush()
+                        self._publish()
+                continue
+            if kind == BEGIN:
+                begin = decode(payload)
+                commit_lsn = begin.final_lsn  # type: ignore[union-attr]
+                ordinal = 0
+                skip_tx = commit_lsn < checkpoint  # already applied before a restart
+                continue
+            if kind == COMMIT:
+                commit = decode(payload)
+                end_lsn = commit.end_lsn  # type: ignore[union-attr]
+                self.stats.received_lsn = end_lsn
+                if batcher.empty:
+                    idle_ack = end_lsn
+                else:
+                    batcher.commit(end_lsn)
+                    if batcher.should_flush():
+                        flush()
+                continue
+            if kind == RELATION:
+                rel = decode(payload)
+                self._on_relation(rel, schemas, active, min_lsn)  # type: ignore[arg-type]
+                continue
+            if kind == TRUNCATE:
+                trunc = decode(payload)
+                if skip_tx:
+                    continue
+                for relid in trunc.relids:  # type: ignore[union-attr]
+                    entry = active.get(relid)
+                    if entry is not None and commit_lsn >= entry[1]:
+                        batcher.truncate(entry[0], commit_lsn, ordinal)
+                        ordinal += 1
+                continue
+            decode(payload)  # Origin, Type, Message: validated, nothing to apply
+        # graceful stop: drain what is pending
+        if not batcher.empty:
+            flush()
+        if idle_ack > self._acked and batcher.empty:
+            stream.ack(idle_ack)
+            self._acked = idle_ack
+
+    def _on_relation(
+        self,
+        rel: Any,
+        schemas: dict[TableName, TableSchema],
+        active: dict[int, tuple[TableSchema, int]],
+        min_lsn: dict[TableName, int],
+    ) -> None:
+        table = TableName(rel.namespace, rel.name)
+        schema = schemas.get(table)
+        if schema is None or self._phase(table) is TablePhase.ERRORED:
+            active.pop(rel.relid, None)
+            return
+        cols = [(c.name, c.type_oid) for c in rel.columns]
+        expected = [(c.name, c.type_oid) for c in schema.columns]
+        if cols != expected:
+            active.pop(rel.relid, None)
+            self._table_error(
+                table,
+                TableError(
+                    str(table),
+                    f"table {table} changed shape on the source: columns are now {[c for c, _ in cols]}",
+                    f"resync the table to copy it with its new shape: etl-tui pipeline resync {self.spec.name}",
+                    kind=ErrorKind.UNSUPPORTED_TYPE,
+                    retry=RetryPolicy.MANUAL,
+                ),
+            )
+            return
+        active[rel.relid] = (schema, min_lsn.get(table, 0))
+
+    def _apply(self, batch: Batch, destination: Destination, active: dict[int, tuple[TableSchema, int]]) -> None:
+        for failed in batch.failed:
+            # Recorded before the checkpoint moves past the table's changes, so a restart re-copies it.
+            self._table_error(failed.table, _conversion_error(failed.table, failed.error))
+            for relid, (schema, _) in list(active.items()):
+                if schema.table == failed.table:
+                    del active[relid]
+        if not batch.steps and batch.checkpoint is None:
+            return
+        started = time.monotonic()
+        destination.apply(self.spec.id, batch)
+        self.stats.last_flush_seconds = time.monotonic() - started
+        self.stats.flushes += 1
+        if batch.checkpoint is not None:
+            self._store.set_checkpoint(batch.checkpoint)
+        counts: dict[tuple[TableName, str], int] = {}
+        for step in batch.steps:
+            if hasattr(step, "counts"):
+                for op, n in step.counts.items():  # type: ignore[union-attr]
+                    self.stats.applied[op] += n
+                    key = (step.schema.table, {"I": "insert", "U": "update", "D": "delete"}[op])
+                    counts[key] = counts.get(key, 0) + n
+        self._store.add_counters(counts)
+
+    def _promote_ready(self, lsn: int) -> None:
+        for table, st in self._store.tables().items():
+            if st.phase is TablePhase.FINISHED_COPY and lsn >= st.snapshot_lsn:
+                self._store.set(table, st.moved(TablePhase.READY))
+                self._event("table", f"table {table}: ready (streaming)", table)
+
+    # ---- status ---------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        tables = {}
+        for table, st in self._store.tables().items():
+            entry: dict[str, Any] = {"phase": str(st.phase), "rows_copied": st.rows_copied}
+            if st.phase is TablePhase.ERRORED:
+                entry.update(reason=st.reason, hint=st.hint, kind=st.error_kind, retry_policy=str(st.retry_policy))
+            if table in self._copy_progress:
+                done, total = self._copy_progress[table]
+                entry.update(copied=done, estimate=total)
+            tables[str(table)] = entry
+        err = self.last_error
+        return {
+            "pipeline": self.spec.name,
+            "pipeline_id": self.spec.id,
+            "state": str(self.state),
+            "tables": tables,
+            "confirmed_lsn": format_lsn(self._acked) if self._acked else None,
+            "checkpoint_lsn": format_lsn(self._checkpoint) if self._checkpoint else None,
+            "received_lsn": format_lsn(self.stats.received_lsn) if self.stats.received_lsn else None,
+            "applied": dict(self.stats.applied),
+            "flushes": self.stats.flushes,
+            "last_flush_seconds": round(self.stats.last_flush_seconds, 4),
+            "last_error": None
+            if err is None
+            else {"kind": str(err.kind), "reason": err.reason, "hint": err.hint, "retry_policy": str(err.retry)},
+            "next_retry_at": self.next_retry_at,
+            "published_at": time.time(),
+        }
+
+    def _publish(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_status < 1.0:
+            return
+        self._last_status = now
+        try:
+            self._store.publish_status(self.snapshot())
+        except EtlError as exc:  # status is best effort; replication must not stop for it
+            log.debug("status publish failed: %s", exc)
+
+
+def _key_changed(schema: TableSchema, old: tuple[object, ...], new: tuple[object, ...]) -> bool:
+    return any(old[i] != new[i] for i, c in enumerate(schema.columns) if c.is_key)
+
+
+def _key_only(schema: TableSchema, old: tuple[object, ...]) -> tuple[object, ...]:
+    return tuple(v if c.is_key else None for c, v in zip(schema.columns, old, strict=True))
+
+
+def _conversion_error(table: TableName, exc: Exception) -> EtlError:
+    return EtlError(
+        str(exc) if str(table) in str(exc) else f"table {table}: {exc}",
+        getattr(exc, "hint", "") or "fix or exclude the value at the source, then retry the table",
+        kind=ErrorKind.VALUE_CONVERSION,
+        retry=RetryPolicy.MANUAL,
+    )

@@ -1,0 +1,67 @@
+"""Settings from the environment and a ``.env`` file (DESIGN §4)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from engine.errors import ConfigError
+from engine.redaction import redact_dsn
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_METRICS_ADDR = "[::]:9000"
+
+
+@dataclass(frozen=True)
+class Settings:
+    config_db_url: str
+    redis_url: str
+    metrics_addr: str = DEFAULT_METRICS_ADDR
+    alert_webhook_url: str | None = None
+
+    def __repr__(self) -> str:  # never show a password, even in a traceback
+        return (
+            f"Settings(config_db_url={redact_dsn(self.config_db_url)!r}, "
+            f"redis_url={redact_dsn(self.redis_url)!r}, metrics_addr={self.metrics_addr!r})"
+        )
+
+
+def load_dotenv_file(path: Path | None = None) -> None:
+    """Load ``.env`` from the working directory; real environment variables win."""
+    from dotenv import load_dotenv
+
+    load_dotenv(path or Path.cwd() / ".env", override=False)
+
+
+def _config_db_url_from_parts(env: dict[str, str]) -> str | None:
+    host = env.get("CONFIG_DB_HOST")
+    if not host:
+        return None
+    user = quote(env.get("CONFIG_DB_USER", "postgres"), safe="")
+    password = env.get("CONFIG_DB_PASSWORD")
+    auth = f"{user}:{quote(password, safe='')}" if password else user
+    port = env.get("CONFIG_DB_PORT", "5432")
+    name = quote(env.get("CONFIG_DB_NAME", "etl_config"), safe="")
+    return f"postgresql://{auth}@{host}:{port}/{name}"
+
+
+def load_settings(env: dict[str, str] | None = None, *, dotenv: bool = True) -> Settings:
+    if env is None:
+        if dotenv:
+            load_dotenv_file()
+        env = dict(os.environ)
+    url = env.get("CONFIG_DB_URL") or _config_db_url_from_parts(env)
+    if not url:
+        raise ConfigError(
+            "no config database is set",
+            "set CONFIG_DB_URL (e.g. postgresql://user@host:5432/etl_config) or CONFIG_DB_HOST/PORT/NAME/"
+            "USER/PASSWORD in the environment or .env; `etl-tui demo` needs none of this",
+        )
+    return Settings(
+        config_db_url=url,
+        redis_url=env.get("REDIS_URL", DEFAULT_REDIS_URL),
+        metrics_addr=env.get("METRICS_ADDR", DEFAULT_METRICS_ADDR),
+        alert_webhook_url=env.get("ALERT_WEBHOOK_URL") or None,
+    )

@@ -1,0 +1,38 @@
+"""The Redis key scheme, in one place. Every key starts with ``etl:``.
+
+etl:pipeline:{id}:tables      hash  table (as ``schema.name``, quoted like PostgreSQL) → TableState JSON
+etl:pipeline:{id}:checkpoint  str   last commit end LSN durable at the destination (a cache of the
+                                    destination's own record, which is authoritative)
+etl:pipeline:{id}:slot        str   the slot this state belongs to; present once the slot exists, so a
+                                    slot without state (Redis flushed) is detected, never silently re-copied
+etl:pipeline:{id}:status      str   the runner's latest status snapshot (JSON), refreshed every second
+etl:pipeline:{id}:counters    hash  ``{table}|{op}`` → rows applied (op: insert|update|delete|copy)
+"""
+
+from __future__ import annotations
+
+PREFIX = "etl:"
+
+
+def pipeline_prefix(pipeline_id: int) -> str:
+    return f"{PREFIX}pipeline:{pipeline_id}:"
+
+
+def tables(pipeline_id: int) -> str:
+    return pipeline_prefix(pipeline_id) + "tables"
+
+
+def checkpoint(pipeline_id: int) -> str:
+    return pipeline_prefix(pipeline_id) + "checkpoint"
+
+
+def slot(pipeline_id: int) -> str:
+    return pipeline_prefix(pipeline_id) + "slot"
+
+
+def status(pipeline_id: int) -> str:
+    return pipeline_prefix(pipeline_id) + "status"
+
+
+def counters(pipeline_id: int) -> str:
+    return pipeline_prefix(pipeline_id) + "counters"

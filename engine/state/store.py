@@ -1,0 +1,139 @@
+"""Redis state store, cache-first: reads come from memory, every write goes through to Redis.
+
+One store per pipeline runner thread (redis-py clients are thread-safe, but the cache is not
+shared on purpose: each runner owns its pipeline's keys).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import redis
+
+from engine.errors import StateStoreError
+from engine.identifiers import TableName
+from engine.redaction import redact_dsn
+from engine.state import keys
+from engine.state.table_state import TableState
+
+T = TypeVar("T")
+
+
+def connect_redis(url: str) -> redis.Redis:
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
+        client.ping()
+    except redis.RedisError as exc:
+        raise StateStoreError(
+            f"cannot reach Redis at {redact_dsn(url)}: {exc}",
+            "check REDIS_URL and that redis-server is running; replication waits and retries",
+        ) from exc
+    return client
+
+
+def _call(what: str, fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except redis.RedisError as exc:
+        raise StateStoreError(f"Redis {what} failed: {exc}", "check that Redis is up; the slot is not advanced meanwhile") from exc
+
+
+class PipelineState:
+    """The state of one pipeline: table phases, checkpoint cache, slot marker, status, counters."""
+
+    def __init__(self, client: redis.Redis, pipeline_id: int) -> None:
+        self._r = client
+        self.pipeline_id = pipeline_id
+        self._tables: dict[TableName, TableState] = {}
+        self._loaded = False
+
+    # ---- table phases ------------------------------------------------------------------------
+    def load(self) -> dict[TableName, TableState]:
+        raw: Mapping[bytes, bytes] = _call("HGETALL", lambda: self._r.hgetall(keys.tables(self.pipeline_id)))
+        self._tables = {}
+        for field, value in raw.items():
+            schema, name = json.loads(field)
+            self._tables[TableName(schema, name)] = TableState.from_json(value)
+        self._loaded = True
+        return dict(self._tables)
+
+    def tables(self) -> dict[TableName, TableState]:
+        if not self._loaded:
+            self.load()
+        return dict(self._tables)
+
+    def get(self, table: TableName) -> TableState | None:
+        if not self._loaded:
+            self.load()
+        return self._tables.get(table)
+
+    def set(self, table: TableName, state: TableState) -> None:
+        if not state.updated_at:
+            state = state.moved(state.phase)
+        field = json.dumps([table.schema, table.name])
+        _call("HSET", lambda: self._r.hset(keys.tables(self.pipeline_id), field, state.to_json()))
+        self._tables[table] = state
+
+    def forget(self, tables: Iterable[TableName]) -> None:
+        fields = [json.dumps([t.schema, t.name]) for t in tables]
+        if fields:
+            _call("HDEL", lambda: self._r.hdel(keys.tables(self.pipeline_id), *fields))
+        for t in tables:
+            self._tables.pop(t, None)
+
+    # ---- checkpoint and slot marker ---------------------------------------------------------
+    def checkpoint(self) -> int | None:
+        value = _call("GET", lambda: self._r.get(keys.checkpoint(self.pipeline_id)))
+        return int(value) if value is not None else None
+
+    def set_checkpoint(self, lsn: int) -> None:
+        _call("SET", lambda: self._r.set(keys.checkpoint(self.pipeline_id), str(lsn)))
+
+    def slot_marker(self) -> str | None:
+        value = _call("GET", lambda: self._r.get(keys.slot(self.pipeline_id)))
+        return value.decode() if isinstance(value, bytes) else value
+
+    def set_slot_marker(self, slot_name: str) -> None:
+        _call("SET", lambda: self._r.set(keys.slot(self.pipeline_id), slot_name))
+
+    # ---- status and counters ----------------------------------------------------------------
+    def publish_status(self, status: dict[str, Any], ttl_seconds: int = 30) -> None:
+        payload = json.dumps(status, default=str, separators=(",", ":"))
+        _call("SET", lambda: self._r.set(keys.status(self.pipeline_id), payload, ex=ttl_seconds))
+
+    def add_counters(self, counts: Mapping[tuple[TableName, str], int]) -> None:
+        if not counts:
+            return
+
+        def run() -> None:
+            pipe = self._r.pipeline(transaction=False)
+            for (table, op), n in counts.items():
+                pipe.hincrby(keys.counters(self.pipeline_id), f"{table}|{op}", n)
+            pipe.execute()
+
+        _call("HINCRBY", run)
+
+    def clear(self) -> None:
+        """Remove every key of this pipeline (used by an explicit `pipeline remove`)."""
+        prefix = keys.pipeline_prefix(self.pipeline_id)
+        found = list(_call("SCAN", lambda: list(self._r.scan_iter(match=prefix + "*", count=500))))
+        if found:
+            _call("DEL", lambda: self._r.delete(*found))
+        self._tables.clear()
+
+
+def read_status(client: redis.Redis, pipeline_id: int) -> dict[str, Any] | None:
+    raw = _call("GET", lambda: client.get(keys.status(pipeline_id)))
+    if raw is None:
+        return None
+    data: dict[str, Any] = json.loads(raw)
+    data["age_seconds"] = max(0.0, time.time() - float(data.get("published_at", 0)))
+    return data
+
+
+def read_counters(client: redis.Redis, pipeline_id: int) -> dict[str, int]:
+    raw = _call("HGETALL", lambda: client.hgetall(keys.counters(pipeline_id)))
+    return {k.decode(): int(v) for k, v in raw.items()}

@@ -1,0 +1,64 @@
+"""Table lifecycle (DESIGN §3), as Supabase `etl` names the phases."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+from engine.errors import EtlError, RetryPolicy
+
+
+class TablePhase(StrEnum):
+    INIT = "init"  # known, not copied yet
+    DATA_SYNC = "data_sync"  # copy in progress (a crash here means: copy again from scratch)
+    FINISHED_COPY = "finished_copy"  # copied at snapshot_lsn; the stream applies changes after it
+    SYNC_WAIT = "sync_wait"
+    CATCHUP = "catchup"
+    SYNC_DONE = "sync_done"
+    READY = "ready"  # streaming; never copied again unless resynced
+    ERRORED = "errored"
+
+    @property
+    def streams(self) -> bool:
+        """Whether the stream applies this table's changes."""
+        return self in (TablePhase.FINISHED_COPY, TablePhase.CATCHUP, TablePhase.SYNC_DONE, TablePhase.READY)
+
+
+@dataclass(frozen=True)
+class TableState:
+    phase: TablePhase
+    snapshot_lsn: int = 0  # changes committed before this LSN are in the copy
+    rows_copied: int = 0
+    reason: str = ""
+    hint: str = ""
+    error_kind: str = ""
+    retry_policy: RetryPolicy = RetryPolicy.NONE
+    next_retry_at: float | None = None
+    updated_at: float = 0.0
+
+    def to_json(self) -> str:
+        d: dict[str, Any] = asdict(self)
+        return json.dumps(d, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> TableState:
+        d = json.loads(text)
+        d["phase"] = TablePhase(d["phase"])
+        d["retry_policy"] = RetryPolicy(d.get("retry_policy", "none"))
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def moved(self, phase: TablePhase, **changes: Any) -> TableState:
+        return replace(self, phase=phase, updated_at=time.time(), **changes)
+
+    def errored(self, err: EtlError) -> TableState:
+        return self.moved(
+            TablePhase.ERRORED,
+            reason=err.reason,
+            hint=err.hint,
+            error_kind=str(err.kind),
+            retry_policy=err.retry,
+        )

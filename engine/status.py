@@ -1,0 +1,98 @@
+"""What `etl-tui status` (and later the console) shows: desired state from the config DB,
+actual state from the runners' published snapshots, slot positions from each source."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from engine.config.repository import ConfigRepository
+from engine.errors import EtlError
+from engine.source import catalog
+from engine.source.connection import connect_source
+from engine.source.lsn import format_lsn
+from engine.state.store import PipelineState, read_counters, read_status
+
+# A snapshot older than this means no engine is publishing for the pipeline.
+STALE_AFTER_SECONDS = 15.0
+
+
+def collect_status(repo: ConfigRepository, client: redis.Redis | None) -> list[dict[str, Any]]:
+    specs = repo.load_specs()
+    slots: dict[int, dict[str, Any]] = {}
+    by_source: dict[int, list[Any]] = {}
+    for spec in specs:
+        by_source.setdefault(spec.source.id, []).append(spec)
+    for group in by_source.values():
+        source = group[0].source
+        try:
+            with connect_source(source.dsn, f'source "{source.name}"', application_name="etl-tui status") as conn:
+                for spec in group:
+                    info = catalog.slot_info(conn, spec.pipeline.slot_name)
+                    if info is None:
+                        slots[spec.id] = {"exists": False}
+                        continue
+                    confirmed = info.confirmed_flush_lsn
+                    slots[spec.id] = {
+                        "exists": True,
+                        "active": info.active,
+                        "active_pid": info.active_pid,
+                        "wal_status": info.wal_status,
+                        "confirmed_flush_lsn": format_lsn(confirmed) if confirmed is not None else None,
+                        "lag_bytes": (info.current_wal_lsn - confirmed) if confirmed is not None else None,
+                        "retained_bytes": (info.current_wal_lsn - info.restart_lsn)
+                        if info.restart_lsn is not None
+                        else None,
+                    }
+        except EtlError as exc:
+            for spec in group:
+                slots[spec.id] = {"error": exc.reason, "hint": exc.hint}
+    result = []
+    for spec in specs:
+        p = spec.pipeline
+        published = None
+        tables: dict[str, Any] = {}
+        counters: dict[str, int] = {}
+        state_error = None
+        if client is not None:
+            try:
+                published = read_status(client, p.id)
+                store = PipelineState(client, p.id)
+                tables = {
+                    str(t): {
+                        "phase": str(s.phase),
+                        **({"reason": s.reason, "hint": s.hint, "retry_policy": str(s.retry_policy)} if s.reason else {}),
+                    }
+                    for t, s in store.load().items()
+                }
+                counters = read_counters(client, p.id)
+            except EtlError as exc:
+                state_error = exc.reason
+        actual = "not running"
+        if published is not None and published.get("age_seconds", 1e9) <= STALE_AFTER_SECONDS:
+            actual = published.get("state", "unknown")
+            for name, entry in (published.get("tables") or {}).items():
+                tables.setdefault(name, {}).update(entry)
+        for t in p.tables:
+            tables.setdefault(str(t), {"phase": "init"})
+        result.append(
+            {
+                "pipeline": p.name,
+                "source": spec.source.name,
+                "source_dsn": spec.source.dsn_redacted,
+                "destination": spec.destination.name,
+                "destination_target": spec.destination.describe(),
+                "desired": str(p.status),
+                "actual": actual,
+                "slot": p.slot_name,
+                "publication": p.publication_name,
+                "slot_state": slots.get(spec.id, {}),
+                "tables": tables,
+                "counters": counters,
+                "last_error": (published or {}).get("last_error"),
+                "next_retry_at": (published or {}).get("next_retry_at"),
+                "state_store_error": state_error,
+            }
+        )
+    return result

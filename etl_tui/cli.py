@@ -1,0 +1,300 @@
+"""The ``etl-tui`` command line (DESIGN §4).
+
+Headless commands import only the engine; the console (a later addition) is imported only when
+it is asked for, so ``etl-tui --no-ui`` never loads Textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from engine.config.models import DestinationType, PipelineStatus
+from engine.config.repository import ConfigRepository
+from engine.errors import ConfigError, EtlError
+from engine.identifiers import parse_table_list
+from engine.settings import Settings, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def _repo(settings: Settings) -> ConfigRepository:
+    return ConfigRepository(settings.config_db_url)
+
+
+def _print_rows(headers: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+# ---- commands ------------------------------------------------------------------------------------
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.config.migrations import apply_migrations
+    from engine.config.repository import connect_config_db
+
+    with connect_config_db(settings.config_db_url) as conn:
+        applied = apply_migrations(conn)
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(m.name for m in applied) if applied else ""))
+    return EXIT_OK
+
+
+def cmd_source(args: argparse.Namespace, settings: Settings) -> int:
+    with _repo(settings) as repo:
+        if args.action == "add":
+            src = repo.add_source(args.name, args.dsn)
+            print(f"source {src.name} added ({src.dsn_redacted})")
+        elif args.action == "list":
+            _print_rows(["NAME", "DSN"], [[s.name, s.dsn_redacted] for s in repo.list_sources()])
+        elif args.action == "remove":
+            repo.remove_source(args.name)
+            print(f"source {args.name} removed")
+    return EXIT_OK
+
+
+def cmd_destination(args: argparse.Namespace, settings: Settings) -> int:
+    with _repo(settings) as repo:
+        if args.action == "add":
+            if args.type == DestinationType.DUCKDB and not args.path:
+                raise ConfigError("--path is required for a duckdb destination", "pass --path FILE.duckdb")
+            config: dict[str, Any] = {"path": args.path, "schema": args.schema, "landing_schema": args.landing_schema}
+            dest = repo.add_destination(args.name, DestinationType(args.type), config)
+            print(f"destination {dest.name} added ({dest.describe()})")
+        elif args.action == "list":
+            _print_rows(
+                ["NAME", "TYPE", "TARGET"], [[d.name, str(d.type), d.describe()] for d in repo.list_destinations()]
+            )
+        elif args.action == "remove":
+            repo.remove_destination(args.name)
+            print(f"destination {args.name} removed")
+    return EXIT_OK
+
+
+def cmd_pipeline(args: argparse.Namespace, settings: Settings) -> int:
+    from engine import admin
+
+    with _repo(settings) as repo:
+        if args.action == "add":
+            tables = parse_table_list(args.tables)
+            status = PipelineStatus.PAUSE if args.paused else PipelineStatus.START
+            p = repo.add_pipeline(args.name, args.source, args.destination, tables, status)
+            print(f"pipeline {p.name} added with {len(p.tables)} table(s), status {p.status}")
+        elif args.action == "list":
+            sources = {s.id: s.name for s in repo.list_sources()}
+            dests = {d.id: d.name for d in repo.list_destinations()}
+            _print_rows(
+                ["NAME", "SOURCE", "DESTINATION", "STATUS", "TABLES"],
+                [
+                    [p.name, sources[p.source_id], dests[p.destination_id], str(p.status), ", ".join(map(str, p.tables))]
+                    for p in repo.list_pipelines()
+                ],
+            )
+        elif args.action in ("start", "pause"):
+            p = repo.set_pipeline_status(args.name, PipelineStatus(args.action))
+            print(f"pipeline {p.name}: status {p.status} (a running engine applies it at once)")
+        elif args.action == "remove":
+            report = admin.remove_pipeline(repo, settings, args.name, keep_slot=args.keep_slot)
+            print(report)
+        elif args.action == "resync":
+            tables = parse_table_list(args.table) if args.table else None
+            print(admin.resync_pipeline(repo, settings, args.name, tables))
+    return EXIT_OK
+
+
+def _fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n = n / 1024  # type: ignore[assignment]
+    return f"{n:.1f} TiB"
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.errors import StateStoreError
+    from engine.state.store import connect_redis
+    from engine.status import collect_status
+
+    client = None
+    redis_error = None
+    try:
+        client = connect_redis(settings.redis_url)
+    except StateStoreError as exc:
+        redis_error = str(exc)
+    with _repo(settings) as repo:
+        status = collect_status(repo, client)
+    if args.json:
+        print(json.dumps({"pipelines": status, "redis_error": redis_error}, indent=2, default=str))
+        return EXIT_OK
+    if redis_error:
+        print(f"warning: {redis_error}")
+    if not status:
+        print("no pipelines; add one with `etl-tui pipeline add`")
+    for p in status:
+        slot = p["slot_state"]
+        print(f"{p['pipeline']}: {p['source']} → {p['destination']} ({p['destination_target']})")
+        print(f"  desired {p['desired']}, actual {p['actual']}")
+        if "error" in slot:
+            print(f"  slot {p['slot']}: cannot read ({slot['error']})")
+        elif slot.get("exists"):
+            active = f"active (pid {slot['active_pid']})" if slot["active"] else "inactive"
+            print(
+                f"  slot {p['slot']}: {active}, confirmed {slot['confirmed_flush_lsn']}, "
+                f"lag {_fmt_bytes(slot['lag_bytes'])}, wal_status {slot['wal_status']}"
+            )
+        else:
+            print(f"  slot {p['slot']}: not created yet")
+        for name, t in p["tables"].items():
+            line = f"  table {name}: {t.get('phase', '?')}"
+            if "copied" in t:
+                line += f" ({t['copied']}/{t.get('estimate', '?')} rows)"
+            print(line)
+            if t.get("reason"):
+                print(f"    reason: {t['reason']}")
+                print(f"    hint: {t.get('hint', '')}")
+        err = p.get("last_error")
+        if err:
+            print(f"  last error [{err['kind']}]: {err['reason']}")
+            if err.get("hint"):
+                print(f"    hint: {err['hint']}")
+            if p.get("next_retry_at"):
+                print(f"    next retry in {max(0, p['next_retry_at'] - time.time()):.0f}s")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    if not args.no_ui:
+        print(
+            "the console is not part of this build yet; run the engine headless with `etl-tui --no-ui`",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    from engine.service import install_stop_signals, run_headless
+
+    stop = threading.Event()
+    install_stop_signals(stop)
+    run_headless(settings, stop)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:
+    if not args.no_ui:
+        print("the console is not part of this build yet; showing the demo headless (--no-ui)", file=sys.stderr)
+    from engine.demo.run import run_demo
+    from engine.service import install_stop_signals
+
+    stop = threading.Event()
+    install_stop_signals(stop)
+    run_demo(stop, workdir=args.dir, duration=args.duration, rate=args.rate, print_every=args.print_every)
+    return EXIT_OK
+
+
+# ---- parser ---------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="etl-tui",
+        description="Replicate PostgreSQL tables into an analytical destination through logical replication.",
+    )
+    parser.add_argument("--no-ui", action="store_true", help="run the engine headless (SIGTERM drains and exits)")
+    parser.add_argument("--readonly", action="store_true", help="console: refuse every action that changes anything")
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    sub = parser.add_subparsers(dest="command")
+
+    sub.add_parser("migrate", help="apply pending config DB migrations")
+
+    src = sub.add_parser("source", help="manage sources").add_subparsers(dest="action", required=True)
+    p = src.add_parser("add", help="add a source PostgreSQL")
+    p.add_argument("name")
+    p.add_argument("--dsn", required=True, help="libpq URL or key=value string (shown redacted)")
+    src.add_parser("list")
+    p = src.add_parser("remove")
+    p.add_argument("name")
+
+    dst = sub.add_parser("destination", help="manage destinations").add_subparsers(dest="action", required=True)
+    p = dst.add_parser("add", help="add a destination")
+    p.add_argument("name")
+    p.add_argument("--type", required=True, choices=[t.value for t in DestinationType])
+    p.add_argument("--path", help="duckdb: the database file")
+    p.add_argument("--schema", default="main", help="schema of the target tables (default main)")
+    p.add_argument("--landing-schema", default="etl_landing", help="schema of the landing tables (default etl_landing)")
+    dst.add_parser("list")
+    p = dst.add_parser("remove")
+    p.add_argument("name")
+
+    pl = sub.add_parser("pipeline", help="manage pipelines").add_subparsers(dest="action", required=True)
+    p = pl.add_parser("add", help="add a pipeline")
+    p.add_argument("name")
+    p.add_argument("--source", required=True)
+    p.add_argument("--destination", required=True)
+    p.add_argument("--tables", required=True, help='comma-separated, e.g. public.orders,public."Order Items"')
+    p.add_argument("--paused", action="store_true", help="add it paused")
+    pl.add_parser("list")
+    for action in ("start", "pause"):
+        p = pl.add_parser(action)
+        p.add_argument("name")
+    p = pl.add_parser("remove", help="remove a pipeline, its slot and publication, and its state")
+    p.add_argument("name")
+    p.add_argument("--keep-slot", action="store_true", help="leave the replication slot and publication on the source")
+    p = pl.add_parser("resync", help="copy tables again from scratch (drops and recreates the slot for a full resync)")
+    p.add_argument("name")
+    p.add_argument("--table", help="only these tables (comma-separated); the slot is kept")
+
+    p = sub.add_parser("status", help="per pipeline: desired and actual state, tables, slot lag, last error")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("demo", help="everything embedded: a throwaway Postgres + Redis, a shop database, a pipeline")
+    p.add_argument("--no-ui", action="store_true", help="print progress instead of opening the console")
+    p.add_argument("--dir", default=".etl-tui-demo", help="working folder (default .etl-tui-demo)")
+    p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    p.add_argument("--rate", type=float, default=200.0, help="write transactions per second of the workload")
+    p.add_argument("--print-every", type=float, default=2.0, help="seconds between progress lines")
+    return parser
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "migrate": cmd_migrate,
+    "source": cmd_source,
+    "destination": cmd_destination,
+    "pipeline": cmd_pipeline,
+    "status": cmd_status,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        if args.command == "demo":
+            return cmd_demo(args, None)
+        settings = load_settings()
+        if args.command is None:
+            return cmd_run(args, settings)
+        return COMMANDS[args.command](args, settings)
+    except EtlError as exc:
+        print(f"error: {exc.reason}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

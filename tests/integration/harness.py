@@ -1,0 +1,119 @@
+"""Running a real engine against the session's PostgreSQL and Redis, and checking what it wrote."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psycopg
+import redis
+
+from engine.batching.batcher import BatchLimits
+from engine.manager import Manager
+from engine.pipeline.runner import PipelineRunner, RunnerEvent
+from engine.settings import Settings
+from engine.source.connection import source_conninfo
+
+
+def wait_until(cond: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    last_exc: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = cond()
+            if value:
+                return value
+        except Exception as exc:  # the destination may be mid-write; try again
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+
+
+class EngineThread:
+    """A Manager running in a thread of the test process."""
+
+    def __init__(self, settings: Settings, limits: BatchLimits | None = None, poll: float = 1.0) -> None:
+        self.events: list[RunnerEvent] = []
+        self.manager = Manager(
+            settings.config_db_url,
+            redis.Redis.from_url(settings.redis_url),
+            limits=limits or BatchLimits(max_fill_seconds=0.2),
+            poll_interval=poll,
+            on_event=self.events.append,
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self.manager.run, args=(self._stop,), daemon=True)
+
+    def __enter__(self) -> EngineThread:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(60)
+        assert not self._thread.is_alive(), "engine did not stop within 60s"
+
+    def runner(self, name: str, timeout: float = 30.0) -> PipelineRunner:
+        def find() -> PipelineRunner | None:
+            return next((r for r in self.manager.runners.values() if r.spec.name == name), None)
+
+        return wait_until(find, timeout, what=f"runner for {name}")  # type: ignore[no-any-return]
+
+
+@contextmanager
+def engine_process(settings: Settings, *args: str, log_path: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """``etl-tui --no-ui`` as a separate process (for SIGKILL and memory tests)."""
+    env = dict(os.environ, CONFIG_DB_URL=settings.config_db_url, REDIS_URL=settings.redis_url)
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "etl_tui.cli", "--no-ui", *args], env=env, stdout=out, stderr=out
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if log_path:
+            out.close()  # type: ignore[union-attr]
+
+
+def source_rows(dsn: str, query: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(source_conninfo(dsn)) as conn:
+        return [tuple(r) for r in conn.execute(query).fetchall()]  # type: ignore[arg-type]
+
+
+def duck_rows(path: Path, query: str) -> list[tuple[Any, ...]]:
+    """Read the DuckDB file the way another process would, while the engine may be running."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return [tuple(r) for r in con.execute(query).fetchall()]
+    finally:
+        con.close()
+
+
+def slot_confirmed(dsn: str, slot: str) -> int | None:
+    rows = source_rows(
+        dsn, f"SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint FROM pg_replication_slots WHERE slot_name = '{slot}'"
+    )
+    return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+
+def current_wal(dsn: str) -> int:
+    return int(source_rows(dsn, "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")[0][0])
