@@ -683,13 +683,13 @@ def _stream_abort_without_info(buf: bytes) -> StreamAbort:
 
 def _with_gid(buf: bytes, layout: struct.Struct) -> tuple[tuple[int, ...], str]:
     try:
-        fields = layout.unpack_from(buf, 1)
+        values = layout.unpack_from(buf, 1)
     except struct.error:
         raise _truncated(buf, 1) from None
     gid, pos = _cstring(buf, 1 + layout.size)
     if pos != len(buf):
         raise _bad_end(buf, pos)
-    return fields, gid
+    return values, gid
 
 
 def _begin_prepare(buf: bytes) -> BeginPrepare:
@@ -759,8 +759,8 @@ _OUTSIDE_STREAM: Final[dict[int, _Parser]] = {
     ord("p"): _stream_prepare,
 }
 
-# Inside a stream block (minus Stream Stop). Origin may follow Stream Start and
-# has no xid field.
+# Inside a stream block (minus Stream Stop). Origin may follow Stream Start
+# (with commit_lsn 0) and has no xid field.
 _INSIDE_STREAM: Final[dict[int, _Parser]] = {
     ord("O"): _origin,
     ord("R"): _streamed(_relation),

@@ -62,6 +62,7 @@ Choices worth knowing:
 
 from __future__ import annotations
 
+import bisect
 import re
 import struct
 from collections.abc import Callable
@@ -69,8 +70,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+import psycopg
 import pyarrow as pa
 import pyarrow.compute as pc
+from psycopg.rows import tuple_row
 
 from engine.decoding.interval import IntervalParseError, parse_iso_interval
 from engine.decoding.pgarray import ArrayParseError, parse_array
@@ -185,10 +188,8 @@ LEFT JOIN elem e ON true
 """
 
 
-def load_type_info(conn: Any, oid: int, typmod: int) -> PgTypeInfo:
+def load_type_info(conn: psycopg.Connection[Any], oid: int, typmod: int) -> PgTypeInfo:
     """Resolve a column type (``atttypid``, ``atttypmod``) with a psycopg 3 connection."""
-    from psycopg.rows import tuple_row
-
     # A tuple row factory regardless of how the caller configured the connection.
     with conn.cursor(row_factory=tuple_row) as cur:
         cur.execute(TYPE_INFO_SQL, {"oid": oid, "typmod": typmod})
@@ -522,8 +523,11 @@ def _as_text(values: pa.Array, site: _Site) -> pa.StringArray:
     t = values.type
     if pa.types.is_null(t):
         return pa.nulls(len(values), pa.string())
-    if pa.types.is_large_binary(t) or pa.types.is_large_string(t):
-        values = values.cast(pa.binary() if pa.types.is_large_binary(t) else pa.string())
+    if pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+        values = values.cast(pa.binary())
+        t = values.type
+    elif pa.types.is_large_string(t) or pa.types.is_string_view(t):
+        values = values.cast(pa.string())
         t = values.type
     if pa.types.is_string(t):
         return values
@@ -930,7 +934,16 @@ def _conv_array(text: pa.StringArray, site: _Site) -> pa.Array:
             nulls.append(False)
         offsets.append(len(flat))
     elem_site = _Site(site.table, site.column, elem, in_array=True)
-    values = _convert_text(pa.array(flat, pa.string()), elem_site)
+    try:
+        values = _convert_text(pa.array(flat, pa.string()), elem_site)
+    except ValueConversionError as exc:
+        if exc.index is None:
+            raise
+        # Report the row, not the position in the flattened elements.
+        row = bisect.bisect_right(offsets, exc.index) - 1
+        raise ValueConversionError(
+            exc.table, exc.column, exc.value, exc.reason, exc.hint, site.ctype.pg_display, index=row
+        ) from None
     return pa.ListArray.from_arrays(
         pa.array(offsets, pa.int32()),
         values,

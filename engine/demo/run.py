@@ -132,9 +132,10 @@ def run_demo(
                 if runners and runners[0].snapshot()["received_lsn"] and _caught_up(manager, source_dsn):
                     break
                 time.sleep(0.5)
+            final = _progress_line(manager, source_dsn, started, workload)
             engine_stop.set()
             engine.join()
-        _say(_progress_line(manager, source_dsn, started, workload))
+        _say(final)
         _say("Stopped. Source and DuckDB row counts:")
         try:
             for line in _compare(duck_path, source_dsn):

@@ -51,18 +51,18 @@ INSERT INTO customers (email, name, tags, profile)
 SELECT 'user' || g || '@example.com', 'Customer ' || g,
        ARRAY['tier' || (g % 3), CASE WHEN g % 5 = 0 THEN 'vip' END],
        jsonb_build_object('visits', g % 17, 'newsletter', g % 2 = 0)
-FROM generate_series(1, %(customers)s) g;
+FROM generate_series(1, {customers}) g;
 INSERT INTO products (name, price, weight_kg)
 SELECT 'Product ' || g, round((random() * 200 + 1)::numeric, 2), round((random() * 10)::numeric, 3)::real
-FROM generate_series(1, %(products)s) g;
+FROM generate_series(1, {products}) g;
 INSERT INTO orders (customer_id, status, total, placed_at, ship_by, handling)
-SELECT 1 + (g % %(customers)s), (ARRAY['new','paid','shipped']::order_status[])[1 + g % 3], 0,
+SELECT 1 + (g % {customers}), (ARRAY['new','paid','shipped']::order_status[])[1 + g % 3], 0,
        now() - (g || ' minutes')::interval, current_date + (g % 7), ((g % 48) || ' hours')::interval
-FROM generate_series(1, %(orders)s) g;
+FROM generate_series(1, {orders}) g;
 INSERT INTO "Order Items" (order_id, line, product_id, quantity, unit_price)
-SELECT o.id, l, 1 + ((o.id * l) % %(products)s), 1 + (o.id + l) % 4, p.price
+SELECT o.id, l, 1 + ((o.id * l) % {products}), 1 + (o.id + l) % 4, p.price
 FROM orders o CROSS JOIN generate_series(1, 3) l
-JOIN products p ON p.id = 1 + ((o.id * l) % %(products)s);
+JOIN products p ON p.id = 1 + ((o.id * l) % {products});
 UPDATE orders o SET total = s.t
 FROM (SELECT order_id, sum(quantity * unit_price) t FROM "Order Items" GROUP BY order_id) s
 WHERE s.order_id = o.id;
@@ -74,7 +74,9 @@ DEMO_TABLES = ("public.customers", "public.products", "public.orders", 'public."
 def create_shop(dsn: str, *, customers: int = 500, products: int = 60, orders: int = 2000) -> None:
     with psycopg.connect(dsn, autocommit=False) as conn:
         conn.execute(SCHEMA_SQL)  # type: ignore[call-overload]
-        conn.execute(SEED_SQL, {"customers": customers, "products": products, "orders": orders})  # type: ignore[call-overload]
+        # sizes are ints, formatted in: a multi-statement script cannot take bound parameters
+        seed = SEED_SQL.format(customers=int(customers), products=int(products), orders=int(orders))
+        conn.execute(seed)  # type: ignore[call-overload]
 
 
 class ShopWorkload(threading.Thread):
@@ -103,9 +105,13 @@ class ShopWorkload(threading.Thread):
                 interval = 1.0 / self._rate if self._rate > 0 else 0.0
                 next_at = time.monotonic()
                 while not self._stop_event.is_set():
-                    self._one(conn, customers, products)
-                    conn.commit()
-                    self.transactions += 1
+                    try:
+                        self._one(conn, customers, products)
+                        conn.commit()
+                        self.transactions += 1
+                    except psycopg.errors.Error as exc:  # e.g. a lost race on a random row: skip it
+                        conn.rollback()
+                        self.error = exc
                     next_at += interval
                     delay = next_at - time.monotonic()
                     if delay > 0:
@@ -150,7 +156,7 @@ class ShopWorkload(threading.Thread):
             )
         elif r < 0.97:
             conn.execute(
-                "UPDATE products SET price = round(price * %s, 2) WHERE id = %s",
+                "UPDATE products SET price = round(price * %s::numeric, 2) WHERE id = %s",
                 (round(self._rand.uniform(0.9, 1.1), 2), self._rand.randint(1, products)),
             )
         else:

@@ -116,4 +116,6 @@ def slot_confirmed(dsn: str, slot: str) -> int | None:
 
 
 def current_wal(dsn: str) -> int:
-    return int(source_rows(dsn, "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")[0][0])
+    """The WAL insert position: past every commit made so far. (pg_current_wal_lsn() is the flush
+    position, which trails commits made with synchronous_commit=off.)"""
+    return int(source_rows(dsn, "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint")[0][0])

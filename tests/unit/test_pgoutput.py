@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import pickle
 import struct
@@ -387,7 +388,9 @@ def test_delete(byte: bytes, kind: OldTupleKind) -> None:
 )
 def test_truncate_flags(flags: int, cascade: bool, restart: bool) -> None:
     decoded = decode_message(truncate([RELID, RELID + 1, 4_000_000_000], flags))
-    assert decoded == Truncate(relids=(RELID, RELID + 1, 4_000_000_000), cascade=cascade, restart_identity=restart)
+    assert decoded == Truncate(
+        relids=(RELID, RELID + 1, 4_000_000_000), cascade=cascade, restart_identity=restart
+    )
 
 
 def test_truncate_relid_count_must_match_length() -> None:
@@ -466,7 +469,8 @@ def test_stream_abort_with_parallel_info_needs_protocol_4() -> None:
 def test_nested_stream_start_is_rejected() -> None:
     decoder = Decoder(2)
     decoder.decode(stream_start())
-    with pytest.raises(PgOutputError, match=f"Stream Start message: not allowed inside the stream block of xid {XID}"):
+    expected = f"Stream Start message: not allowed inside the stream block of xid {XID}"
+    with pytest.raises(PgOutputError, match=expected):
         decoder.decode(stream_start())
 
 
@@ -495,7 +499,8 @@ def test_reset_leaves_the_stream_block() -> None:
 def test_in_stream_truncated_xid() -> None:
     decoder = Decoder(2)
     decoder.decode(stream_start())
-    with pytest.raises(PgOutputError, match=r"Insert message: truncated, payload is only 3 bytes \(at offset 1\)"):
+    expected = r"^Insert message: truncated, payload is only 3 bytes \(at offset 1\)$"
+    with pytest.raises(PgOutputError, match=expected):
         decoder.decode(b"I\x00\x00")
 
 
@@ -612,10 +617,8 @@ def test_errors_are_only_pgoutput_errors_for_corrupted_bytes(name: str) -> None:
         for value in (0x00, 0xFF, 0x7F):
             corrupted = bytearray(payload)
             corrupted[i] = value
-            try:
+            with contextlib.suppress(PgOutputError):
                 decoder.decode(bytes(corrupted))
-            except PgOutputError:
-                pass
             decoder.reset()
 
 
@@ -626,7 +629,7 @@ def test_truncation_error_names_type_and_offset() -> None:
     assert str(info.value) == "Insert message: truncated, payload is only 17 bytes (at offset 17)"
     assert info.value.message_type == "Insert"
     assert info.value.offset == 17
-    with pytest.raises(PgOutputError, match=r"Insert message: truncated, payload is only 3 bytes \(at offset 1\)"):
+    with pytest.raises(PgOutputError, match=r"truncated, payload is only 3 bytes \(at offset 1\)"):
         decode_message(payload[:3])
     assert isinstance(info.value, ValueError)
 
@@ -640,7 +643,8 @@ def test_error_pickles() -> None:
 
 def test_unknown_column_kind() -> None:
     payload = b"I" + struct.pack(">IBH", RELID, ord("N"), 1) + b"x"
-    with pytest.raises(PgOutputError, match=r"Insert message: unknown column kind 'x' in tuple data \(at offset 8\)"):
+    expected = r"^Insert message: unknown column kind 'x' in tuple data \(at offset 8\)$"
+    with pytest.raises(PgOutputError, match=expected):
         decode_message(payload)
 
 
@@ -659,8 +663,14 @@ def test_update_old_tuple_length_past_end() -> None:
 @pytest.mark.parametrize(
     ("payload", "pattern"),
     [
-        (b"I" + struct.pack(">I", RELID) + b"K" + tuple_data(ROW), "Insert message: expected 'N' tuple marker, got 'K'"),
-        (b"U" + struct.pack(">I", RELID) + b"X" + tuple_data(ROW), "Update message: expected 'K', 'O' or 'N'"),
+        (
+            b"I" + struct.pack(">I", RELID) + b"K" + tuple_data(ROW),
+            r"Insert message: expected 'N' tuple marker, got 'K' \(at offset 5\)",
+        ),
+        (
+            b"U" + struct.pack(">I", RELID) + b"X" + tuple_data(ROW),
+            r"Update message: expected 'K', 'O' or 'N' tuple marker, got 'X' \(at offset 5\)",
+        ),
         (
             b"U" + struct.pack(">I", RELID) + b"K" + tuple_data(ROW) + b"K" + tuple_data(ROW),
             "Update message: expected 'N' tuple marker, got 'K'",

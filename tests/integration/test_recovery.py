@@ -1,0 +1,174 @@
+"""Crash recovery and bounded memory, with the engine as a separate `etl-tui --no-ui` process."""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import psycopg
+import redis
+
+from engine.settings import Settings
+from engine.state.store import read_counters
+from tests.integration.harness import duck_rows, engine_process, slot_confirmed, source_rows, wait_until
+from tests.integration.test_replication import (
+    DUCK_ITEMS_SQL,
+    ITEMS_SQL,
+    configure,
+    setup_items,
+    table_phase,
+    wait_caught_up,
+)
+
+from engine.state.table_state import TablePhase  # noqa: I001
+
+
+def _pipeline_id(settings: Settings) -> int:
+    from engine.config.repository import ConfigRepository
+
+    with ConfigRepository(settings.config_db_url) as repo:
+        return repo.get_pipeline("p1").id
+
+
+def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(
+    settings: Settings, source_dsn: str, tmp_path: Path
+) -> None:
+    setup_items(source_dsn, 20_000)
+    duck = tmp_path / "out.duckdb"
+    configure(settings, source_dsn, duck, "public.items")
+    pid = _pipeline_id(settings)
+    stop = threading.Event()
+    rnd = random.Random(7)
+
+    def writer() -> None:
+        with psycopg.connect(source_dsn, autocommit=True) as conn:
+            next_id = 100_000
+            while not stop.is_set():
+                with conn.transaction():
+                    for _ in range(rnd.randint(1, 40)):
+                        conn.execute(
+                            "INSERT INTO items (id, name, qty, price) VALUES (%s, 'w', 1, 2.5)", (next_id,)
+                        )
+                        next_id += 1
+                    conn.execute("UPDATE items SET qty = qty + 1 WHERE id = %s", (rnd.randint(1, 20_000),))
+                    if rnd.random() < 0.3:
+                        conn.execute("DELETE FROM items WHERE id = %s", (rnd.randint(1, 20_000),))
+
+    log = tmp_path / "engine.log"
+    t = threading.Thread(target=writer)
+    try:
+        with engine_process(settings, log_path=log) as proc:
+            wait_until(lambda: table_phase(settings, pid, "public.items") == TablePhase.READY, 60, what="ready")
+            copied_before = read_counters(redis.Redis.from_url(settings.redis_url), pid)["public.items|copy"]
+            t.start()
+            # let several batches land, then kill without any chance to drain
+            time.sleep(3.0)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        time.sleep(1.0)  # writes continue while the engine is down
+        with engine_process(settings, log_path=log):
+            time.sleep(2.0)
+            stop.set()
+            t.join()
+            wait_caught_up(source_dsn, "etl_slot_%d" % pid, timeout=90)
+            got = duck_rows(duck, DUCK_ITEMS_SQL)
+            want = source_rows(source_dsn, ITEMS_SQL)
+            assert len({r[0] for r in got}) == len(got), "duplicate keys in the target"
+            assert got == want
+        counters = read_counters(redis.Redis.from_url(settings.redis_url), pid)
+        assert counters["public.items|copy"] == copied_before, "a ready table must not be copied again"
+        assert counters.get("public.items|insert", 0) > 0
+    finally:
+        stop.set()
+        if t.is_alive():
+            t.join()
+
+
+def _peak_rss_while(proc_pid: int, until: threading.Event) -> list[int]:
+    samples: list[int] = []
+    p = psutil.Process(proc_pid)
+
+    def sample() -> None:
+        while not until.is_set():
+            try:
+                samples.append(p.memory_info().rss)
+            except psutil.Error:
+                return
+            time.sleep(0.05)
+
+    threading.Thread(target=sample, daemon=True).start()
+    return samples
+
+
+def _big_transaction(dsn: str, first: int, rows: int) -> int:
+    """Insert ``rows`` rows in one transaction; return a WAL position at or before its commit."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "INSERT INTO items (id, name, qty, price) SELECT g, repeat('x', 40) || g, g %% 100, g * 0.01 "
+            "FROM generate_series(%s, %s) g",
+            (first, first + rows - 1),
+        )
+        row = conn.execute("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint").fetchone()
+        conn.commit()
+    assert row is not None
+    return int(row[0])
+
+
+def _watch_slot_never_ahead(dsn: str, slot: str, client: redis.Redis, pid: int, before_commit: int,
+                            until: threading.Event, violations: list[str]) -> None:
+    """I1: until the transaction is durable at the destination, the slot must not be confirmed past
+    its commit (the server may confirm up to the commit's start, which still replays it whole)."""
+    from engine.state import keys
+
+    while not until.is_set():
+        confirmed = slot_confirmed(dsn, slot) or 0
+        durable = int(client.get(keys.checkpoint(pid)) or 0)  # read after the slot: never older
+        if confirmed > max(before_commit, durable):
+            violations.append(f"confirmed {confirmed} > commit start {before_commit} and durable {durable}")
+        time.sleep(0.05)
+
+
+def test_large_transaction_memory_does_not_grow_with_size(
+    settings: Settings, source_dsn: str, tmp_path: Path
+) -> None:
+    setup_items(source_dsn, 10)
+    duck = tmp_path / "out.duckdb"
+    configure(settings, source_dsn, duck, "public.items")
+    pid = _pipeline_id(settings)
+    peaks = {}
+    client = redis.Redis.from_url(settings.redis_url)
+    with engine_process(settings, log_path=tmp_path / "engine.log") as proc:
+        wait_until(lambda: table_phase(settings, pid, "public.items") == TablePhase.READY, 60, what="ready")
+        first = 1_000
+        for rows in (100_000, 1_000_000):
+            done = threading.Event()
+            samples = _peak_rss_while(proc.pid, done)
+            started = time.monotonic()
+            before_commit = _big_transaction(source_dsn, first, rows)
+            violations: list[str] = []
+            watcher = threading.Thread(
+                target=_watch_slot_never_ahead,
+                args=(source_dsn, f"etl_slot_{pid}", client, pid, before_commit, done, violations),
+            )
+            watcher.start()
+            wait_caught_up(source_dsn, f"etl_slot_{pid}", timeout=300)
+            done.set()
+            watcher.join()
+            assert not violations, violations[:3]
+            peaks[rows] = (max(samples), time.monotonic() - started)
+            first += rows
+        got = duck_rows(duck, "SELECT count(*), sum(id) FROM main.items")
+        want = source_rows(source_dsn, "SELECT count(*), sum(id) FROM items")
+        assert got[0][0] == want[0][0] and int(got[0][1]) == int(want[0][1])
+    small, big = peaks[100_000][0], peaks[1_000_000][0]
+    mib = 1 << 20
+    print(
+        f"peak RSS: 100k-row tx {small / mib:.0f} MiB ({peaks[100_000][1]:.1f}s), "
+        f"1M-row tx {big / mib:.0f} MiB ({peaks[1_000_000][1]:.1f}s)"
+    )
+    # Ten times the rows must not mean noticeably more memory: batches are cut by rows and bytes.
+    assert big < small * 1.3 + 64 * mib, f"peak RSS grew from {small / mib:.0f} MiB to {big / mib:.0f} MiB"
