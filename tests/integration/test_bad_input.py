@@ -1,0 +1,183 @@
+"""Bad input gets a clear error that names what and where, and loses nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from engine.config.models import PipelineStatus
+from engine.config.repository import ConfigRepository
+from engine.embedded.postgres import EmbeddedPostgres, free_port
+from engine.errors import ErrorKind, RetryPolicy
+from engine.pipeline.runner import RunnerState
+from engine.settings import Settings
+from engine.state.table_state import TablePhase
+from etl_tui.cli import main
+from tests.integration.harness import EngineThread, duck_rows, source_rows, wait_until
+from tests.integration.test_replication import (
+    DUCK_ITEMS_SQL,
+    ITEMS_SQL,
+    configure,
+    setup_items,
+    table_phase,
+    wait_caught_up,
+)
+
+
+def _state(settings: Settings, name: str = "p1") -> dict:  # type: ignore[type-arg]
+    from engine.status import collect_status
+    from engine.state.store import connect_redis
+
+    with ConfigRepository(settings.config_db_url) as repo:
+        return next(p for p in collect_status(repo, connect_redis(settings.redis_url)) if p["pipeline"] == name)
+
+
+def test_unreachable_source_retries_with_a_clear_error(settings: Settings, tmp_path: Path) -> None:
+    port = free_port()
+    configure(settings, f"host=127.0.0.1 port={port} dbname=shop user=app connect_timeout=2", tmp_path / "o.duckdb",
+              "public.items")
+    with EngineThread(settings) as engine:
+        runner = engine.runner("p1")
+        wait_until(lambda: runner.state is RunnerState.RETRYING, 30, what="retrying")
+        err = runner.last_error
+        assert err is not None and err.kind is ErrorKind.SOURCE_UNREACHABLE and err.retry is RetryPolicy.TIMED
+        assert f"port={port}" in err.reason and 'source "src"' in err.reason
+        assert "reachable" in err.hint
+        assert runner.next_retry_at is not None
+        status = wait_until(lambda: _state(settings)["last_error"], 10, what="published error")
+        assert status["kind"] == "source_unreachable"
+
+
+def test_wrong_password_is_an_auth_error_and_the_password_is_never_shown(
+    pg: EmbeddedPostgres, pg_db: str, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "correct-horse-42"
+    pg.execute("DO $$ BEGIN CREATE ROLE etl_pw LOGIN REPLICATION; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+    pg.execute(f"ALTER ROLE etl_pw PASSWORD '{secret}'")
+    wrong = "wrong-battery-17"
+    dsn = f"postgresql://etl_pw:{wrong}@127.0.0.1:{pg.port}/{pg_db}"
+    configure(settings, dsn, tmp_path / "o.duckdb", "public.items")
+    with EngineThread(settings) as engine:
+        runner = engine.runner("p1")
+        wait_until(lambda: runner.state is RunnerState.ERRORED, 30, what="errored")
+        err = runner.last_error
+        assert err is not None and err.kind is ErrorKind.SOURCE_AUTH and err.retry is RetryPolicy.MANUAL
+        assert "password" in err.hint
+        assert wrong not in str(err)
+        # the CLI shows the DSN redacted, in text and JSON
+        import os
+
+        os.environ["CONFIG_DB_URL"], os.environ["REDIS_URL"] = settings.config_db_url, settings.redis_url
+        try:
+            assert main(["source", "list"]) == 0
+            assert main(["status"]) == 0
+            assert main(["status", "--json"]) == 0
+        finally:
+            del os.environ["CONFIG_DB_URL"], os.environ["REDIS_URL"]
+        out = capsys.readouterr()
+        assert wrong not in out.out + out.err
+        assert "etl_pw:****@" in out.out
+        assert "authentication failed" in out.out
+
+
+@pytest.fixture
+def replica_level_pg() -> Iterator[EmbeddedPostgres]:
+    with EmbeddedPostgres(settings={"wal_level": "replica"}) as server:
+        yield server
+
+
+def test_wal_level_not_logical_says_how_to_fix_it(
+    replica_level_pg: EmbeddedPostgres, settings: Settings, tmp_path: Path
+) -> None:
+    replica_level_pg.execute("CREATE TABLE items (id int PRIMARY KEY)")
+    configure(settings, replica_level_pg.dsn(), tmp_path / "o.duckdb", "public.items")
+    with EngineThread(settings) as engine:
+        runner = engine.runner("p1")
+        wait_until(lambda: runner.state is RunnerState.ERRORED, 30, what="errored")
+        err = runner.last_error
+        assert err is not None and err.kind is ErrorKind.SOURCE_SETTINGS
+        assert "wal_level=replica" in err.reason
+        assert "ALTER SYSTEM SET wal_level = logical" in err.hint
+
+
+def test_table_without_key_or_missing_errors_alone_and_recovers_after_the_fix(
+    settings: Settings, source_dsn: str, tmp_path: Path
+) -> None:
+    setup_items(source_dsn, 500)
+    with psycopg.connect(source_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE nokey (a int, b text)")
+        conn.execute("INSERT INTO nokey SELECT g, 'v' || g FROM generate_series(1, 50) g")
+    duck = tmp_path / "o.duckdb"
+    configure(settings, source_dsn, duck, "public.items,public.nokey,public.nope")
+    with EngineThread(settings) as engine:
+        runner = engine.runner("p1")
+        pid = runner.spec.id
+        wait_until(lambda: table_phase(settings, pid, "public.items") == TablePhase.READY, 60, what="items ready")
+        status = _state(settings)
+        nokey, nope = status["tables"]["public.nokey"], status["tables"]["public.nope"]
+        assert nokey["phase"] == "errored" and "no primary key" in nokey["reason"]
+        assert "ADD PRIMARY KEY" in nokey["hint"] and "REPLICA IDENTITY" in nokey["hint"]
+        assert nope["phase"] == "errored" and "public.nope does not exist" in nope["reason"]
+        assert runner.state is RunnerState.STREAMING  # the good table streams on
+        with psycopg.connect(source_dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO items (id, name, qty, price) VALUES (9999, 'still flowing', 1, 1)")
+            conn.execute("INSERT INTO nokey VALUES (51, 'written while errored')")
+        wait_caught_up(source_dsn, runner.spec.pipeline.slot_name)
+        assert duck_rows(duck, DUCK_ITEMS_SQL) == source_rows(source_dsn, ITEMS_SQL)
+
+        # the operator fixes the table and retries: nothing written meanwhile is lost
+        with psycopg.connect(source_dsn, autocommit=True) as conn:
+            conn.execute("ALTER TABLE nokey ADD PRIMARY KEY (a)")
+        with ConfigRepository(settings.config_db_url) as repo:
+            repo.set_pipeline_status("p1", PipelineStatus.START)
+        wait_until(lambda: table_phase(settings, pid, "public.nokey") in (TablePhase.READY, TablePhase.FINISHED_COPY),
+                   60, what="nokey copied")
+        with psycopg.connect(source_dsn, autocommit=True) as conn:
+            conn.execute("UPDATE nokey SET b = 'after fix' WHERE a = 1")
+        wait_caught_up(source_dsn, runner.spec.pipeline.slot_name)
+        wait_until(lambda: duck_rows(duck, "SELECT a, b FROM main.nokey ORDER BY a")
+                   == source_rows(source_dsn, "SELECT a, b FROM nokey ORDER BY a"), 30, what="nokey equal")
+        assert table_phase(settings, pid, "public.nope") == TablePhase.ERRORED
+
+
+def test_cli_rejects_bad_input_with_exit_codes_and_hints(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CONFIG_DB_URL", settings.config_db_url)
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    assert main(["source", "add", "src", "--dsn", "postgresql://u:pw@h/db"]) == 0
+    assert main(["destination", "add", "d", "--type", "duckdb", "--path", "/tmp/x.duckdb"]) == 0
+    capsys.readouterr()
+    assert main(["pipeline", "add", "p", "--source", "src", "--destination", "d", "--tables", 'public."unclosed']) == 2
+    assert "unclosed quote" in capsys.readouterr().err
+    assert main(["pipeline", "add", "p", "--source", "nope", "--destination", "d", "--tables", "public.a"]) == 2
+    err = capsys.readouterr().err
+    assert "source 'nope' does not exist" in err and "hint:" in err
+    assert main(["pipeline", "add", "bad name!", "--source", "src", "--destination", "d", "--tables", "a"]) == 2
+    assert main(["source", "add", "src", "--dsn", "host=x"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["pipeline", "add", "p", "--source", "src", "--destination", "d",
+                 "--tables", 'public.a, public."Order Items", "My Schema"."T,1"']) == 0
+    capsys.readouterr()
+    assert main(["pipeline", "list"]) == 0
+    out = capsys.readouterr().out
+    assert 'public."Order Items"' in out and '"My Schema"."T,1"' in out
+    assert main(["status", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["pipelines"][0]["desired"] == "start" and data["pipelines"][0]["actual"] == "not running"
+    assert "pw" not in data["pipelines"][0]["source_dsn"].replace("****", "")
+
+
+def test_missing_config_db_setting_is_a_clear_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    for var in ("CONFIG_DB_URL", "CONFIG_DB_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["pipeline", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "CONFIG_DB_URL" in err and "etl-tui demo" in err
