@@ -36,7 +36,9 @@ def remove_pipeline(repo: ConfigRepository, settings: Settings, name: str, *, ke
     repo.remove_pipeline(name)  # a running manager stops the runner on the notice
     lines = [f"pipeline {name} removed from the config DB"]
     if keep_slot:
-        lines.append(f"slot {spec.pipeline.slot_name} and publication {spec.pipeline.publication_name} kept (--keep-slot)")
+        lines.append(
+            f"slot {spec.pipeline.slot_name} and publication {spec.pipeline.publication_name} kept (--keep-slot)"
+        )
     else:
         try:
             with connect_source(spec.source.dsn, f'source "{spec.source.name}"') as conn:
@@ -50,7 +52,8 @@ def remove_pipeline(repo: ConfigRepository, settings: Settings, name: str, *, ke
         except EtlError as exc:
             lines.append(
                 f"warning: could not drop slot {spec.pipeline.slot_name} on the source ({exc.reason}); "
-                f"drop it by hand so it does not retain WAL: SELECT pg_drop_replication_slot('{spec.pipeline.slot_name}')"
+                "drop it by hand so it does not retain WAL: "
+                f"SELECT pg_drop_replication_slot('{spec.pipeline.slot_name}')"
             )
     try:
         PipelineState(connect_redis(settings.redis_url), spec.id).clear()
@@ -70,7 +73,9 @@ def resync_pipeline(
         raise ConfigError(f"pipeline {name!r} does not exist", "see `etl-tui pipeline list`")
     unknown = [str(t) for t in tables or [] if t not in spec.pipeline.tables]
     if unknown:
-        raise ConfigError(f"pipeline {name} does not replicate {', '.join(unknown)}", "see `etl-tui pipeline list`")
+        raise ConfigError(
+            f"pipeline {name} does not replicate {', '.join(unknown)}", "see `etl-tui pipeline list`"
+        )
     was = spec.pipeline.status
     repo.set_pipeline_status(name, PipelineStatus.PAUSE)
     try:
@@ -91,4 +96,6 @@ def resync_pipeline(
                 what = f"pipeline {name}: {', '.join(map(str, tables))} will be copied again"
     finally:
         repo.set_pipeline_status(name, was)
-    return what + (" when the engine runs" if was is PipelineStatus.START else " when the pipeline is started")
+    return what + (
+        " when the engine runs" if was is PipelineStatus.START else " when the pipeline is started"
+    )

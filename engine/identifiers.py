@@ -20,15 +20,117 @@ _PLAIN = re.compile(r"[a-z_][a-z0-9_$]*\Z")
 
 # Words that must be quoted even though they look plain (reserved in PostgreSQL or DuckDB).
 _RESERVED = frozenset(
-    """all analyse analyze and any array as asc asymmetric both case cast check collate column
-    constraint create current_catalog current_date current_role current_time current_timestamp
-    current_user default deferrable desc distinct do else end except false fetch for foreign from
-    grant group having in initially intersect into lateral leading limit localtime localtimestamp
-    not null offset on only or order placing primary references returning select session_user
-    some symmetric table then to trailing true union unique user using variadic when where window
-    with authorization binary collation concurrently cross current_schema freeze full ilike inner
-    is isnull join left like natural notnull outer overlaps right similar tablesample verbose
-    pivot unpivot qualify semi anti asof positional struct map""".split()
+    [
+        "all",
+        "analyse",
+        "analyze",
+        "and",
+        "any",
+        "array",
+        "as",
+        "asc",
+        "asymmetric",
+        "both",
+        "case",
+        "cast",
+        "check",
+        "collate",
+        "column",
+        "constraint",
+        "create",
+        "current_catalog",
+        "current_date",
+        "current_role",
+        "current_time",
+        "current_timestamp",
+        "current_user",
+        "default",
+        "deferrable",
+        "desc",
+        "distinct",
+        "do",
+        "else",
+        "end",
+        "except",
+        "false",
+        "fetch",
+        "for",
+        "foreign",
+        "from",
+        "grant",
+        "group",
+        "having",
+        "in",
+        "initially",
+        "intersect",
+        "into",
+        "lateral",
+        "leading",
+        "limit",
+        "localtime",
+        "localtimestamp",
+        "not",
+        "null",
+        "offset",
+        "on",
+        "only",
+        "or",
+        "order",
+        "placing",
+        "primary",
+        "references",
+        "returning",
+        "select",
+        "session_user",
+        "some",
+        "symmetric",
+        "table",
+        "then",
+        "to",
+        "trailing",
+        "true",
+        "union",
+        "unique",
+        "user",
+        "using",
+        "variadic",
+        "when",
+        "where",
+        "window",
+        "with",
+        "authorization",
+        "binary",
+        "collation",
+        "concurrently",
+        "cross",
+        "current_schema",
+        "freeze",
+        "full",
+        "ilike",
+        "inner",
+        "is",
+        "isnull",
+        "join",
+        "left",
+        "like",
+        "natural",
+        "notnull",
+        "outer",
+        "overlaps",
+        "right",
+        "similar",
+        "tablesample",
+        "verbose",
+        "pivot",
+        "unpivot",
+        "qualify",
+        "semi",
+        "anti",
+        "asof",
+        "positional",
+        "struct",
+        "map",
+    ]
 )
 
 
@@ -75,14 +177,18 @@ def _split_parts(text: str) -> list[str]:
         while i < n and text[i].isspace():
             i += 1
         if i >= n:
-            raise ConfigError(f"table name {text!r} is incomplete", 'write it as schema.table, e.g. public."Order Items"')
+            raise ConfigError(
+                f"table name {text!r} is incomplete", 'write it as schema.table, e.g. public."Order Items"'
+            )
         if text[i] == '"':
             i += 1
             buf: list[str] = []
             while True:
                 j = text.find('"', i)
                 if j < 0:
-                    raise ConfigError(f"table name {text!r} has an unclosed quote", 'close it: public."Order Items"')
+                    raise ConfigError(
+                        f"table name {text!r} has an unclosed quote", 'close it: public."Order Items"'
+                    )
                 buf.append(text[i:j])
                 if j + 1 < n and text[j + 1] == '"':
                     buf.append('"')
@@ -92,14 +198,18 @@ def _split_parts(text: str) -> list[str]:
                 break
             part = "".join(buf)
             if part == "":
-                raise ConfigError(f"table name {text!r} has an empty quoted identifier", "remove the empty quotes")
+                raise ConfigError(
+                    f"table name {text!r} has an empty quoted identifier", "remove the empty quotes"
+                )
         else:
             j = i
             while j < n and text[j] not in '."' and not text[j].isspace():
                 j += 1
             part = text[i:j].lower()
             if not part:
-                raise ConfigError(f"table name {text!r} is malformed", 'write it as schema.table, e.g. public."Order Items"')
+                raise ConfigError(
+                    f"table name {text!r} is malformed", 'write it as schema.table, e.g. public."Order Items"'
+                )
             i = j
         if len(part.encode()) > MAX_IDENTIFIER_BYTES:
             raise ConfigError(
@@ -112,7 +222,10 @@ def _split_parts(text: str) -> list[str]:
         if i >= n:
             return parts
         if text[i] != ".":
-            raise ConfigError(f"unexpected {text[i]!r} in table name {text!r}", 'quote names with special characters: "My Table"')
+            raise ConfigError(
+                f"unexpected {text[i]!r} in table name {text!r}",
+                'quote names with special characters: "My Table"',
+            )
         i += 1
 
 

@@ -97,7 +97,11 @@ class Manager:
                             break
                 except (EtlError, psycopg.Error) as exc:
                     self.config_error = exc if isinstance(exc, EtlError) else None
-                    log.warning("config DB unavailable (%s); running pipelines keep going; retry in %.0fs", exc, backoff)
+                    log.warning(
+                        "config DB unavailable (%s); running pipelines keep going; retry in %.0fs",
+                        exc,
+                        backoff,
+                    )
                     for conn in (listener, repo):
                         try:
                             if conn is not None:

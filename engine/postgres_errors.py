@@ -18,7 +18,11 @@ def classify_connect_error(exc: BaseException, what: str, dsn: str) -> EtlError:
     msg = _first_line(exc)
     low = msg.lower()
     where = f"{what} ({redact_dsn(dsn)})"
-    if "password authentication failed" in low or "no password supplied" in low or "authentication failed" in low:
+    if (
+        "password authentication failed" in low
+        or "no password supplied" in low
+        or "authentication failed" in low
+    ):
         return EtlError(
             f"{where}: authentication failed: {msg}",
             "check the user and password in the DSN (`etl-tui source add` again, or edit it in the console)",
@@ -32,8 +36,11 @@ def classify_connect_error(exc: BaseException, what: str, dsn: str) -> EtlError:
             kind=ErrorKind.SOURCE_SETTINGS,
             retry=RetryPolicy.MANUAL,
         )
-    if "pg_hba.conf" in low or "permission denied" in low or "must have replication" in low or (
-        "replication" in low and "not allowed" in low
+    if (
+        "pg_hba.conf" in low
+        or "permission denied" in low
+        or "must have replication" in low
+        or ("replication" in low and "not allowed" in low)
     ):
         return EtlError(
             f"{where}: access refused: {msg}",

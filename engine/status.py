@@ -27,7 +27,9 @@ def collect_status(repo: ConfigRepository, client: redis.Redis | None) -> list[d
     for group in by_source.values():
         source = group[0].source
         try:
-            with connect_source(source.dsn, f'source "{source.name}"', application_name="etl-tui status") as conn:
+            with connect_source(
+                source.dsn, f'source "{source.name}"', application_name="etl-tui status"
+            ) as conn:
                 for spec in group:
                     info = catalog.slot_info(conn, spec.pipeline.slot_name)
                     if info is None:
@@ -62,7 +64,11 @@ def collect_status(repo: ConfigRepository, client: redis.Redis | None) -> list[d
                 tables = {
                     str(t): {
                         "phase": str(s.phase),
-                        **({"reason": s.reason, "hint": s.hint, "retry_policy": str(s.retry_policy)} if s.reason else {}),
+                        **(
+                            {"reason": s.reason, "hint": s.hint, "retry_policy": str(s.retry_policy)}
+                            if s.reason
+                            else {}
+                        ),
                     }
                     for t, s in store.load().items()
                 }

@@ -51,7 +51,10 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
     with connect_config_db(settings.config_db_url) as conn:
         applied = apply_migrations(conn)
-    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(m.name for m in applied) if applied else ""))
+    print(
+        f"applied {len(applied)} migration(s)"
+        + (": " + ", ".join(m.name for m in applied) if applied else "")
+    )
     return EXIT_OK
 
 
@@ -73,12 +76,17 @@ def cmd_destination(args: argparse.Namespace, settings: Settings) -> int:
         if args.action == "add":
             if args.type == DestinationType.DUCKDB and not args.path:
                 raise ConfigError("--path is required for a duckdb destination", "pass --path FILE.duckdb")
-            config: dict[str, Any] = {"path": args.path, "schema": args.schema, "landing_schema": args.landing_schema}
+            config: dict[str, Any] = {
+                "path": args.path,
+                "schema": args.schema,
+                "landing_schema": args.landing_schema,
+            }
             dest = repo.add_destination(args.name, DestinationType(args.type), config)
             print(f"destination {dest.name} added ({dest.describe()})")
         elif args.action == "list":
             _print_rows(
-                ["NAME", "TYPE", "TARGET"], [[d.name, str(d.type), d.describe()] for d in repo.list_destinations()]
+                ["NAME", "TYPE", "TARGET"],
+                [[d.name, str(d.type), d.describe()] for d in repo.list_destinations()],
             )
         elif args.action == "remove":
             repo.remove_destination(args.name)
@@ -101,7 +109,13 @@ def cmd_pipeline(args: argparse.Namespace, settings: Settings) -> int:
             _print_rows(
                 ["NAME", "SOURCE", "DESTINATION", "STATUS", "TABLES"],
                 [
-                    [p.name, sources[p.source_id], dests[p.destination_id], str(p.status), ", ".join(map(str, p.tables))]
+                    [
+                        p.name,
+                        sources[p.source_id],
+                        dests[p.destination_id],
+                        str(p.status),
+                        ", ".join(map(str, p.tables)),
+                    ]
                     for p in repo.list_pipelines()
                 ],
             )
@@ -112,8 +126,8 @@ def cmd_pipeline(args: argparse.Namespace, settings: Settings) -> int:
             report = admin.remove_pipeline(repo, settings, args.name, keep_slot=args.keep_slot)
             print(report)
         elif args.action == "resync":
-            tables = parse_table_list(args.table) if args.table else None
-            print(admin.resync_pipeline(repo, settings, args.name, tables))
+            only = parse_table_list(args.table) if args.table else None
+            print(admin.resync_pipeline(repo, settings, args.name, only))
     return EXIT_OK
 
 
@@ -196,7 +210,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:
     if not args.no_ui:
-        print("the console is not part of this build yet; showing the demo headless (--no-ui)", file=sys.stderr)
+        print(
+            "the console is not part of this build yet; showing the demo headless (--no-ui)", file=sys.stderr
+        )
     from engine.demo.run import run_demo
     from engine.service import install_stop_signals
 
@@ -212,8 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="etl-tui",
         description="Replicate PostgreSQL tables into an analytical destination through logical replication.",
     )
-    parser.add_argument("--no-ui", action="store_true", help="run the engine headless (SIGTERM drains and exits)")
-    parser.add_argument("--readonly", action="store_true", help="console: refuse every action that changes anything")
+    parser.add_argument(
+        "--no-ui", action="store_true", help="run the engine headless (SIGTERM drains and exits)"
+    )
+    parser.add_argument(
+        "--readonly", action="store_true", help="console: refuse every action that changes anything"
+    )
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     sub = parser.add_subparsers(dest="command")
 
@@ -227,13 +247,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = src.add_parser("remove")
     p.add_argument("name")
 
-    dst = sub.add_parser("destination", help="manage destinations").add_subparsers(dest="action", required=True)
+    dst = sub.add_parser("destination", help="manage destinations").add_subparsers(
+        dest="action", required=True
+    )
     p = dst.add_parser("add", help="add a destination")
     p.add_argument("name")
     p.add_argument("--type", required=True, choices=[t.value for t in DestinationType])
     p.add_argument("--path", help="duckdb: the database file")
     p.add_argument("--schema", default="main", help="schema of the target tables (default main)")
-    p.add_argument("--landing-schema", default="etl_landing", help="schema of the landing tables (default etl_landing)")
+    p.add_argument(
+        "--landing-schema", default="etl_landing", help="schema of the landing tables (default etl_landing)"
+    )
     dst.add_parser("list")
     p = dst.add_parser("remove")
     p.add_argument("name")
@@ -251,15 +275,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("name")
     p = pl.add_parser("remove", help="remove a pipeline, its slot and publication, and its state")
     p.add_argument("name")
-    p.add_argument("--keep-slot", action="store_true", help="leave the replication slot and publication on the source")
-    p = pl.add_parser("resync", help="copy tables again from scratch (drops and recreates the slot for a full resync)")
+    p.add_argument(
+        "--keep-slot", action="store_true", help="leave the replication slot and publication on the source"
+    )
+    p = pl.add_parser(
+        "resync", help="copy tables again from scratch (drops and recreates the slot for a full resync)"
+    )
     p.add_argument("name")
     p.add_argument("--table", help="only these tables (comma-separated); the slot is kept")
 
     p = sub.add_parser("status", help="per pipeline: desired and actual state, tables, slot lag, last error")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("demo", help="everything embedded: a throwaway Postgres + Redis, a shop database, a pipeline")
+    p = sub.add_parser(
+        "demo", help="everything embedded: a throwaway Postgres + Redis, a shop database, a pipeline"
+    )
     p.add_argument("--no-ui", action="store_true", help="print progress instead of opening the console")
     p.add_argument("--dir", default=".etl-tui-demo", help="working folder (default .etl-tui-demo)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")

@@ -110,7 +110,13 @@ class Batcher:
         return seg
 
     def add(
-        self, schema: TableSchema, op: Op, commit_lsn: int, ordinal: int, values: tuple[object, ...], nbytes: int
+        self,
+        schema: TableSchema,
+        op: Op,
+        commit_lsn: int,
+        ordinal: int,
+        values: tuple[object, ...],
+        nbytes: int,
     ) -> None:
         seg = self._segment(schema)
         seg.rows.append(values)

@@ -57,12 +57,14 @@ def apply_migrations(conn: psycopg.Connection, directory: Path | None = None) ->
             if mig.version in done:
                 continue
             try:
-                conn.execute(mig.path.read_text())  # type: ignore[call-overload]
+                conn.execute(mig.path.read_text())
             except psycopg.Error as exc:
                 raise ConfigDbError(
                     f"migration {mig.path.name} failed: {exc}".strip(),
                     "the config DB was left unchanged; fix the cause and run `etl-tui migrate`",
                 ) from exc
-            conn.execute("INSERT INTO etl_schema_migrations (version, name) VALUES (%s, %s)", (mig.version, mig.name))
+            conn.execute(
+                "INSERT INTO etl_schema_migrations (version, name) VALUES (%s, %s)", (mig.version, mig.name)
+            )
             applied.append(mig)
     return applied

@@ -38,7 +38,9 @@ def validate_object_name(kind: str, name: str) -> str:
 
 def connect_config_db(url: str, *, autocommit: bool = True) -> psycopg.Connection:
     try:
-        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10, application_name="etl-tui config")
+        return psycopg.connect(
+            url, autocommit=autocommit, connect_timeout=10, application_name="etl-tui config"
+        )
     except psycopg.Error as exc:
         err = classify_connect_error(exc, "config DB", url)
         raise ConfigDbError(err.reason, err.hint.replace("source add", "CONFIG_DB_URL")) from exc
@@ -71,7 +73,9 @@ class ConfigRepository:
                 yield cur
         except pg_errors.UniqueViolation as exc:
             detail = exc.diag.message_detail or str(exc)
-            raise ConfigError(f"already exists: {detail}", "choose another name or remove the old one") from exc
+            raise ConfigError(
+                f"already exists: {detail}", "choose another name or remove the old one"
+            ) from exc
         except psycopg.OperationalError as exc:
             raise ConfigDbError(f"config DB error: {exc}", "check that the config DB is reachable") from exc
 
@@ -79,7 +83,9 @@ class ConfigRepository:
     def add_source(self, name: str, dsn: str) -> Source:
         validate_object_name("source", name)
         with self._tx() as cur:
-            cur.execute("INSERT INTO sources (name, dsn) VALUES (%s, %s) RETURNING id, name, dsn", (name, dsn))
+            cur.execute(
+                "INSERT INTO sources (name, dsn) VALUES (%s, %s) RETURNING id, name, dsn", (name, dsn)
+            )
             return _source(cur.fetchone())
 
     def list_sources(self) -> list[Source]:
@@ -102,7 +108,8 @@ class ConfigRepository:
             users = [r["name"] for r in cur.fetchall()]
             if users:
                 raise ConfigError(
-                    f"source {name!r} is used by pipeline(s) {', '.join(users)}", "remove those pipelines first"
+                    f"source {name!r} is used by pipeline(s) {', '.join(users)}",
+                    "remove those pipelines first",
                 )
             cur.execute("DELETE FROM sources WHERE id = %s", (source.id,))
 
@@ -136,7 +143,8 @@ class ConfigRepository:
             users = [r["name"] for r in cur.fetchall()]
             if users:
                 raise ConfigError(
-                    f"destination {name!r} is used by pipeline(s) {', '.join(users)}", "remove those pipelines first"
+                    f"destination {name!r} is used by pipeline(s) {', '.join(users)}",
+                    "remove those pipelines first",
                 )
             cur.execute("DELETE FROM destinations WHERE id = %s", (dest.id,))
 
@@ -196,7 +204,8 @@ class ConfigRepository:
     def set_pipeline_status(self, name: str, status: PipelineStatus) -> Pipeline:
         with self._tx() as cur:
             cur.execute(
-                "UPDATE pipelines SET status = %s, updated_at = now() WHERE name = %s RETURNING id", (str(status), name)
+                "UPDATE pipelines SET status = %s, updated_at = now() WHERE name = %s RETURNING id",
+                (str(status), name),
             )
             if cur.fetchone() is None:
                 raise ConfigError(f"pipeline {name!r} does not exist", "see `etl-tui pipeline list`")
@@ -236,7 +245,9 @@ def _source(row: dict[str, Any] | None) -> Source:
 
 def _destination(row: dict[str, Any] | None) -> Destination:
     assert row is not None
-    return Destination(id=row["id"], name=row["name"], type=DestinationType(row["type"]), config=row["config"])
+    return Destination(
+        id=row["id"], name=row["name"], type=DestinationType(row["type"]), config=row["config"]
+    )
 
 
 def _pipeline(row: dict[str, Any]) -> Pipeline:

@@ -64,7 +64,7 @@ def _compare(duck_path: Path, source_dsn: str) -> list[str]:
     lines = []
     with psycopg.connect(source_dsn) as src, duckdb.connect(str(duck_path), read_only=True) as dst:
         for t in parse_table_list(",".join(DEMO_TABLES)):
-            row = src.execute(f"SELECT count(*) FROM {t.sql}").fetchone()  # noqa: S608 - quoted identifiers
+            row = src.execute(f"SELECT count(*) FROM {t.sql}").fetchone()
             n_src = int(row[0]) if row else 0
             got = dst.execute(f"SELECT count(*) FROM main.{quote_ident(t.target_name())}").fetchone()
             n_dst = int(got[0]) if got else 0
@@ -103,7 +103,9 @@ def run_demo(
         workload = ShopWorkload(source_dsn, rate=rate)
         workload.start()
         _say(f"  live workload: ~{rate:.0f} transactions/s (orders placed, paid, shipped, cancelled)")
-        _say("Replicating. Press Ctrl-C to stop." + (f" (stopping after {duration:.0f}s)" if duration else ""))
+        _say(
+            "Replicating. Press Ctrl-C to stop." + (f" (stopping after {duration:.0f}s)" if duration else "")
+        )
         manager = Manager(
             settings.config_db_url,
             connect_redis(settings.redis_url),
@@ -142,7 +144,7 @@ def run_demo(
                 _say(line)
         except duckdb.Error as exc:
             _say(f"  cannot read {duck_path}: {exc}")
-        _say(f"The DuckDB file stays at {duck_path}; try: duckdb {duck_path} \"SELECT * FROM orders LIMIT 5\"")
+        _say(f'The DuckDB file stays at {duck_path}; try: duckdb {duck_path} "SELECT * FROM orders LIMIT 5"')
 
 
 def _caught_up(manager: Manager, source_dsn: str) -> bool:

@@ -73,10 +73,10 @@ DEMO_TABLES = ("public.customers", "public.products", "public.orders", 'public."
 
 def create_shop(dsn: str, *, customers: int = 500, products: int = 60, orders: int = 2000) -> None:
     with psycopg.connect(dsn, autocommit=False) as conn:
-        conn.execute(SCHEMA_SQL)  # type: ignore[call-overload]
+        conn.execute(SCHEMA_SQL)
         # sizes are ints, formatted in: a multi-statement script cannot take bound parameters
         seed = SEED_SQL.format(customers=int(customers), products=int(products), orders=int(orders))
-        conn.execute(seed)  # type: ignore[call-overload]
+        conn.execute(seed)
 
 
 class ShopWorkload(threading.Thread):

@@ -16,13 +16,13 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import redis
 from psycopg import sql
 
-from engine.batching.batcher import Batch, Batcher, BatchLimits, Op
+from engine.batching.batcher import Batch, Batcher, BatchLimits, Op, RowsStep
 from engine.config.models import PipelineSpec
 from engine.decoding import pgoutput
 from engine.destinations.base import Destination
@@ -264,7 +264,9 @@ class PipelineRunner(threading.Thread):
         what = f'source "{spec.source.name}"'
         sync = ReplicationStream(spec.source.dsn, what, application_name="etl-tui table sync")
         try:
-            created = sync.create_slot(f"etl_sync_{spec.id}_{int(time.time() * 1000)}", temporary=True, export_snapshot=True)
+            created = sync.create_slot(
+                f"etl_sync_{spec.id}_{int(time.time() * 1000)}", temporary=True, export_snapshot=True
+            )
             with connect_source(spec.source.dsn, what) as conn:
                 for table, schema in schemas.items():
                     if self._stop_event.is_set():
@@ -304,7 +306,8 @@ class PipelineRunner(threading.Thread):
                     secs = time.monotonic() - started
                     self._event(
                         "table",
-                        f"table {table}: copied {rows} rows in {secs:.1f}s at snapshot {format_lsn(created.consistent_point)}",
+                        f"table {table}: copied {rows} rows in {secs:.1f}s"
+                        f" at snapshot {format_lsn(created.consistent_point)}",
                         table,
                     )
         finally:
@@ -372,27 +375,26 @@ class PipelineRunner(threading.Thread):
                 continue
             payload = msg.payload
             kind = payload[0]
-            if kind == INSERT or kind == UPDATE or kind == DELETE:
+            if kind in (INSERT, UPDATE, DELETE):
                 if skip_tx:
                     continue
-                m = decode(payload)
-                entry = active.get(m.relid)  # type: ignore[union-attr]
+                change = cast("pgoutput.Insert | pgoutput.Update | pgoutput.Delete", decode(payload))
+                entry = active.get(change.relid)
                 if entry is None or commit_lsn < entry[1]:
                     continue
                 schema = entry[0]
-                if kind == INSERT:
-                    batcher.add(schema, Op.INSERT, commit_lsn, ordinal, m.new, len(payload))  # type: ignore[union-attr]
-                    ordinal += 1
-                elif kind == UPDATE:
-                    old = m.old  # type: ignore[union-attr]
-                    if old is not None and _key_changed(schema, old, m.new):  # type: ignore[union-attr]
+                if isinstance(change, pgoutput.Insert):
+                    batcher.add(schema, Op.INSERT, commit_lsn, ordinal, change.new, len(payload))
+                elif isinstance(change, pgoutput.Update):
+                    old = change.old
+                    if old is not None and _key_changed(schema, old, change.new):
+                        # the key changed: the old key goes, the new one is written in full
                         batcher.add(schema, Op.DELETE, commit_lsn, ordinal, _key_only(schema, old), len(payload))
                         ordinal += 1
-                    batcher.add(schema, Op.UPDATE, commit_lsn, ordinal, m.new, len(payload))  # type: ignore[union-attr]
-                    ordinal += 1
+                    batcher.add(schema, Op.UPDATE, commit_lsn, ordinal, change.new, len(payload))
                 else:
-                    batcher.add(schema, Op.DELETE, commit_lsn, ordinal, _key_only(schema, m.old), len(payload))  # type: ignore[union-attr]
-                    ordinal += 1
+                    batcher.add(schema, Op.DELETE, commit_lsn, ordinal, _key_only(schema, change.old), len(payload))
+                ordinal += 1
                 if batcher.rows >= self._limits.max_rows:
                     flush()
                 counter += 1
@@ -406,14 +408,12 @@ class PipelineRunner(threading.Thread):
                         self._publish()
                 continue
             if kind == BEGIN:
-                begin = decode(payload)
-                commit_lsn = begin.final_lsn  # type: ignore[union-attr]
+                commit_lsn = cast(pgoutput.Begin, decode(payload)).final_lsn
                 ordinal = 0
                 skip_tx = commit_lsn < checkpoint  # already applied before a restart
                 continue
             if kind == COMMIT:
-                commit = decode(payload)
-                end_lsn = commit.end_lsn  # type: ignore[union-attr]
+                end_lsn = cast(pgoutput.Commit, decode(payload)).end_lsn
                 self.stats.received_lsn = end_lsn
                 if batcher.empty:
                     idle_ack = end_lsn
@@ -423,14 +423,13 @@ class PipelineRunner(threading.Thread):
                         flush()
                 continue
             if kind == RELATION:
-                rel = decode(payload)
-                self._on_relation(rel, schemas, active, min_lsn)  # type: ignore[arg-type]
+                self._on_relation(cast(pgoutput.Relation, decode(payload)), schemas, active, min_lsn)
                 continue
             if kind == TRUNCATE:
-                trunc = decode(payload)
+                trunc = cast(pgoutput.Truncate, decode(payload))
                 if skip_tx:
                     continue
-                for relid in trunc.relids:  # type: ignore[union-attr]
+                for relid in trunc.relids:
                     entry = active.get(relid)
                     if entry is not None and commit_lsn >= entry[1]:
                         batcher.truncate(entry[0], commit_lsn, ordinal)
@@ -446,7 +445,7 @@ class PipelineRunner(threading.Thread):
 
     def _on_relation(
         self,
-        rel: Any,
+        rel: pgoutput.Relation,
         schemas: dict[TableName, TableSchema],
         active: dict[int, tuple[TableSchema, int]],
         min_lsn: dict[TableName, int],
@@ -490,8 +489,8 @@ class PipelineRunner(threading.Thread):
             self._store.set_checkpoint(batch.checkpoint)
         counts: dict[tuple[TableName, str], int] = {}
         for step in batch.steps:
-            if hasattr(step, "counts"):
-                for op, n in step.counts.items():  # type: ignore[union-attr]
+            if isinstance(step, RowsStep):
+                for op, n in step.counts.items():
                     self.stats.applied[op] += n
                     key = (step.schema.table, {"I": "insert", "U": "update", "D": "delete"}[op])
                     counts[key] = counts.get(key, 0) + n
@@ -528,7 +527,12 @@ class PipelineRunner(threading.Thread):
             "last_flush_seconds": round(self.stats.last_flush_seconds, 4),
             "last_error": None
             if err is None
-            else {"kind": str(err.kind), "reason": err.reason, "hint": err.hint, "retry_policy": str(err.retry)},
+            else {
+                "kind": str(err.kind),
+                "reason": err.reason,
+                "hint": err.hint,
+                "retry_policy": str(err.retry),
+            },
             "next_retry_at": self.next_retry_at,
             "published_at": time.time(),
         }

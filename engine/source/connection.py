@@ -40,7 +40,9 @@ def source_conninfo(dsn: str, application_name: str = "etl-tui") -> str:
     return make_conninfo(**params)  # type: ignore[arg-type]
 
 
-def connect_source(dsn: str, what: str, *, autocommit: bool = True, application_name: str = "etl-tui") -> psycopg.Connection:
+def connect_source(
+    dsn: str, what: str, *, autocommit: bool = True, application_name: str = "etl-tui"
+) -> psycopg.Connection:
     try:
         return psycopg.connect(source_conninfo(dsn, application_name), autocommit=autocommit)
     except psycopg.Error as exc:

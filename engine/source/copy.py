@@ -24,7 +24,7 @@ _BLOCK = 8 << 20
 class _CopyReader(io.RawIOBase):
     """A file object over the chunks ``cursor.copy()`` yields."""
 
-    def __init__(self, chunks: Iterator[memoryview | bytes]) -> None:
+    def __init__(self, chunks: Iterator[bytes | bytearray | memoryview]) -> None:
         self._chunks = chunks
         self._buf = memoryview(b"")
 
@@ -44,7 +44,9 @@ class _CopyReader(io.RawIOBase):
 
 
 def estimate_rows(conn: psycopg.Connection, schema: TableSchema) -> int:
-    row = conn.execute("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = %s", (schema.oid,)).fetchone()
+    row = conn.execute(
+        "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = %s", (schema.oid,)
+    ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -74,6 +76,7 @@ def copy_table(conn: psycopg.Connection, schema: TableSchema) -> Iterator[pa.Rec
         out_schema = pa.schema([pa.field(c.name, c.ctype.arrow) for c in schema.columns])
         for batch in reader:
             arrays = [
-                convert(batch.column(i), col.ctype, str(schema.table), col.name) for i, col in enumerate(schema.columns)
+                convert(batch.column(i), col.ctype, str(schema.table), col.name)
+                for i, col in enumerate(schema.columns)
             ]
             yield pa.RecordBatch.from_arrays(arrays, schema=out_schema)

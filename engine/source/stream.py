@@ -9,6 +9,7 @@ what lets an idle slot advance (I5).
 
 from __future__ import annotations
 
+import contextlib
 import select
 from dataclasses import dataclass
 
@@ -52,7 +53,9 @@ class ReplicationStream:
         self.server_version: int = self._conn.server_version
 
     # ---- slots -------------------------------------------------------------------------------
-    def create_slot(self, name: str, *, temporary: bool = False, export_snapshot: bool = False) -> CreatedSlot:
+    def create_slot(
+        self, name: str, *, temporary: bool = False, export_snapshot: bool = False
+    ) -> CreatedSlot:
         temp = " TEMPORARY" if temporary else ""
         if self.server_version >= 150000:
             opts = "(SNAPSHOT 'export')" if export_snapshot else "(SNAPSHOT 'nothing')"
@@ -95,7 +98,9 @@ class ReplicationStream:
                     kind=ErrorKind.SLOT,
                     retry=RetryPolicy.TIMED,
                 ) from exc
-            raise SourceError(f"{self._what}: cannot start replication from slot {slot}: {msg}", "", kind=ErrorKind.SLOT) from exc
+            raise SourceError(
+                f"{self._what}: cannot start replication from slot {slot}: {msg}", "", kind=ErrorKind.SLOT
+            ) from exc
 
     def read_nowait(self) -> psycopg2.extras.ReplicationMessage | None:
         """The next message already received, or None."""
@@ -138,7 +143,5 @@ class ReplicationStream:
         self._acked = lsn
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(psycopg2.Error):
             self._conn.close()
-        except psycopg2.Error:
-            pass

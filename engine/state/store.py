@@ -24,7 +24,9 @@ T = TypeVar("T")
 
 def connect_redis(url: str) -> redis.Redis:
     try:
-        client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
+        client = redis.Redis.from_url(
+            url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
+        )
         client.ping()
     except redis.RedisError as exc:
         raise StateStoreError(
@@ -38,7 +40,9 @@ def _call(what: str, fn: Callable[[], T]) -> T:
     try:
         return fn()
     except redis.RedisError as exc:
-        raise StateStoreError(f"Redis {what} failed: {exc}", "check that Redis is up; the slot is not advanced meanwhile") from exc
+        raise StateStoreError(
+            f"Redis {what} failed: {exc}", "check that Redis is up; the slot is not advanced meanwhile"
+        ) from exc
 
 
 class PipelineState:
@@ -52,7 +56,7 @@ class PipelineState:
 
     # ---- table phases ------------------------------------------------------------------------
     def load(self) -> dict[TableName, TableState]:
-        raw: Mapping[bytes, bytes] = _call("HGETALL", lambda: self._r.hgetall(keys.tables(self.pipeline_id)))
+        raw: Mapping[Any, Any] = _call("HGETALL", lambda: self._r.hgetall(keys.tables(self.pipeline_id)))
         self._tables = {}
         for field, value in raw.items():
             schema, name = json.loads(field)
@@ -136,4 +140,4 @@ def read_status(client: redis.Redis, pipeline_id: int) -> dict[str, Any] | None:
 
 def read_counters(client: redis.Redis, pipeline_id: int) -> dict[str, int]:
     raw = _call("HGETALL", lambda: client.hgetall(keys.counters(pipeline_id)))
-    return {k.decode(): int(v) for k, v in raw.items()}
+    return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}

@@ -35,7 +35,9 @@ def wait_until(cond: Callable[[], Any], timeout: float = 60.0, interval: float =
         except Exception as exc:  # the destination may be mid-write; try again
             last_exc = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else "")
+    )
 
 
 class EngineThread:
@@ -77,9 +79,7 @@ def engine_process(settings: Settings, *args: str, log_path: Path | None = None)
     """``etl-tui --no-ui`` as a separate process (for SIGKILL and memory tests)."""
     env = dict(os.environ, CONFIG_DB_URL=settings.config_db_url, REDIS_URL=settings.redis_url)
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "etl_tui.cli", "--no-ui", *args], env=env, stdout=out, stderr=out
-    )
+    proc = subprocess.Popen([sys.executable, "-m", "etl_tui.cli", "--no-ui", *args], env=env, stdout=out, stderr=out)
     try:
         yield proc
     finally:
@@ -110,7 +110,8 @@ def duck_rows(path: Path, query: str) -> list[tuple[Any, ...]]:
 
 def slot_confirmed(dsn: str, slot: str) -> int | None:
     rows = source_rows(
-        dsn, f"SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint FROM pg_replication_slots WHERE slot_name = '{slot}'"
+        dsn,
+        f"SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint FROM pg_replication_slots WHERE slot_name = '{slot}'",
     )
     return int(rows[0][0]) if rows and rows[0][0] is not None else None
 

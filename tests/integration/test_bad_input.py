@@ -29,8 +29,8 @@ from tests.integration.test_replication import (
 
 
 def _state(settings: Settings, name: str = "p1") -> dict:  # type: ignore[type-arg]
-    from engine.status import collect_status
     from engine.state.store import connect_redis
+    from engine.status import collect_status
 
     with ConfigRepository(settings.config_db_url) as repo:
         return next(p for p in collect_status(repo, connect_redis(settings.redis_url)) if p["pipeline"] == name)
@@ -38,8 +38,12 @@ def _state(settings: Settings, name: str = "p1") -> dict:  # type: ignore[type-a
 
 def test_unreachable_source_retries_with_a_clear_error(settings: Settings, tmp_path: Path) -> None:
     port = free_port()
-    configure(settings, f"host=127.0.0.1 port={port} dbname=shop user=app connect_timeout=2", tmp_path / "o.duckdb",
-              "public.items")
+    configure(
+        settings,
+        f"host=127.0.0.1 port={port} dbname=shop user=app connect_timeout=2",
+        tmp_path / "o.duckdb",
+        "public.items",
+    )
     with EngineThread(settings) as engine:
         runner = engine.runner("p1")
         wait_until(lambda: runner.state is RunnerState.RETRYING, 30, what="retrying")
@@ -134,13 +138,22 @@ def test_table_without_key_or_missing_errors_alone_and_recovers_after_the_fix(
             conn.execute("ALTER TABLE nokey ADD PRIMARY KEY (a)")
         with ConfigRepository(settings.config_db_url) as repo:
             repo.set_pipeline_status("p1", PipelineStatus.START)
-        wait_until(lambda: table_phase(settings, pid, "public.nokey") in (TablePhase.READY, TablePhase.FINISHED_COPY),
-                   60, what="nokey copied")
+        wait_until(
+            lambda: table_phase(settings, pid, "public.nokey") in (TablePhase.READY, TablePhase.FINISHED_COPY),
+            60,
+            what="nokey copied",
+        )
         with psycopg.connect(source_dsn, autocommit=True) as conn:
             conn.execute("UPDATE nokey SET b = 'after fix' WHERE a = 1")
         wait_caught_up(source_dsn, runner.spec.pipeline.slot_name)
-        wait_until(lambda: duck_rows(duck, "SELECT a, b FROM main.nokey ORDER BY a")
-                   == source_rows(source_dsn, "SELECT a, b FROM nokey ORDER BY a"), 30, what="nokey equal")
+        wait_until(
+            lambda: (
+                duck_rows(duck, "SELECT a, b FROM main.nokey ORDER BY a")
+                == source_rows(source_dsn, "SELECT a, b FROM nokey ORDER BY a")
+            ),
+            30,
+            what="nokey equal",
+        )
         assert table_phase(settings, pid, "public.nope") == TablePhase.ERRORED
 
 
@@ -160,8 +173,22 @@ def test_cli_rejects_bad_input_with_exit_codes_and_hints(
     assert main(["pipeline", "add", "bad name!", "--source", "src", "--destination", "d", "--tables", "a"]) == 2
     assert main(["source", "add", "src", "--dsn", "host=x"]) == 2
     assert "already exists" in capsys.readouterr().err
-    assert main(["pipeline", "add", "p", "--source", "src", "--destination", "d",
-                 "--tables", 'public.a, public."Order Items", "My Schema"."T,1"']) == 0
+    assert (
+        main(
+            [
+                "pipeline",
+                "add",
+                "p",
+                "--source",
+                "src",
+                "--destination",
+                "d",
+                "--tables",
+                'public.a, public."Order Items", "My Schema"."T,1"',
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert main(["pipeline", "list"]) == 0
     out = capsys.readouterr().out

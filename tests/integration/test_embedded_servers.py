@@ -76,9 +76,7 @@ def test_pgoutput_slot_over_tcp(pg: EmbeddedPostgres, pg_db: str) -> None:
         assert plugin == "pgoutput"
 
         pg.execute("INSERT INTO t VALUES (1, 'one')", dbname=pg_db)
-        cur.start_replication(
-            slot_name="s1", decode=False, options={"proto_version": "1", "publication_names": "pub"}
-        )
+        cur.start_replication(slot_name="s1", decode=False, options={"proto_version": "1", "publication_names": "pub"})
         kinds: list[bytes] = []
         deadline = time.monotonic() + 10
         while b"I" not in kinds and time.monotonic() < deadline:
@@ -94,9 +92,7 @@ def test_pgoutput_slot_over_tcp(pg: EmbeddedPostgres, pg_db: str) -> None:
 
 def test_drop_database_with_an_active_slot(pg: EmbeddedPostgres) -> None:
     pg.create_database("busy_db")
-    conn = psycopg2.connect(
-        pg.dsn("busy_db"), connection_factory=psycopg2.extras.LogicalReplicationConnection
-    )
+    conn = psycopg2.connect(pg.dsn("busy_db"), connection_factory=psycopg2.extras.LogicalReplicationConnection)
     try:
         cur = conn.cursor()
         cur.create_replication_slot("busy", output_plugin="test_decoding")

@@ -13,7 +13,14 @@ from engine.identifiers import parse_table_list
 from engine.settings import Settings
 from engine.state.store import PipelineState
 from engine.state.table_state import TablePhase
-from tests.integration.harness import EngineThread, current_wal, duck_rows, slot_confirmed, source_rows, wait_until
+from tests.integration.harness import (
+    EngineThread,
+    current_wal,
+    duck_rows,
+    slot_confirmed,
+    source_rows,
+    wait_until,
+)
 
 ITEMS_SQL = "SELECT id, name, qty, price, updated_at FROM items ORDER BY id"
 DUCK_ITEMS_SQL = "SELECT id, name, qty, price, updated_at FROM main.items ORDER BY id"
@@ -73,8 +80,11 @@ def test_copy_with_concurrent_inserts_then_cdc(settings: Settings, source_dsn: s
     try:
         with EngineThread(settings) as engine:
             runner = engine.runner("p1")
-            wait_until(lambda: table_phase(settings, runner.spec.id, "public.items") == TablePhase.READY, 60,
-                       what="items ready")
+            wait_until(
+                lambda: table_phase(settings, runner.spec.id, "public.items") == TablePhase.READY,
+                60,
+                what="items ready",
+            )
             stop.set()
             t.join()
             assert len(inserted) > 10, "the writer should have kept inserting during the copy"

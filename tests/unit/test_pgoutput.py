@@ -131,20 +131,12 @@ def delete(old: Sequence[ColumnValue], kind: bytes = b"K", *, xid: int | None = 
 
 
 def truncate(relids: Sequence[int], flags: int = 0, *, xid: int | None = None) -> bytes:
-    return (
-        streamed(b"T", xid)
-        + struct.pack(">IB", len(relids), flags)
-        + b"".join(struct.pack(">I", r) for r in relids)
-    )
+    return streamed(b"T", xid) + struct.pack(">IB", len(relids), flags) + b"".join(struct.pack(">I", r) for r in relids)
 
 
 def message(content: bytes, *, flags: int = 1, prefix: str = "etl", xid: int | None = None) -> bytes:
     return (
-        streamed(b"M", xid)
-        + struct.pack(">BQ", flags, LSN)
-        + cstr(prefix)
-        + struct.pack(">I", len(content))
-        + content
+        streamed(b"M", xid) + struct.pack(">BQ", flags, LSN) + cstr(prefix) + struct.pack(">I", len(content)) + content
     )
 
 
@@ -388,9 +380,7 @@ def test_delete(byte: bytes, kind: OldTupleKind) -> None:
 )
 def test_truncate_flags(flags: int, cascade: bool, restart: bool) -> None:
     decoded = decode_message(truncate([RELID, RELID + 1, 4_000_000_000], flags))
-    assert decoded == Truncate(
-        relids=(RELID, RELID + 1, 4_000_000_000), cascade=cascade, restart_identity=restart
-    )
+    assert decoded == Truncate(relids=(RELID, RELID + 1, 4_000_000_000), cascade=cascade, restart_identity=restart)
 
 
 def test_truncate_relid_count_must_match_length() -> None:

@@ -55,9 +55,7 @@ def base(name: str, typmod: int = -1) -> PgTypeInfo:
 
 
 def array_of(elem: PgTypeInfo) -> PgTypeInfo:
-    return PgTypeInfo(
-        oid=1, name="_" + elem.name, typmod=elem.typmod, category=TypeCategory.ARRAY, element=elem
-    )
+    return PgTypeInfo(oid=1, name="_" + elem.name, typmod=elem.typmod, category=TypeCategory.ARRAY, element=elem)
 
 
 CITEXT = PgTypeInfo(oid=16554, name="citext")

@@ -72,7 +72,9 @@ class DuckDbDestination:
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
-                    raise DestinationError(f"cannot open DuckDB file {self.path}: {exc}", "check the path and permissions") from exc
+                    raise DestinationError(
+                        f"cannot open DuckDB file {self.path}: {exc}", "check the path and permissions"
+                    ) from exc
                 if time.monotonic() >= deadline:
                     raise DestinationError(
                         f"DuckDB file {self.path} is held by another process for more than {LOCK_WAIT_SECONDS:.0f}s",
@@ -83,11 +85,15 @@ class DuckDbDestination:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
             except duckdb.Error as exc:
-                raise DestinationError(f"cannot open DuckDB file {self.path}: {exc}", "check the path and permissions") from exc
+                raise DestinationError(
+                    f"cannot open DuckDB file {self.path}: {exc}", "check the path and permissions"
+                ) from exc
         try:
             yield con
         except duckdb.Error as exc:
-            raise DestinationError(f"DuckDB write to {self.path} failed: {exc}", "retrying; nothing was acknowledged") from exc
+            raise DestinationError(
+                f"DuckDB write to {self.path} failed: {exc}", "retrying; nothing was acknowledged"
+            ) from exc
         finally:
             con.close()
 
@@ -146,7 +152,8 @@ class DuckDbDestination:
                 if found is None:
                     raise DestinationError(
                         f"target table {self.target_sql(schema.table)} is missing in {self.path}",
-                        f"resync the table to copy it again: etl-tui pipeline resync <pipeline> --table '{schema.table}'",
+                        "resync the table to copy it again: "
+                        f"etl-tui pipeline resync <pipeline> --table '{schema.table}'",
                         retry=RetryPolicy.MANUAL,
                     )
                 if found != expected:
@@ -201,7 +208,8 @@ class DuckDbDestination:
             if batch.checkpoint is not None:
                 con.execute(f"DELETE FROM {self._checkpoint_table} WHERE pipeline_id = ?", [pipeline_id])
                 con.execute(
-                    f"INSERT INTO {self._checkpoint_table} VALUES (?, ?, now())", [pipeline_id, batch.checkpoint]
+                    f"INSERT INTO {self._checkpoint_table} VALUES (?, ?, now())",
+                    [pipeline_id, batch.checkpoint],
                 )
             con.execute("COMMIT")
 
@@ -248,7 +256,9 @@ def merge_sql(target: str, landing: str, schema: TableSchema, toast_aware: bool)
                 f" IGNORE NULLS) OVER (PARTITION BY {partition} ORDER BY {lsn}, {ordn}"
                 " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
             )
-            exprs.append(f"CASE WHEN {is_unchanged} THEN {earlier} ELSE struct_pack(v := {name}) END AS {name}")
+            exprs.append(
+                f"CASE WHEN {is_unchanged} THEN {earlier} ELSE struct_pack(v := {name}) END AS {name}"
+            )
         source = (
             f"SELECT * FROM (SELECT {', '.join(exprs)}, {op}, {lsn}, {ordn}, row_number() OVER "
             f"(PARTITION BY {partition} ORDER BY {lsn} DESC, {ordn} DESC) AS _etl_rn FROM {landing}) "

@@ -1,0 +1,1018 @@
+"""End-to-end throughput benchmark of the engine, each number a ratio to a baseline of the same run.
+
+Run: python benchmarks/run.py [--quick] [--runs 3] [--rows 1000000] [--small-tx 100000]
+                              [--transport tcp|unix] [--profile] [--no-warmup] [--keep]
+
+Scenarios (DESIGN §8, reliability-perf-anchors.md §2.3), each in fresh tables and pipelines:
+
+  a  CDC, many single-row transactions: the engine (a separate ``etl-tui --no-ui`` process) drains a
+     backlog built while its pipeline was paused; the baseline is ``pg_recvlogical`` draining a clone
+     of the same slot (``pg_copy_logical_replication_slot``), so both decode the same changes.
+  b  CDC, one transaction of ``--rows`` rows: same method, plus the engine's peak RSS compared with
+     a transaction a tenth of the size (memory must not grow with transaction size).
+  c  Initial copy of a ``--rows`` table: the engine's copy phase against a raw ``COPY … TO STDOUT``
+     read and discarded by psycopg 3.
+
+Baseline and engine alternate which goes first from run to run; the median of the runs is
+reported. Results go to stdout (a table) and ``benchmarks/results/<timestamp>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import duckdb
+import psutil
+import psycopg
+import redis
+
+from engine.admin import remove_pipeline
+from engine.config.models import DestinationType, Pipeline, PipelineStatus
+from engine.config.repository import ConfigRepository
+from engine.embedded.postgres import EmbeddedPostgres
+from engine.embedded.redis import EmbeddedRedis
+from engine.identifiers import TableName
+from engine.settings import Settings
+from engine.state.store import PipelineState
+from engine.state.table_state import TablePhase
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+PG_SETTINGS = {
+    "fsync": "off",
+    "synchronous_commit": "off",
+    "full_page_writes": "off",
+    "autovacuum": "off",
+    "max_wal_size": "4GB",
+    "shared_buffers": "512MB",
+    "checkpoint_timeout": "30min",
+}
+
+TARGETS = {"cdc": 0.8, "copy": 0.3}  # ours / baseline, from the issue
+SOURCE_DB = "bench"
+CONFIG_DB = "bench_config"
+CDC_COLUMNS = ("id", "payload", "n", "ts")
+
+POLL_SECONDS = 0.01
+RSS_SAMPLE_SECONDS = 0.05
+# pg_recvlogical never exits by itself (its --endpos can be "reached by keepalive" before any data,
+# feasibility.md §1c): it is done once its output stops growing; the idle wait is not counted.
+RECVLOGICAL_IDLE_SECONDS = 1.5
+# Only if the byte count never matches the prediction: give up waiting after this much idle time.
+RECVLOGICAL_GIVE_UP_SECONDS = 5.0
+DRAIN_TIMEOUT = 900.0
+MIB = 1 << 20
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def wait_for(cond: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+
+
+# ---- the engine process ---------------------------------------------------------------------------
+class RssSampler(threading.Thread):
+    """Peak RSS of one process over a window, sampled every 50 ms from a thread of this process."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(name=f"rss-{pid}", daemon=True)
+        self._proc = psutil.Process(pid)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._peak = 0
+
+    def _rss(self) -> int:
+        try:
+            return int(self._proc.memory_info().rss)
+        except psutil.Error:
+            return 0
+
+    def run(self) -> None:
+        while not self._stop.wait(RSS_SAMPLE_SECONDS):
+            rss = self._rss()
+            with self._lock:
+                self._peak = max(self._peak, rss)
+
+    def reset(self) -> int:
+        """Start a new window; returns the RSS now."""
+        rss = self._rss()
+        with self._lock:
+            self._peak = rss
+        return rss
+
+    def peak(self) -> int:
+        rss = self._rss()
+        with self._lock:
+            self._peak = max(self._peak, rss)
+            return self._peak
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class Engine:
+    """``python -m etl_tui.cli --no-ui`` in its own process, so its memory and CPU are its own."""
+
+    def __init__(self, settings: Settings, workdir: Path, label: str) -> None:
+        self.log_path = workdir / f"engine-{label}.log"
+        self._settings = settings
+        self._workdir = workdir
+        self._log: IO[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ps: psutil.Process | None = None
+        self.rss: RssSampler | None = None
+
+    def start(self) -> Engine:
+        env = dict(os.environ, CONFIG_DB_URL=self._settings.config_db_url, REDIS_URL=self._settings.redis_url)
+        self._log = self.log_path.open("wb")
+        # cwd is the scratch folder so that no .env of the checkout leaks into the engine's settings
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "etl_tui.cli", "--no-ui", "--log-level", "INFO"],
+            env=env,
+            cwd=self._workdir,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.ps = psutil.Process(self.proc.pid)
+        self.rss = RssSampler(self.proc.pid)
+        self.rss.start()
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def cpu(self) -> float:
+        assert self.ps is not None
+        t = self.ps.cpu_times()
+        return float(t.user + t.system)
+
+    def check_alive(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the engine exited with {self.proc.returncode}; see {self.log_path}:\n{self.tail()}")
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def wait_listening(self, config_conn: psycopg.Connection) -> None:
+        """Until the manager has run LISTEN: a START sent before that would wait for its 5 s poll."""
+
+        def listening() -> bool:
+            self.check_alive()
+            assert self.ps is not None
+            ports = {c.laddr.port for c in self.ps.net_connections(kind="inet") if c.laddr}
+            rows = config_conn.execute(
+                "SELECT client_port FROM pg_stat_activity"
+                " WHERE query ILIKE 'LISTEN %%' AND datname = current_database()"
+            ).fetchall()
+            unix = any(r[0] == -1 for r in rows)  # a unix-socket client shows port -1
+            return unix or any(r[0] in ports for r in rows)
+
+        wait_for(listening, 60, "the engine to listen for config changes")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # graceful: flushes and acknowledges what is pending
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.rss is not None:
+            self.rss.stop()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class Profiler:
+    """py-spy attached to the engine for one measured window (the numbers of such a run are perturbed)."""
+
+    def __init__(self, pid: int, out: Path) -> None:
+        exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self.out = out
+        self._proc = subprocess.Popen(
+            [exe, "record", "-p", str(pid), "-f", "raw", "-r", "250", "--nonblocking", "-o", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)  # attaching takes a moment; samples before START are idle threads, not counted
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            try:
+                self._proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+
+
+def summarize_profile(path: Path, top: int = 15) -> dict[str, Any]:
+    """Self and inclusive sample shares per frame (``function (file:line)``) of a py-spy raw file."""
+    self_counts: Counter[str] = Counter()
+    incl_counts: Counter[str] = Counter()
+    total = 0
+    if not path.exists():
+        return {"samples": 0, "self": [], "inclusive": []}
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        self_counts[frames[-1]] += n
+        for frame in set(frames):
+            incl_counts[frame] += n
+
+    def shares(counter: Counter[str], keep: Callable[[str], bool]) -> list[tuple[str, float]]:
+        return [(f, round(c / total, 4)) for f, c in counter.most_common() if keep(f)][:top]
+
+    return {
+        "samples": total,
+        "self": shares(self_counts, lambda f: True),
+        # what the engine's own code costs, callees included
+        "inclusive": shares(incl_counts, lambda f: "/engine/" in f and "run (" not in f),
+    }
+
+
+# ---- measurements -------------------------------------------------------------------------------
+@dataclass
+class Drain:
+    """One consumer's drain (or copy) of one data set."""
+
+    seconds: float
+    rows: int
+    cpu_seconds: float | None = None  # of the consumer process
+    walsender_cpu_seconds: float | None = None
+    rss_before: int | None = None
+    peak_rss: int | None = None
+    startup_seconds: float | None = None  # engine: START → slot active (or → copy begins)
+    end_to_end_seconds: float | None = None  # engine copy: pipeline added → table copied
+    bytes: int | None = None
+    bytes_expected: int | None = None
+    profile: dict[str, Any] | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["rows_per_second"] = round(self.rate, 1)
+        return d
+
+
+@dataclass
+class Measurement:
+    scenario: str
+    label: str
+    rows: int
+    transactions: int
+    order: list[str]
+    ours: Drain | None = None
+    baseline: Drain | None = None
+    workload_seconds: float | None = None
+    verified: bool | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        if self.ours is None or self.baseline is None or not self.baseline.rate:
+            return None
+        return self.ours.rate / self.baseline.rate
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario,
+            "label": self.label,
+            "rows": self.rows,
+            "transactions": self.transactions,
+            "order": self.order,
+            "workload_seconds": self.workload_seconds,
+            "verified": self.verified,
+            "ratio": None if self.ratio is None else round(self.ratio, 4),
+            "ours": None if self.ours is None else self.ours.to_json(),
+            "baseline": None if self.baseline is None else self.baseline.to_json(),
+            "notes": self.notes,
+        }
+
+
+def proc_cpu(pid: int | None) -> float | None:
+    if not pid:
+        return None
+    try:
+        t = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return float(t.user + t.system)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, pg: EmbeddedPostgres, rds: EmbeddedRedis, workdir: Path) -> None:
+        self.args = args
+        self.pg = pg
+        self.workdir = workdir
+        self.stamp = ""
+        pg.create_database(SOURCE_DB)
+        pg.create_database(CONFIG_DB)
+        self.settings = Settings(config_db_url=pg.dsn(CONFIG_DB), redis_url=rds.url)
+        # what the engine, pg_recvlogical and the COPY baseline use; control queries always go over TCP
+        self.dsn = pg.dsn(SOURCE_DB, unix=args.transport == "unix")
+        self.admin = psycopg.connect(pg.dsn(SOURCE_DB), autocommit=True)
+        self.config_conn = psycopg.connect(pg.dsn(CONFIG_DB), autocommit=True)
+        self.repo = ConfigRepository(self.settings.config_db_url)
+        self.repo.add_source("src", self.dsn)
+        self.redis = redis.Redis.from_url(rds.url)
+
+    def close(self) -> None:
+        self.repo.close()
+        self.admin.close()
+        self.config_conn.close()
+        self.redis.close()
+
+    # ---- source queries ------------------------------------------------------------------------
+    def one(self, query: str, params: tuple[Any, ...] | None = None) -> tuple[Any, ...]:
+        row = self.admin.execute(query, params).fetchone()  # type: ignore[arg-type]
+        assert row is not None
+        return tuple(row)
+
+    def slot(self, name: str) -> tuple[int | None, int | None]:
+        """(active_pid, confirmed_flush_lsn) of a slot."""
+        row = self.admin.execute(
+            "SELECT active_pid, (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint FROM pg_replication_slots"
+            " WHERE slot_name = %s",
+            (name,),
+            prepare=True,
+        ).fetchone()
+        if row is None:
+            raise RuntimeError(f"replication slot {name} does not exist")
+        return row[0], None if row[1] is None else int(row[1])
+
+    def current_wal(self) -> int:
+        return int(self.one("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint")[0])
+
+    def drop_slot(self, name: str) -> None:
+        def dropped() -> bool:
+            try:
+                self.admin.execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = %s", (name,)
+                )
+                return True
+            except psycopg.errors.ObjectInUse:  # its walsender has not exited yet
+                return False
+
+        wait_for(dropped, 30, f"slot {name} to be released")
+
+    def checkpoint(self) -> None:
+        self.admin.execute("CHECKPOINT")
+
+    # ---- pipelines -----------------------------------------------------------------------------
+    def add_pipeline(self, label: str, table: str, status: PipelineStatus = PipelineStatus.START) -> Pipeline:
+        duck = self.workdir / f"{label}.duckdb"
+        self.repo.add_destination(label, DestinationType.DUCKDB, {"path": str(duck)})
+        return self.repo.add_pipeline(label, "src", label, [TableName("public", table)], status)
+
+    def phase(self, pipeline: Pipeline, table: str) -> tuple[TablePhase | None, float, int]:
+        st = PipelineState(self.redis, pipeline.id).load().get(TableName("public", table))
+        if st is None:
+            return None, 0.0, 0
+        if st.phase is TablePhase.ERRORED:
+            raise RuntimeError(f"table {table} errored in the engine: {st.reason} ({st.hint})")
+        return st.phase, st.updated_at, st.rows_copied
+
+    def remove(self, label: str, table: str) -> None:
+        """Drop the pipeline (its slot, publication and state), its DuckDB file and its table."""
+        remove_pipeline(self.repo, self.settings, label)
+        self.repo.remove_destination(label)
+        self.admin.execute(f"DROP TABLE IF EXISTS {table}")
+        for path in self.workdir.glob(f"{label}.*"):
+            if not self.args.keep:
+                path.unlink(missing_ok=True)
+
+    def verify(self, label: str, table: str) -> bool:
+        src = self.one(f"SELECT count(*), coalesce(sum(id), 0) FROM {table}")
+        con = duckdb.connect(str(self.workdir / f"{label}.duckdb"), read_only=True)
+        try:
+            row = con.execute(f"SELECT count(*), coalesce(sum(id), 0) FROM main.{table}").fetchone()
+        finally:
+            con.close()
+        assert row is not None
+        ok = (int(src[0]), int(src[1])) == (int(row[0]), int(row[1]))
+        if not ok:
+            log(f"  CONTENT MISMATCH in {table}: source {src}, DuckDB {row}")
+        return ok
+
+    # ---- CDC -----------------------------------------------------------------------------------
+    def workload(self, table: str, shape: str, n: int) -> tuple[int, float]:
+        """Write the backlog; returns an LSN inside the last transaction (before its commit) and the time taken.
+
+        Every commit of the backlog but the last ends before that LSN and the last one ends after it,
+        and the engine acknowledges only commit end LSNs (or, on a keepalive, the server's position
+        once everything received is acknowledged), so ``confirmed_flush_lsn > fence`` holds exactly
+        when the last transaction is durable in DuckDB. ``pg_current_wal_lsn()`` after the workload
+        would be no good: WAL written later (CHECKPOINT, running-xacts records) lies beyond the last
+        commit, and the engine need not confirm it.
+        """
+        started = time.perf_counter()
+        row_sql = "({i}, md5(({i})::text), ({i}) % 1000, clock_timestamp())"
+        with psycopg.connect(self.pg.dsn(SOURCE_DB), autocommit=True) as conn:
+            if shape == "small":
+                if n > 1:
+                    # one COMMIT per row inside a DO block: n separate transactions at server speed
+                    conn.execute(
+                        f"DO $$ BEGIN FOR i IN 1..{n - 1} LOOP INSERT INTO {table} VALUES "
+                        f"{row_sql.format(i='i')}; COMMIT; END LOOP; END $$"
+                    )
+                last = f"INSERT INTO {table} VALUES {row_sql.format(i=n)}"
+            else:
+                last = f"INSERT INTO {table} SELECT {row_sql.format(i='g')[1:-1]} FROM generate_series(1, {n}) g"
+            with conn.transaction():
+                conn.execute(last)
+                row = conn.execute("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint").fetchone()
+        assert row is not None
+        return int(row[0]), time.perf_counter() - started
+
+    def expected_stream_bytes(self, table: str, transactions: int) -> int:
+        """What pg_recvlogical writes for the backlog: each pgoutput message plus a newline.
+
+        Computed from the rows' text forms, so a short drain shows up as a byte mismatch.
+        """
+        rows, text = self.one(
+            f"SELECT count(*), coalesce(sum(octet_length(id::text) + octet_length(payload) + "
+            f"octet_length(n::text) + octet_length(ts::text)), 0) FROM {table} WHERE id > 0"
+        )
+        ncols = len(CDC_COLUMNS)
+        insert = 1 + 4 + 1 + 2 + ncols * (1 + 4)  # 'I', relid, 'N', natts, per column: kind + length
+        relation = 1 + 4 + len("public") + 1 + len(table) + 1 + 1 + 2 + sum(1 + len(c) + 1 + 4 + 4 for c in CDC_COLUMNS)
+        begin, commit = 1 + 8 + 8 + 4, 1 + 1 + 8 + 8 + 8
+        return (relation + 1) + transactions * (begin + 1 + commit + 1) + int(rows) * (insert + 1) + int(text)
+
+    def recvlogical(self, slot: str, publication: str, label: str, rows: int, expected: int) -> Drain:
+        out = self.workdir / f"{label}.pgoutput"
+        errlog = self.workdir / f"{label}.recvlogical.log"
+        cmd = [
+            str(self.pg.bindir / "pg_recvlogical"),
+            "-d", self.dsn,
+            "-S", slot,
+            "--start",
+            "-f", str(out),
+            "-F", "0",  # no fsync of the output file: the engine's DuckDB file is not fsynced per batch either
+            "-o", "proto_version=1",
+            "-o", f"publication_names={publication}",
+            "--no-loop",
+        ]  # fmt: skip
+        with errlog.open("wb") as err:
+            started = time.perf_counter()
+            proc = subprocess.Popen(cmd, stdout=err, stderr=subprocess.STDOUT)
+            size, last_growth, ws_pid, next_pid_check = 0, started, None, started
+            try:
+                while True:
+                    try:
+                        now_size = out.stat().st_size
+                    except FileNotFoundError:
+                        now_size = 0
+                    now = time.perf_counter()
+                    if now_size != size:
+                        size, last_growth = now_size, now
+                    if ws_pid is None and now >= next_pid_check:
+                        ws_pid = self.slot(slot)[0]
+                        next_pid_check = now + 0.05
+                    idle = now - last_growth
+                    if size >= expected and idle >= RECVLOGICAL_IDLE_SECONDS:
+                        break
+                    if size > 0 and idle >= RECVLOGICAL_GIVE_UP_SECONDS:
+                        break
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"pg_recvlogical exited early:\n{errlog.read_text(errors='replace')}")
+                    if now - started > DRAIN_TIMEOUT:
+                        raise TimeoutError(f"pg_recvlogical did not finish in {DRAIN_TIMEOUT:.0f}s")
+                    time.sleep(POLL_SECONDS / 2)
+                cpu = proc_cpu(proc.pid)
+                ws_cpu = proc_cpu(ws_pid)
+            finally:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGINT)
+                    try:
+                        proc.wait(10)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+        out.unlink(missing_ok=True)
+        return Drain(
+            seconds=last_growth - started,
+            rows=rows,
+            cpu_seconds=cpu,
+            walsender_cpu_seconds=ws_cpu,
+            bytes=size,
+            bytes_expected=expected,
+        )
+
+    def drain_ours(self, engine: Engine, pipeline: Pipeline, fence: int, rows: int, profile: Path | None) -> Drain:
+        assert engine.rss is not None
+        profiler = Profiler(engine.pid, profile) if profile else None
+        rss_before = engine.rss.reset()
+        cpu_before = engine.cpu()
+        started = time.perf_counter()
+        self.repo.set_pipeline_status(pipeline.name, PipelineStatus.START)
+        active_at: float | None = None
+        next_check = started
+        ws_pid: int | None = None
+        ws_cpu: float | None = None
+        while True:
+            pid, confirmed = self.slot(pipeline.slot_name)
+            now = time.perf_counter()
+            if pid and active_at is None:
+                active_at, ws_pid = now, pid
+            if confirmed is not None and confirmed > fence:
+                ws_cpu = proc_cpu(ws_pid)
+                break
+            if now - started > DRAIN_TIMEOUT:
+                raise TimeoutError(f"the engine did not catch up in {DRAIN_TIMEOUT:.0f}s")
+            if now >= next_check:  # a crashed engine would otherwise look like a slow one
+                engine.check_alive()
+                next_check = now + 1.0
+            time.sleep(POLL_SECONDS)
+        cpu = engine.cpu() - cpu_before
+        peak = engine.rss.peak()
+        summary = None
+        if profiler is not None:
+            profiler.stop()
+            summary = summarize_profile(profiler.out)
+        return Drain(
+            seconds=now - started,
+            rows=rows,
+            cpu_seconds=cpu,
+            walsender_cpu_seconds=ws_cpu,
+            rss_before=rss_before,
+            peak_rss=peak,
+            startup_seconds=None if active_at is None else active_at - started,
+            profile=summary,
+        )
+
+    def cdc(self, scenario: str, label: str, shape: str, n: int, order: list[str]) -> Measurement:
+        table = f"t_{label}"
+        self.admin.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, payload text, n int, ts timestamptz)")
+        # one row before the pipeline exists: the engine's copy fails on an empty table ("Empty CSV file")
+        self.admin.execute(f"INSERT INTO {table} VALUES (0, 'seed', 0, now())")
+        pipeline = self.add_pipeline(label, table)
+        m = Measurement(scenario, label, n, n if shape == "small" else 1, order)
+        engine = Engine(self.settings, self.workdir, label).start()
+        clone = f"bench_clone_{label}"
+        cloned = False
+        expected = 0
+
+        def ready() -> bool:
+            engine.check_alive()
+            return self.phase(pipeline, table)[0] is TablePhase.READY
+
+        try:
+            wait_for(ready, 120, f"{table} to be ready")
+            target = self.current_wal()
+            wait_for(lambda: (self.slot(pipeline.slot_name)[1] or 0) >= target, 60, "the engine to catch up")
+            self.repo.set_pipeline_status(label, PipelineStatus.PAUSE)
+            wait_for(lambda: self.slot(pipeline.slot_name)[0] is None, 60, "the engine to release its slot")
+            fence, m.workload_seconds = self.workload(table, shape, n)
+            if "baseline" in order:
+                self.admin.execute("SELECT pg_copy_logical_replication_slot(%s, %s)", (pipeline.slot_name, clone))
+                cloned = True
+                expected = self.expected_stream_bytes(table, m.transactions)
+            for side in order:
+                self.checkpoint()
+                if side == "baseline":
+                    m.baseline = self.recvlogical(clone, pipeline.publication_name, label, n, expected)
+                    if m.baseline.bytes != expected:
+                        m.notes.append(f"pg_recvlogical wrote {m.baseline.bytes} bytes, expected {expected}")
+                else:
+                    profile = RESULTS_DIR / f"{self.stamp}-{label}.pyspy.txt" if self.args.profile else None
+                    m.ours = self.drain_ours(engine, pipeline, fence, n, profile)
+        finally:
+            engine.stop()
+        if cloned:
+            self.drop_slot(clone)
+        m.verified = self.verify(label, table)
+        self.remove(label, table)
+        return m
+
+    # ---- initial copy --------------------------------------------------------------------------
+    def raw_copy(self, table: str, rows: int) -> Drain:
+        with psycopg.connect(self.dsn) as conn, conn.cursor() as cur:
+            nbytes = 0
+            started = time.perf_counter()
+            with cur.copy(f"COPY {table} TO STDOUT") as copy:
+                for chunk in copy:
+                    nbytes += len(chunk)
+            seconds = time.perf_counter() - started
+        return Drain(seconds=seconds, rows=rows, bytes=nbytes)
+
+    def engine_copy(self, engine: Engine, label: str, table: str, rows: int, profile: Path | None) -> Drain:
+        """Time the engine's copy phase: Redis records when the table entered data_sync and when it was copied."""
+        assert engine.rss is not None
+        profiler = Profiler(engine.pid, profile) if profile else None
+        rss_before = engine.rss.reset()
+        cpu_before = engine.cpu()
+        started = time.perf_counter()
+        pipeline = self.add_pipeline(label, table)
+        wall_added = time.time()
+        next_check = started
+        sync_at: float | None = None
+        while True:
+            phase, updated_at, copied = self.phase(pipeline, table)
+            now = time.perf_counter()
+            if phase is TablePhase.DATA_SYNC and sync_at is None:
+                sync_at = updated_at
+            if phase in (TablePhase.FINISHED_COPY, TablePhase.READY):
+                break
+            if now - started > DRAIN_TIMEOUT:
+                raise TimeoutError(f"the engine did not copy {table} in {DRAIN_TIMEOUT:.0f}s")
+            if now >= next_check:  # a crashed engine would otherwise look like a slow one
+                engine.check_alive()
+                next_check = now + 1.0
+            time.sleep(POLL_SECONDS)
+        cpu = engine.cpu() - cpu_before
+        peak = engine.rss.peak()
+        summary = None
+        if profiler is not None:
+            profiler.stop()
+            summary = summarize_profile(profiler.out)
+        logged = self._logged_copy_seconds(engine, table)
+        if sync_at is None:  # the data_sync state was too short-lived to be seen: fall back on the log line
+            if logged is None:
+                raise RuntimeError(f"cannot tell how long the copy of {table} took; see {engine.log_path}")
+            seconds = logged
+        else:
+            seconds = updated_at - sync_at
+        return Drain(
+            seconds=seconds,
+            rows=copied,
+            cpu_seconds=cpu,
+            rss_before=rss_before,
+            peak_rss=peak,
+            startup_seconds=None if sync_at is None else sync_at - wall_added,
+            end_to_end_seconds=now - started,
+            profile=summary,
+        )
+
+    @staticmethod
+    def _logged_copy_seconds(engine: Engine, table: str) -> float | None:
+        """The engine's own figure from "table X: copied N rows in S s" (only 0.1 s resolution)."""
+        text = engine.log_path.read_text(errors="replace")
+        found = re.findall(rf"table public\.{table}: copied \d+ rows in ([0-9.]+)s", text)
+        return float(found[-1]) if found else None
+
+    def copy(self, label: str, n: int, order: list[str]) -> Measurement:
+        table = f"c_{label}"
+        self.admin.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, md5 text, ts timestamptz)")
+        started = time.perf_counter()
+        self.admin.execute(
+            f"INSERT INTO {table} SELECT g, md5(g::text), now() - g * interval '1 second' "
+            f"FROM generate_series(1, {n}) g"
+        )
+        # sets hint bits and the visibility map once, so neither reader pays for it; also the row estimate
+        self.admin.execute(f"VACUUM (ANALYZE) {table}")
+        m = Measurement("c", label, n, 0, order, workload_seconds=time.perf_counter() - started)
+        engine = Engine(self.settings, self.workdir, label).start()
+        try:
+            engine.wait_listening(self.config_conn)
+            for side in order:
+                self.checkpoint()
+                if side == "baseline":
+                    m.baseline = self.raw_copy(table, n)
+                else:
+                    profile = RESULTS_DIR / f"{self.stamp}-{label}.pyspy.txt" if self.args.profile else None
+                    m.ours = self.engine_copy(engine, label, table, n, profile)
+                    logged = self._logged_copy_seconds(engine, table)
+                    if logged is not None:
+                        m.notes.append(f"engine log says the copy took {logged:.1f}s")
+        finally:
+            engine.stop()
+        if m.ours is not None and m.ours.rows != n:
+            m.notes.append(f"engine reports {m.ours.rows} rows copied, expected {n}")
+        m.verified = self.verify(label, table)
+        self.remove(label, table)
+        return m
+
+
+# ---- reporting ----------------------------------------------------------------------------------
+def environment(pg: EmbeddedPostgres, bench: Bench) -> dict[str, Any]:
+    def version(dist: str) -> str | None:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    cpu_model = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    root = Path(__file__).resolve().parent.parent
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True).stdout)
+    return {
+        "cpu": cpu_model,
+        "cores": os.cpu_count(),
+        "ram_gib": round(psutil.virtual_memory().total / (1 << 30), 1),
+        "load_average_at_start": os.getloadavg(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "postgres": bench.one("SELECT version()")[0],
+        "postgres_settings": PG_SETTINGS,
+        "packages": {d: version(d) for d in ("psycopg", "psycopg2-binary", "pyarrow", "duckdb", "redis")},
+        "git_commit": commit or None,
+        "git_dirty": dirty,
+    }
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def summarize(ms: list[Measurement], scenario: str) -> dict[str, Any]:
+    runs = [m for m in ms if m.scenario == scenario and m.ours is not None]
+    if not runs:
+        return {}
+    ratios = [m.ratio for m in runs if m.ratio is not None]
+    ours = [m.ours for m in runs if m.ours is not None]
+    base = [m.baseline for m in runs if m.baseline is not None]
+    rows = runs[0].rows
+    cpu = [d.cpu_seconds / d.rows * 1e6 for d in ours if d.cpu_seconds is not None and d.rows]
+    startup = [d.startup_seconds for d in ours if d.startup_seconds is not None]
+    ws_busy = [d.walsender_cpu_seconds / d.seconds for d in ours if d.walsender_cpu_seconds and d.seconds]
+    base_ws_busy = [d.walsender_cpu_seconds / d.seconds for d in base if d.walsender_cpu_seconds and d.seconds]
+    out: dict[str, Any] = {
+        "runs": len(runs),
+        "rows": rows,
+        "ours_rows_per_second": _median([d.rate for d in ours]),
+        "baseline_rows_per_second": _median([d.rate for d in base]),
+        "ratio": _median(ratios),
+        "ratio_min": min(ratios) if ratios else None,
+        "ratio_max": max(ratios) if ratios else None,
+        "ours_seconds": _median([d.seconds for d in ours]),
+        "baseline_seconds": _median([d.seconds for d in base]),
+        "peak_rss_mib": _median([d.peak_rss / MIB for d in ours if d.peak_rss]),
+        "rss_before_mib": _median([d.rss_before / MIB for d in ours if d.rss_before]),
+        "cpu_seconds_per_million_rows": _median(cpu),
+        "startup_seconds": _median(startup),
+        "end_to_end_seconds": _median([d.end_to_end_seconds for d in ours if d.end_to_end_seconds is not None]),
+        "walsender_busy_ours": _median(ws_busy),
+        "walsender_busy_baseline": _median(base_ws_busy),
+        "verified": all(m.verified for m in runs),
+    }
+    target = TARGETS["copy" if scenario == "c" else "cdc"] if scenario in ("a", "b", "c") else None
+    if target is not None:
+        out["target"] = target
+        out["target_met"] = out["ratio"] is not None and out["ratio"] >= target
+    return out
+
+
+TITLES = {
+    "a": "a  CDC, single-row transactions",
+    "b": "b  CDC, one big transaction",
+    "b10": "b' CDC, one transaction of 1/10 size",
+    "c": "c  initial copy",
+}
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_table(summary: dict[str, dict[str, Any]]) -> None:
+    headers = [
+        "scenario",
+        "rows",
+        "ours rows/s",
+        "baseline rows/s",
+        "ratio (min-max)",
+        "target",
+        "met",
+        "peak RSS MiB",
+        "CPU s/1M rows",
+        "ok",
+    ]
+    lines = []
+    for key, title in TITLES.items():
+        s = summary.get(key)
+        if not s:
+            continue
+        ratio = "-" if s["ratio"] is None else f"{s['ratio']:.2f} ({s['ratio_min']:.2f}-{s['ratio_max']:.2f})"
+        lines.append(
+            [
+                title,
+                f"{s['rows']:,}",
+                _fmt(s["ours_rows_per_second"], ",.0f"),
+                _fmt(s["baseline_rows_per_second"], ",.0f"),
+                ratio,
+                f">= {s['target']}" if "target" in s else "",
+                ("yes" if s["target_met"] else "NO") if "target" in s else "",
+                _fmt(s["peak_rss_mib"], ".0f"),
+                _fmt(s["cpu_seconds_per_million_rows"], ".1f"),
+                "yes" if s["verified"] else "NO",
+            ]
+        )
+    widths = [max(len(h), *(len(r[i]) for r in lines)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    for r in lines:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def print_notes(summary: dict[str, dict[str, Any]]) -> None:
+    big, small = summary.get("b"), summary.get("b10")
+    if big and small and big.get("peak_rss_mib") and small.get("peak_rss_mib"):
+        print(
+            f"\npeak RSS of the engine: {big['peak_rss_mib']:.0f} MiB for a {big['rows']:,}-row transaction, "
+            f"{small['peak_rss_mib']:.0f} MiB for {small['rows']:,} rows "
+            f"(growth {big['peak_rss_mib'] - small['peak_rss_mib']:+.0f} MiB; idle before START "
+            f"{big['rss_before_mib']:.0f} MiB)"
+        )
+    for key in ("a", "b", "c"):
+        s = summary.get(key)
+        if not s:
+            continue
+        parts = []
+        if key == "c" and s.get("startup_seconds") is not None:
+            parts.append(
+                f"pipeline added → copy begins {s['startup_seconds']:.2f}s, copy {s['ours_seconds']:.2f}s, "
+                f"pipeline added → copied {s['end_to_end_seconds']:.2f}s"
+            )
+        elif s.get("startup_seconds") is not None:
+            parts.append(f"START → slot active {s['startup_seconds']:.2f}s of {s['ours_seconds']:.2f}s")
+        if s.get("walsender_busy_ours") is not None:
+            parts.append(f"walsender CPU busy {s['walsender_busy_ours']:.0%} with ours")
+        if s.get("walsender_busy_baseline") is not None:
+            parts.append(f"{s['walsender_busy_baseline']:.0%} with pg_recvlogical")
+        if parts:
+            print(f"{key}: " + ", ".join(parts))
+
+
+def print_profiles(ms: list[Measurement]) -> None:
+    for m in ms:
+        prof = m.ours.profile if m.ours else None
+        if not prof or not prof["samples"]:
+            continue
+        print(f"\nprofile of {m.label} ({prof['samples']} samples): top self time")
+        for frame, share in prof["self"][:10]:
+            print(f"  {share:6.1%}  {frame}")
+        print("  engine code, inclusive:")
+        for frame, share in prof["inclusive"][:10]:
+            print(f"  {share:6.1%}  {frame}")
+
+
+# ---- main -------------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--quick", action="store_true", help="small data: 100k rows, 20k transactions")
+    p.add_argument("--runs", type=int, default=3, help="measured runs per scenario (median reported)")
+    p.add_argument("--rows", type=int, default=None, help="rows of the big transaction and the copy (1,000,000)")
+    p.add_argument("--small-tx", type=int, default=None, help="single-row transactions in scenario a (100,000)")
+    p.add_argument("--transport", choices=["tcp", "unix"], default="tcp", help="how consumers reach PostgreSQL")
+    p.add_argument("--scenarios", default="a,b,c", help="comma-separated subset of a,b,c")
+    p.add_argument("--profile", action="store_true", help="attach py-spy to the engine (perturbs the numbers)")
+    p.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the untimed warm-up round")
+    p.add_argument("--keep", action="store_true", help="keep the scratch folder (engine logs, DuckDB files)")
+    args = p.parse_args(argv)
+    if args.rows is None:
+        args.rows = 100_000 if args.quick else 1_000_000
+    if args.small_tx is None:
+        args.small_tx = 20_000 if args.quick else 100_000
+    return args
+
+
+def run(args: argparse.Namespace) -> int:
+    scenarios = {s.strip() for s in args.scenarios.split(",") if s.strip()}
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="etl-bench-"))
+    measurements: list[Measurement] = []
+    with EmbeddedPostgres(settings=PG_SETTINGS) as pg, EmbeddedRedis() as rds:
+        bench = Bench(args, pg, rds, workdir)
+        bench.stamp = stamp
+        env = environment(pg, bench)
+        log(f"PostgreSQL {pg.version} on {pg.port}, Redis {rds.url}, scratch {workdir}, transport {args.transport}")
+
+        def order(i: int) -> list[str]:
+            return ["baseline", "ours"] if i % 2 == 0 else ["ours", "baseline"]
+
+        def report(m: Measurement) -> None:
+            parts = [f"[{m.label}]"]
+            for name, d in (("ours", m.ours), ("baseline", m.baseline)):
+                if d is not None:
+                    parts.append(f"{name} {d.rate:,.0f} rows/s ({d.seconds:.2f}s)")
+            if m.ratio is not None:
+                parts.append(f"ratio {m.ratio:.2f}")
+            if m.ours is not None and m.ours.peak_rss:
+                parts.append(f"peak RSS {m.ours.peak_rss / MIB:.0f} MiB")
+            parts.append("verified" if m.verified else "CONTENT MISMATCH")
+            log("  " + ", ".join(parts) + "".join(f"; {n}" for n in m.notes))
+
+        try:
+            if args.warmup:
+                log("warm-up (not recorded)")
+                if scenarios & {"a", "b"}:
+                    report(bench.cdc("w", "warm_small", "small", 2_000, ["baseline", "ours"]))
+                    report(bench.cdc("w", "warm_big", "big", 20_000, ["baseline", "ours"]))
+                if "c" in scenarios:
+                    report(bench.copy("warm_copy", 20_000, ["baseline", "ours"]))
+            for i in range(args.runs):
+                if "a" in scenarios:
+                    log(f"a: {args.small_tx:,} single-row transactions, run {i + 1}/{args.runs}")
+                    m = bench.cdc("a", f"a{i + 1}", "small", args.small_tx, order(i))
+                    measurements.append(m)
+                    report(m)
+                if "b" in scenarios:
+                    log(f"b: one transaction of {args.rows:,} rows, run {i + 1}/{args.runs}")
+                    m = bench.cdc("b", f"b{i + 1}", "big", args.rows, order(i))
+                    measurements.append(m)
+                    report(m)
+                    log(f"b': one transaction of {args.rows // 10:,} rows (memory comparison), run {i + 1}")
+                    m = bench.cdc("b10", f"bs{i + 1}", "big", args.rows // 10, ["ours"])
+                    measurements.append(m)
+                    report(m)
+                if "c" in scenarios:
+                    log(f"c: initial copy of {args.rows:,} rows, run {i + 1}/{args.runs}")
+                    m = bench.copy(f"c{i + 1}", args.rows, order(i))
+                    measurements.append(m)
+                    report(m)
+        finally:
+            bench.close()
+            if not args.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+    summary = {key: s for key in TITLES if (s := summarize(measurements, key))}
+    print(
+        f"\netl-tui benchmark, {stamp}, {env['cores']} cores ({env['cpu']}), transport {args.transport}, "
+        f"median of {args.runs} run(s)\n"
+    )
+    print_table(summary)
+    print_notes(summary)
+    if args.profile:
+        print_profiles(measurements)
+    out = RESULTS_DIR / f"{stamp}.json"
+    args_json = {k: v for k, v in vars(args).items()}
+    out.write_text(
+        json.dumps(
+            {
+                "timestamp": stamp,
+                "args": args_json,
+                "environment": env,
+                "targets": TARGETS,
+                "summary": summary,
+                "measurements": [m.to_json() for m in measurements],
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    print(f"\nresults written to {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        sys.exit(main())
+    sys.exit(130)
