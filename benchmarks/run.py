@@ -836,7 +836,7 @@ def print_table(summary: dict[str, dict[str, Any]]) -> None:
         s = summary.get(key)
         if not s:
             continue
-        ratio = "-" if s["ratio"] is None else f"{s['ratio']:.2f} ({s['ratio_min']:.2f}-{s['ratio_max']:.2f})"
+        ratio = "-" if s["ratio"] is None else f"{s['ratio']:.3f} ({s['ratio_min']:.2f}-{s['ratio_max']:.2f})"
         lines.append(
             [
                 title,

@@ -25,6 +25,7 @@ from psycopg import sql
 from engine.batching.batcher import Batch, Batcher, BatchLimits, Op, RowsStep
 from engine.config.models import PipelineSpec
 from engine.decoding import pgoutput
+from engine.decoding.typemap import ValueConversionError
 from engine.destinations.base import Destination
 from engine.destinations.factory import open_destination
 from engine.errors import ErrorKind, EtlError, RetryPolicy, TableError
@@ -292,7 +293,7 @@ class PipelineRunner(threading.Thread):
                             self._table_error(table, exc)
                             continue
                         raise
-                    except ValueError as exc:  # ValueConversionError from the type map
+                    except ValueConversionError as exc:
                         conn.execute("ROLLBACK")
                         self._table_error(table, _conversion_error(table, exc))
                         continue

@@ -62,8 +62,11 @@ def copy_table(conn: psycopg.Connection, schema: TableSchema) -> Iterator[pa.Rec
     )
     field_names = [f"c{i}" for i in range(len(names))]  # column names may be anything; positions are not
     with conn.cursor() as cur, cur.copy(query) as copy:
+        source = io.BufferedReader(_CopyReader(iter(copy)), buffer_size=_BLOCK)
+        if not source.peek(1):
+            return  # an empty table: pyarrow refuses an empty CSV stream
         reader = pacsv.open_csv(
-            io.BufferedReader(_CopyReader(iter(copy)), buffer_size=_BLOCK),
+            source,
             read_options=pacsv.ReadOptions(column_names=field_names, block_size=_BLOCK, use_threads=True),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, double_quote=True, escape_char=False),
             convert_options=pacsv.ConvertOptions(

@@ -115,6 +115,21 @@ def test_copy_with_concurrent_inserts_then_cdc(settings: Settings, source_dsn: s
         t.join()
 
 
+def test_empty_table_copies_then_streams(settings: Settings, source_dsn: str, tmp_path: Path) -> None:
+    setup_items(source_dsn, 0)
+    duck = tmp_path / "out.duckdb"
+    configure(settings, source_dsn, duck, "public.items")
+    with EngineThread(settings) as engine:
+        runner = engine.runner("p1")
+        # with no writes at all the table still reaches `ready` (keepalives carry the position)
+        wait_until(lambda: table_phase(settings, runner.spec.id, "public.items") == TablePhase.READY, 60)
+        assert duck_rows(duck, "SELECT count(*) FROM main.items") == [(0,)]
+        with psycopg.connect(source_dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO items (id, name, qty, price) VALUES (1, 'first', 1, 1)")
+        wait_caught_up(source_dsn, runner.spec.pipeline.slot_name)
+        assert duck_rows(duck, DUCK_ITEMS_SQL) == source_rows(source_dsn, ITEMS_SQL)
+
+
 def test_pause_stops_the_slot_and_start_resumes(settings: Settings, source_dsn: str, tmp_path: Path) -> None:
     setup_items(source_dsn, 100)
     duck = tmp_path / "out.duckdb"
