@@ -73,9 +73,7 @@ def resync_pipeline(
         raise ConfigError(f"pipeline {name!r} does not exist", "see `etl-tui pipeline list`")
     unknown = [str(t) for t in tables or [] if t not in spec.pipeline.tables]
     if unknown:
-        raise ConfigError(
-            f"pipeline {name} does not replicate {', '.join(unknown)}", "see `etl-tui pipeline list`"
-        )
+        raise ConfigError(f"pipeline {name} does not replicate {', '.join(unknown)}", "see `etl-tui pipeline list`")
     was = spec.pipeline.status
     repo.set_pipeline_status(name, PipelineStatus.PAUSE)
     try:
@@ -96,6 +94,4 @@ def resync_pipeline(
                 what = f"pipeline {name}: {', '.join(map(str, tables))} will be copied again"
     finally:
         repo.set_pipeline_status(name, was)
-    return what + (
-        " when the engine runs" if was is PipelineStatus.START else " when the pipeline is started"
-    )
+    return what + (" when the engine runs" if was is PipelineStatus.START else " when the pipeline is started")

@@ -186,9 +186,7 @@ def _split_parts(text: str) -> list[str]:
             while True:
                 j = text.find('"', i)
                 if j < 0:
-                    raise ConfigError(
-                        f"table name {text!r} has an unclosed quote", 'close it: public."Order Items"'
-                    )
+                    raise ConfigError(f"table name {text!r} has an unclosed quote", 'close it: public."Order Items"')
                 buf.append(text[i:j])
                 if j + 1 < n and text[j + 1] == '"':
                     buf.append('"')
@@ -198,9 +196,7 @@ def _split_parts(text: str) -> list[str]:
                 break
             part = "".join(buf)
             if part == "":
-                raise ConfigError(
-                    f"table name {text!r} has an empty quoted identifier", "remove the empty quotes"
-                )
+                raise ConfigError(f"table name {text!r} has an empty quoted identifier", "remove the empty quotes")
         else:
             j = i
             while j < n and text[j] not in '."' and not text[j].isspace():

@@ -18,11 +18,7 @@ def classify_connect_error(exc: BaseException, what: str, dsn: str) -> EtlError:
     msg = _first_line(exc)
     low = msg.lower()
     where = f"{what} ({redact_dsn(dsn)})"
-    if (
-        "password authentication failed" in low
-        or "no password supplied" in low
-        or "authentication failed" in low
-    ):
+    if "password authentication failed" in low or "no password supplied" in low or "authentication failed" in low:
         return EtlError(
             f"{where}: authentication failed: {msg}",
             "check the user and password in the DSN (`etl-tui source add` again, or edit it in the console)",
@@ -51,8 +47,7 @@ def classify_connect_error(exc: BaseException, what: str, dsn: str) -> EtlError:
         )
     return EtlError(
         f"{where}: cannot connect: {msg}",
-        "check that the server is running and reachable from this host (host, port, firewall); "
-        "retrying with backoff",
+        "check that the server is running and reachable from this host (host, port, firewall); retrying with backoff",
         kind=ErrorKind.SOURCE_UNREACHABLE,
         retry=RetryPolicy.TIMED,
     )

@@ -37,9 +37,7 @@ def build_manager(
     # Fail fast and clearly on a bad config DB or Redis before any thread starts.
     ConfigRepository(settings.config_db_url).close()  # also applies pending migrations
     client = connect_redis(settings.redis_url)
-    return Manager(
-        settings.config_db_url, client, limits=limits, poll_interval=poll_interval, on_event=on_event
-    )
+    return Manager(settings.config_db_url, client, limits=limits, poll_interval=poll_interval, on_event=on_event)
 
 
 def run_headless(settings: Settings, stop: threading.Event, *, limits: BatchLimits | None = None) -> None:

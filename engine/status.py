@@ -27,9 +27,7 @@ def collect_status(repo: ConfigRepository, client: redis.Redis | None) -> list[d
     for group in by_source.values():
         source = group[0].source
         try:
-            with connect_source(
-                source.dsn, f'source "{source.name}"', application_name="etl-tui status"
-            ) as conn:
+            with connect_source(source.dsn, f'source "{source.name}"', application_name="etl-tui status") as conn:
                 for spec in group:
                     info = catalog.slot_info(conn, spec.pipeline.slot_name)
                     if info is None:
@@ -78,8 +76,11 @@ def collect_status(repo: ConfigRepository, client: redis.Redis | None) -> list[d
         actual = "not running"
         if published is not None and published.get("age_seconds", 1e9) <= STALE_AFTER_SECONDS:
             actual = published.get("state", "unknown")
+            # progress comes from the runner; phase, reason and hint from the state store, which is
+            # written first and so is never older than the snapshot
             for name, entry in (published.get("tables") or {}).items():
-                tables.setdefault(name, {}).update(entry)
+                progress = {k: v for k, v in entry.items() if k in ("rows_copied", "copied", "estimate")}
+                tables.setdefault(name, {}).update(progress)
         for t in p.tables:
             tables.setdefault(str(t), {"phase": "init"})
         result.append(

@@ -75,10 +75,37 @@ class Batch:
 class _Segment:
     schema: TableSchema
     rows: list[tuple[object, ...]] = field(default_factory=list)
-    ops: list[str] = field(default_factory=list)
-    lsns: list[int] = field(default_factory=list)
-    ordinals: list[int] = field(default_factory=list)
+    meta: list[tuple[Op, int, int]] = field(default_factory=list)  # (op, commit LSN, ordinal) per row
     has_unchanged: bool = False
+
+
+@dataclass(frozen=True)
+class PendingBatch:
+    """Decoded rows cut from the stream, not yet converted: conversion happens off the stream's
+    thread (see :meth:`build`)."""
+
+    parts: tuple[_Segment | TruncateStep, ...]
+    checkpoint: int | None
+    rows: int
+
+    def build(self, skip: frozenset[TableName] = frozenset()) -> Batch:
+        """Convert to Arrow. A table whose values cannot be converted is reported in ``failed``
+        and dropped from the batch, as are the tables in ``skip``; the others go on."""
+        steps: list[Step] = []
+        failed: dict[TableName, FailedTable] = {}
+        for part in self.parts:
+            table = part.schema.table
+            if table in failed or table in skip:
+                continue
+            if isinstance(part, TruncateStep):
+                steps.append(part)
+                continue
+            try:
+                steps.append(_build(part))
+            except ValueConversionError as exc:
+                failed[table] = FailedTable(table, exc)
+        steps = [s for s in steps if s.schema.table not in failed]
+        return Batch(tuple(steps), tuple(failed.values()), self.checkpoint, self.rows)
 
 
 class Batcher:
@@ -118,12 +145,13 @@ class Batcher:
         values: tuple[object, ...],
         nbytes: int,
     ) -> None:
-        seg = self._segment(schema)
+        seg = self._open.get(schema.table)
+        if seg is None or seg.schema is not schema:
+            seg = self._segment(schema)
         seg.rows.append(values)
-        seg.ops.append(op)
-        seg.lsns.append(commit_lsn)
-        seg.ordinals.append(ordinal)
-        if op is not Op.DELETE and UNCHANGED_TOAST in values:
+        seg.meta.append((op, commit_lsn, ordinal))
+        # Only an UPDATE's new row can carry unchanged TOAST values (a DELETE keeps just its key).
+        if op is Op.UPDATE and not seg.has_unchanged and any(v is UNCHANGED_TOAST for v in values):
             seg.has_unchanged = True
         self._rows += 1
         self._bytes += nbytes
@@ -149,24 +177,9 @@ class Batcher:
         assert self._first_at is not None
         return (now if now is not None else time.monotonic()) - self._first_at >= self.limits.max_fill_seconds
 
-    def take(self) -> Batch:
-        """Convert what is pending into Arrow and reset. A table whose values cannot be
-        converted is reported in ``failed`` and dropped from the batch; the others go on."""
-        parts = [*self._closed, *self._open.values()]
-        steps: list[Step] = []
-        failed: dict[TableName, FailedTable] = {}
-        for part in parts:
-            if part.schema.table in failed:
-                continue
-            if isinstance(part, TruncateStep):
-                steps.append(part)
-                continue
-            try:
-                steps.append(_build(part))
-            except ValueConversionError as exc:
-                failed[part.schema.table] = FailedTable(part.schema.table, exc)
-        steps = [s for s in steps if s.schema.table not in failed]
-        batch = Batch(tuple(steps), tuple(failed.values()), self._checkpoint, self._rows)
+    def take(self) -> PendingBatch:
+        """Hand over what is pending (still as decoded rows) and reset."""
+        batch = PendingBatch((*self._closed, *self._open.values()), self._checkpoint, self._rows)
         self._open = {}
         self._closed = []
         self._rows = 0
@@ -185,7 +198,7 @@ def _build(seg: _Segment) -> RowsStep:
     unchanged: list[list[int] | None] | None = [None] * n if seg.has_unchanged else None
     for i, col in enumerate(schema.columns):
         values = columns[i]
-        if unchanged is not None and UNCHANGED_TOAST in values:
+        if unchanged is not None and any(v is UNCHANGED_TOAST for v in values):
             cleaned: list[object] = []
             for r, v in enumerate(values):
                 if v is UNCHANGED_TOAST:
@@ -200,16 +213,17 @@ def _build(seg: _Segment) -> RowsStep:
         raw = pa.array(values, type=pa.binary())
         arrays.append(convert(raw, col.ctype, str(schema.table), col.name))
         fields.append(pa.field(col.name, col.ctype.arrow))
-    arrays.append(pa.array(seg.ops, type=pa.string()))
+    ops, lsns, ordinals = zip(*seg.meta, strict=True) if n else ((), (), ())
+    arrays.append(pa.array(ops, type=pa.string()))
     fields.append(pa.field(OP_COLUMN, pa.string()))
-    arrays.append(pa.array(seg.lsns, type=pa.int64()))
+    arrays.append(pa.array(lsns, type=pa.int64()))
     fields.append(pa.field(LSN_COLUMN, pa.int64()))
-    arrays.append(pa.array(seg.ordinals, type=pa.int64()))
+    arrays.append(pa.array(ordinals, type=pa.int64()))
     fields.append(pa.field(ORDINAL_COLUMN, pa.int64()))
     if unchanged is not None:
         arrays.append(pa.array(unchanged, type=pa.list_(pa.int32())))
         fields.append(pa.field(UNCHANGED_COLUMN, pa.list_(pa.int32())))
-    counts = Counter(seg.ops)
+    counts = Counter(ops)
     return RowsStep(
         schema=schema,
         batch=pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields)),

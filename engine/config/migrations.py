@@ -63,8 +63,6 @@ def apply_migrations(conn: psycopg.Connection, directory: Path | None = None) ->
                     f"migration {mig.path.name} failed: {exc}".strip(),
                     "the config DB was left unchanged; fix the cause and run `etl-tui migrate`",
                 ) from exc
-            conn.execute(
-                "INSERT INTO etl_schema_migrations (version, name) VALUES (%s, %s)", (mig.version, mig.name)
-            )
+            conn.execute("INSERT INTO etl_schema_migrations (version, name) VALUES (%s, %s)", (mig.version, mig.name))
             applied.append(mig)
     return applied

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -38,9 +39,7 @@ def validate_object_name(kind: str, name: str) -> str:
 
 def connect_config_db(url: str, *, autocommit: bool = True) -> psycopg.Connection:
     try:
-        return psycopg.connect(
-            url, autocommit=autocommit, connect_timeout=10, application_name="etl-tui config"
-        )
+        return psycopg.connect(url, autocommit=autocommit, connect_timeout=10, application_name="etl-tui config")
     except psycopg.Error as exc:
         err = classify_connect_error(exc, "config DB", url)
         raise ConfigDbError(err.reason, err.hint.replace("source add", "CONFIG_DB_URL")) from exc
@@ -73,9 +72,7 @@ class ConfigRepository:
                 yield cur
         except pg_errors.UniqueViolation as exc:
             detail = exc.diag.message_detail or str(exc)
-            raise ConfigError(
-                f"already exists: {detail}", "choose another name or remove the old one"
-            ) from exc
+            raise ConfigError(f"already exists: {detail}", "choose another name or remove the old one") from exc
         except psycopg.OperationalError as exc:
             raise ConfigDbError(f"config DB error: {exc}", "check that the config DB is reachable") from exc
 
@@ -83,9 +80,7 @@ class ConfigRepository:
     def add_source(self, name: str, dsn: str) -> Source:
         validate_object_name("source", name)
         with self._tx() as cur:
-            cur.execute(
-                "INSERT INTO sources (name, dsn) VALUES (%s, %s) RETURNING id, name, dsn", (name, dsn)
-            )
+            cur.execute("INSERT INTO sources (name, dsn) VALUES (%s, %s) RETURNING id, name, dsn", (name, dsn))
             return _source(cur.fetchone())
 
     def list_sources(self) -> list[Source]:
@@ -166,10 +161,13 @@ class ConfigRepository:
             row = cur.fetchone()
             assert row is not None
             pid = int(next(iter(row.values())))
+            token = secrets.token_hex(4)
             cur.execute(
                 "INSERT INTO pipelines (id, name, source_id, destination_id, status, publication_name, slot_name)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (pid, name, src.id, dst.id, str(status), f"etl_pub_{pid}", f"etl_slot_{pid}"),
+                # slot names are global on the source server: a random part keeps two installations
+                # (two config DBs) replicating one server apart
+                (pid, name, src.id, dst.id, str(status), f"etl_pub_{pid}_{token}", f"etl_slot_{pid}_{token}"),
             )
             cur.executemany(
                 "INSERT INTO pipeline_tables (pipeline_id, schema_name, table_name) VALUES (%s, %s, %s)",
@@ -245,9 +243,7 @@ def _source(row: dict[str, Any] | None) -> Source:
 
 def _destination(row: dict[str, Any] | None) -> Destination:
     assert row is not None
-    return Destination(
-        id=row["id"], name=row["name"], type=DestinationType(row["type"]), config=row["config"]
-    )
+    return Destination(id=row["id"], name=row["name"], type=DestinationType(row["type"]), config=row["config"])
 
 
 def _pipeline(row: dict[str, Any]) -> Pipeline:

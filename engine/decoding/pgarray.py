@@ -54,9 +54,7 @@ def parse_array(text: str) -> list[str | None]:
 
     items = _parse_escaped(inner) if '"' in inner or "\\" in inner else _parse_plain(inner)
     if expected_len is not None and expected_len != len(items):
-        raise ArrayParseError(
-            f"array dimensions promise {expected_len} elements but {len(items)} are present"
-        )
+        raise ArrayParseError(f"array dimensions promise {expected_len} elements but {len(items)} are present")
     return items
 
 

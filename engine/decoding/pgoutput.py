@@ -708,9 +708,7 @@ def _commit_prepared(buf: bytes) -> CommitPrepared:
 
 
 def _rollback_prepared(buf: bytes) -> RollbackPrepared:
-    (flags, prepare_end_lsn, rollback_end_lsn, prepare_ts, rollback_ts, xid), gid = _with_gid(
-        buf, _ROLLBACK_PREPARED
-    )
+    (flags, prepare_end_lsn, rollback_end_lsn, prepare_ts, rollback_ts, xid), gid = _with_gid(buf, _ROLLBACK_PREPARED)
     return RollbackPrepared(flags, prepare_end_lsn, rollback_end_lsn, prepare_ts, rollback_ts, xid, gid)
 
 

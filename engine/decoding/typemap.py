@@ -447,9 +447,7 @@ def map_type(info: PgTypeInfo, table: str, column: str) -> ColumnType:
     return ColumnType(display, simple.arrow, simple.duckdb, simple.toastable, simple.kind)
 
 
-def _map_numeric(
-    info: PgTypeInfo, display: str, unsupported: Callable[..., UnsupportedTypeError]
-) -> ColumnType:
+def _map_numeric(info: PgTypeInfo, display: str, unsupported: Callable[..., UnsupportedTypeError]) -> ColumnType:
     ps = _numeric_typmod(info.typmod)
     if ps is None:
         precision, scale = _UNBOUNDED_NUMERIC
@@ -495,9 +493,7 @@ class _Site:
     ctype: ColumnType
     in_array: bool = False
 
-    def error(
-        self, value: str, reason: str, hint: str = _HINT_VALUE, index: int | None = None
-    ) -> ValueConversionError:
+    def error(self, value: str, reason: str, hint: str = _HINT_VALUE, index: int | None = None) -> ValueConversionError:
         if self.in_array:
             reason = f"array element {_shorten(value, 40)!r}: {reason}"
         return ValueConversionError(
@@ -563,9 +559,7 @@ def _first_failing(arr: pa.Array, attempt: Callable[[pa.Array], object]) -> int:
     return lo
 
 
-def _cast_exact(
-    text: pa.StringArray, target: pa.DataType, site: _Site, explain: Callable[[str], str]
-) -> pa.Array:
+def _cast_exact(text: pa.StringArray, target: pa.DataType, site: _Site, explain: Callable[[str], str]) -> pa.Array:
     try:
         return pc.cast(text, target)
     except pa.ArrowInvalid:
@@ -680,14 +674,10 @@ def _conv_bytea(text: pa.StringArray, site: _Site) -> pa.Array:
     bad = pc.and_(valid, pc.invert(ok))
     if pc.any(bad).as_py():
         idx = pc.index(bad, True).as_py()
-        raise site.error(
-            text[idx].as_py(), "bytea text must be hex ('\\x...'); set bytea_output=hex", index=idx
-        )
+        raise site.error(text[idx].as_py(), "bytea text must be hex ('\\x...'); set bytea_output=hex", index=idx)
     # An explicit stop: pyarrow 26's binary_slice without one fails ("Negative buffer resize").
     digits = pc.binary_slice(text.cast(pa.binary()), 2, _INT32_MAX)
-    offsets = pa.Array.from_buffers(
-        pa.int32(), len(digits) + 1, [None, digits.buffers()[1]], offset=digits.offset
-    )
+    offsets = pa.Array.from_buffers(pa.int32(), len(digits) + 1, [None, digits.buffers()[1]], offset=digits.offset)
     start, stop = offsets[0].as_py(), offsets[-1].as_py()
     hex_text = digits.buffers()[2].to_pybytes()[start:stop] if stop > start else b""
     try:
@@ -891,9 +881,7 @@ def _temporal(
 
 
 def _conv_date(text: pa.StringArray, site: _Site) -> pa.Array:
-    return _temporal(
-        text, site, lambda a: pc.cast(a, pa.date32()), _REGULAR_DATE, _parse_date_days, pa.int32()
-    )
+    return _temporal(text, site, lambda a: pc.cast(a, pa.date32()), _REGULAR_DATE, _parse_date_days, pa.int32())
 
 
 def _conv_time(text: pa.StringArray, site: _Site) -> pa.Array:
@@ -902,16 +890,12 @@ def _conv_time(text: pa.StringArray, site: _Site) -> pa.Array:
 
 def _conv_timestamp(text: pa.StringArray, site: _Site) -> pa.Array:
     target = pa.timestamp("us")
-    return _temporal(
-        text, site, lambda a: pc.cast(a, target), _REGULAR_TS, _timestamp_parser(False), pa.int64()
-    )
+    return _temporal(text, site, lambda a: pc.cast(a, target), _REGULAR_TS, _timestamp_parser(False), pa.int64())
 
 
 def _conv_timestamptz(text: pa.StringArray, site: _Site) -> pa.Array:
     target = pa.timestamp("us", tz="UTC")
-    return _temporal(
-        text, site, lambda a: pc.cast(a, target), _REGULAR_TSTZ, _timestamp_parser(True), pa.int64()
-    )
+    return _temporal(text, site, lambda a: pc.cast(a, target), _REGULAR_TSTZ, _timestamp_parser(True), pa.int64())
 
 
 # ---- arrays

@@ -103,9 +103,7 @@ def run_demo(
         workload = ShopWorkload(source_dsn, rate=rate)
         workload.start()
         _say(f"  live workload: ~{rate:.0f} transactions/s (orders placed, paid, shipped, cancelled)")
-        _say(
-            "Replicating. Press Ctrl-C to stop." + (f" (stopping after {duration:.0f}s)" if duration else "")
-        )
+        _say("Replicating. Press Ctrl-C to stop." + (f" (stopping after {duration:.0f}s)" if duration else ""))
         manager = Manager(
             settings.config_db_url,
             connect_redis(settings.redis_url),

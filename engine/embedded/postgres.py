@@ -570,9 +570,7 @@ class EmbeddedPostgres:
                     " WHERE database = %s AND NOT active",
                     params=(name,),
                 )
-            left = self.execute(
-                "SELECT count(*) FROM pg_replication_slots WHERE database = %s", params=(name,)
-            )
+            left = self.execute("SELECT count(*) FROM pg_replication_slots WHERE database = %s", params=(name,))
             if left[0][0] == 0:
                 break
             if time.monotonic() > deadline:
@@ -582,9 +580,7 @@ class EmbeddedPostgres:
         if self.version >= 13:
             self.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
         else:
-            self.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", params=(name,)
-            )
+            self.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", params=(name,))
             self.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(ident))
 
     # ------------------------------------------------------------------ internals
@@ -625,9 +621,7 @@ class EmbeddedPostgres:
         """Run a server binary to completion; its stdout, or raise."""
         name = Path(command[0]).name
         try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, timeout=_CMD_TIMEOUT, **self._popen_kwargs()
-            )
+            done = subprocess.run(command, capture_output=True, text=True, timeout=_CMD_TIMEOUT, **self._popen_kwargs())
         except subprocess.TimeoutExpired as exc:
             raise EmbeddedServerError(
                 f"{name} did not finish within {_CMD_TIMEOUT:.0f}s", hint=f"see {self.log_path}"

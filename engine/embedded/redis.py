@@ -74,9 +74,7 @@ class EmbeddedRedis:
     With no *base_dir* a temporary working directory is made and removed by :meth:`cleanup`.
     """
 
-    def __init__(
-        self, base_dir: Path | None = None, port: int | None = None, *, binary: Path | None = None
-    ) -> None:
+    def __init__(self, base_dir: Path | None = None, port: int | None = None, *, binary: Path | None = None) -> None:
         self._binary = binary if binary is not None else find_redis_server()
         self._auto_port = port is None
         self._port = port if port is not None else free_port()

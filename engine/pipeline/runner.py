@@ -10,9 +10,11 @@ retried with backoff and say when; the others wait for the operator (I6).
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -22,7 +24,7 @@ import psycopg
 import redis
 from psycopg import sql
 
-from engine.batching.batcher import Batch, Batcher, BatchLimits, Op, RowsStep
+from engine.batching.batcher import Batch, Batcher, BatchLimits, Op, PendingBatch, RowsStep
 from engine.config.models import PipelineSpec
 from engine.decoding import pgoutput
 from engine.decoding.typemap import ValueConversionError
@@ -192,6 +194,7 @@ class PipelineRunner(threading.Thread):
         prev = self._store.get(table) or TableState(TablePhase.INIT)
         self._store.set(table, prev.errored(err))
         self._event("error", f"table {table}: {err}", table)
+        self._publish(force=True)
 
     def _resolve_tables(self, conn: psycopg.Connection) -> dict[TableName, TableSchema]:
         configured = set(self.spec.pipeline.tables)
@@ -329,8 +332,7 @@ class PipelineRunner(threading.Thread):
     def _stream_loop(
         self, stream: ReplicationStream, schemas: dict[TableName, TableSchema], destination: Destination
     ) -> None:
-        decoder = pgoutput.Decoder(1)
-        decode = decoder.decode
+        decode = pgoutput.Decoder(1).decode
         batcher = Batcher(self._limits)
         # relid → (schema, apply changes committed at or after this LSN)
         active: dict[int, tuple[TableSchema, int]] = {}
@@ -338,108 +340,125 @@ class PipelineRunner(threading.Thread):
         commit_lsn = 0
         ordinal = 0
         skip_tx = False
-        idle_ack = 0
-        checkpoint = self._checkpoint
+        idle_ack = 0  # end of a transaction that brought nothing to apply
+        applied_before = self._checkpoint  # transactions before this are in the destination already
         read = stream.read_nowait
+        max_rows = self._limits.max_rows
         INSERT, UPDATE, DELETE = ord("I"), ord("U"), ord("D")
         BEGIN, COMMIT, RELATION, TRUNCATE = ord("B"), ord("C"), ord("R"), ord("T")
         last_check = time.monotonic()
         counter = 0
+        # Conversion and destination writes run on their own thread, so decoding the stream
+        # overlaps with writing the previous batch; at most two batches wait (backpressure).
+        worker = _ApplyWorker(self, destination)
+        worker.start()
+
+        def settle() -> None:
+            """Acknowledge, in order, what the worker has made durable."""
+            for result in worker.completed():
+                for table in result.failed:
+                    for relid, (schema, _) in list(active.items()):
+                        if schema.table == table:
+                            del active[relid]
+                if result.checkpoint is not None:
+                    self._checkpoint = result.checkpoint
+                    stream.ack(result.checkpoint)
+                    self._acked = result.checkpoint
+                    self._promote_ready(result.checkpoint)
 
         def flush() -> None:
-            nonlocal checkpoint
-            batch = batcher.take()
-            self._apply(batch, destination, active)
-            if batch.checkpoint is not None:
-                checkpoint = batch.checkpoint
-                self._checkpoint = checkpoint
-                stream.ack(checkpoint)
-                self._acked = checkpoint
-                self._promote_ready(checkpoint)
+            worker.submit(batcher.take())
+            settle()
 
-        while not self._stop_event.is_set():
-            msg = read()
-            if msg is None:
-                if batcher.rows and batcher.should_flush():
-                    flush()
-                elif batcher.empty and idle_ack > self._acked:
-                    stream.ack(idle_ack)
-                    self._acked = idle_ack
-                if batcher.empty:
-                    # Caught up with what the server sent: tables copied before this point are
-                    # streaming normally. (The snapshot LSN filter stays in force either way.)
-                    self._promote_ready(max(self._acked, stream.server_wal_end))
-                self.stats.received_lsn = max(self.stats.received_lsn, stream.server_wal_end)
-                self._publish()
-                if batcher.empty or not batcher.should_flush():
-                    stream.wait(0.1)
-                continue
-            payload = msg.payload
-            kind = payload[0]
-            if kind in (INSERT, UPDATE, DELETE):
-                if skip_tx:
-                    continue
-                change = cast("pgoutput.Insert | pgoutput.Update | pgoutput.Delete", decode(payload))
-                entry = active.get(change.relid)
-                if entry is None or commit_lsn < entry[1]:
-                    continue
-                schema = entry[0]
-                if isinstance(change, pgoutput.Insert):
-                    batcher.add(schema, Op.INSERT, commit_lsn, ordinal, change.new, len(payload))
-                elif isinstance(change, pgoutput.Update):
-                    old = change.old
-                    if old is not None and _key_changed(schema, old, change.new):
-                        # the key changed: the old key goes, the new one is written in full
-                        batcher.add(schema, Op.DELETE, commit_lsn, ordinal, _key_only(schema, old), len(payload))
-                        ordinal += 1
-                    batcher.add(schema, Op.UPDATE, commit_lsn, ordinal, change.new, len(payload))
-                else:
-                    batcher.add(schema, Op.DELETE, commit_lsn, ordinal, _key_only(schema, change.old), len(payload))
-                ordinal += 1
-                if batcher.rows >= self._limits.max_rows:
-                    flush()
-                counter += 1
-                if counter >= 2048:
-                    counter = 0
-                    now = time.monotonic()
-                    if now - last_check >= 0.25:
-                        last_check = now
-                        if batcher.should_flush(now):
-                            flush()
-                        self._publish()
-                continue
-            if kind == BEGIN:
-                commit_lsn = cast(pgoutput.Begin, decode(payload)).final_lsn
-                ordinal = 0
-                skip_tx = commit_lsn < checkpoint  # already applied before a restart
-                continue
-            if kind == COMMIT:
-                end_lsn = cast(pgoutput.Commit, decode(payload)).end_lsn
-                self.stats.received_lsn = end_lsn
-                if batcher.empty:
-                    idle_ack = end_lsn
-                else:
-                    batcher.commit(end_lsn)
-                    if batcher.should_flush():
+        try:
+            while not self._stop_event.is_set():
+                msg = read()
+                if msg is None:
+                    settle()
+                    if batcher.rows and batcher.should_flush():
                         flush()
-                continue
-            if kind == RELATION:
-                self._on_relation(cast(pgoutput.Relation, decode(payload)), schemas, active, min_lsn)
-                continue
-            if kind == TRUNCATE:
-                trunc = cast(pgoutput.Truncate, decode(payload))
-                if skip_tx:
+                    elif batcher.empty and worker.idle:
+                        if idle_ack > self._acked:
+                            stream.ack(idle_ack)
+                            self._acked = idle_ack
+                        # Caught up with what the server sent: tables copied before this point
+                        # stream normally. (Their snapshot LSN filter stays in force either way.)
+                        self._promote_ready(max(self._acked, stream.server_wal_end))
+                    self.stats.received_lsn = max(self.stats.received_lsn, stream.server_wal_end)
+                    self._publish()
+                    if batcher.empty or not batcher.should_flush():
+                        stream.wait(0.1)
                     continue
-                for relid in trunc.relids:
-                    entry = active.get(relid)
-                    if entry is not None and commit_lsn >= entry[1]:
-                        batcher.truncate(entry[0], commit_lsn, ordinal)
-                        ordinal += 1
-                continue
-            decode(payload)  # Origin, Type, Message: validated, nothing to apply
-        # graceful stop: drain what is pending
-        if not batcher.empty:
-            flush()
+                payload = msg.payload
+                kind = payload[0]
+                if kind in (INSERT, UPDATE, DELETE):
+                    if skip_tx:
+                        continue
+                    change = cast("pgoutput.Insert | pgoutput.Update | pgoutput.Delete", decode(payload))
+                    entry = active.get(change.relid)
+                    if entry is None or commit_lsn < entry[1]:
+                        continue
+                    schema = entry[0]
+                    if isinstance(change, pgoutput.Insert):
+                        batcher.add(schema, Op.INSERT, commit_lsn, ordinal, change.new, len(payload))
+                    elif isinstance(change, pgoutput.Update):
+                        old = change.old
+                        if old is not None and _key_changed(schema, old, change.new):
+                            # the key changed: the old key goes, the new one is written in full
+                            batcher.add(schema, Op.DELETE, commit_lsn, ordinal, _key_only(schema, old), len(payload))
+                            ordinal += 1
+                        batcher.add(schema, Op.UPDATE, commit_lsn, ordinal, change.new, len(payload))
+                    else:
+                        batcher.add(schema, Op.DELETE, commit_lsn, ordinal, _key_only(schema, change.old), len(payload))
+                    ordinal += 1
+                    if batcher.rows >= max_rows:
+                        flush()
+                    counter += 1
+                    if counter >= 2048:
+                        counter = 0
+                        now = time.monotonic()
+                        if now - last_check >= 0.25:
+                            last_check = now
+                            settle()
+                            if batcher.should_flush(now):
+                                flush()
+                            self._publish()
+                    continue
+                if kind == BEGIN:
+                    commit_lsn = cast(pgoutput.Begin, decode(payload)).final_lsn
+                    ordinal = 0
+                    skip_tx = commit_lsn < applied_before
+                    continue
+                if kind == COMMIT:
+                    end_lsn = cast(pgoutput.Commit, decode(payload)).end_lsn
+                    self.stats.received_lsn = end_lsn
+                    if batcher.empty:
+                        idle_ack = end_lsn
+                    else:
+                        batcher.commit(end_lsn)
+                        if batcher.should_flush():
+                            flush()
+                    continue
+                if kind == RELATION:
+                    self._on_relation(cast(pgoutput.Relation, decode(payload)), schemas, active, min_lsn)
+                    continue
+                if kind == TRUNCATE:
+                    trunc = cast(pgoutput.Truncate, decode(payload))
+                    if skip_tx:
+                        continue
+                    for relid in trunc.relids:
+                        entry = active.get(relid)
+                        if entry is not None and commit_lsn >= entry[1]:
+                            batcher.truncate(entry[0], commit_lsn, ordinal)
+                            ordinal += 1
+                    continue
+                decode(payload)  # Origin, Type, Message: validated, nothing to apply
+            # graceful stop: drain what is pending
+            if not batcher.empty:
+                worker.submit(batcher.take())
+        finally:
+            worker.finish()
+        settle()
         if idle_ack > self._acked and batcher.empty:
             stream.ack(idle_ack)
             self._acked = idle_ack
@@ -473,13 +492,10 @@ class PipelineRunner(threading.Thread):
             return
         active[rel.relid] = (schema, min_lsn.get(table, 0))
 
-    def _apply(self, batch: Batch, destination: Destination, active: dict[int, tuple[TableSchema, int]]) -> None:
+    def _apply(self, batch: Batch, destination: Destination) -> None:
         for failed in batch.failed:
             # Recorded before the checkpoint moves past the table's changes, so a restart re-copies it.
             self._table_error(failed.table, _conversion_error(failed.table, failed.error))
-            for relid, (schema, _) in list(active.items()):
-                if schema.table == failed.table:
-                    del active[relid]
         if not batch.steps and batch.checkpoint is None:
             return
         started = time.monotonic()
@@ -502,6 +518,7 @@ class PipelineRunner(threading.Thread):
             if st.phase is TablePhase.FINISHED_COPY and lsn >= st.snapshot_lsn:
                 self._store.set(table, st.moved(TablePhase.READY))
                 self._event("table", f"table {table}: ready (streaming)", table)
+                self._publish(force=True)
 
     # ---- status ---------------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -547,6 +564,76 @@ class PipelineRunner(threading.Thread):
             self._store.publish_status(self.snapshot())
         except EtlError as exc:  # status is best effort; replication must not stop for it
             log.debug("status publish failed: %s", exc)
+
+
+@dataclass(frozen=True)
+class _Applied:
+    checkpoint: int | None
+    failed: tuple[TableName, ...]
+
+
+class _ApplyWorker(threading.Thread):
+    """Converts pending batches to Arrow and writes them to the destination, in order."""
+
+    def __init__(self, runner: PipelineRunner, destination: Destination, max_pending: int = 2) -> None:
+        super().__init__(name=f"apply-{runner.spec.name}", daemon=True)
+        self._runner = runner
+        self._destination = destination
+        self._queue: queue.Queue[PendingBatch | None] = queue.Queue(maxsize=max_pending)
+        self._done: deque[_Applied] = deque()
+        self._in_flight = 0
+        self._errored: set[TableName] = set()
+        self.error: BaseException | None = None
+
+    @property
+    def idle(self) -> bool:
+        return self._in_flight == 0
+
+    def submit(self, pending: PendingBatch) -> None:
+        self._in_flight += 1
+        while True:
+            self._raise_if_failed()
+            try:
+                self._queue.put(pending, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def completed(self) -> list[_Applied]:
+        self._raise_if_failed()
+        out = []
+        while self._done:
+            out.append(self._done.popleft())
+            self._in_flight -= 1
+        return out
+
+    def finish(self) -> None:
+        """Write what was submitted, then stop (also after a failure: nothing more is written)."""
+        while self.is_alive():
+            try:
+                self._queue.put(None, timeout=0.2)
+                break
+            except queue.Full:
+                continue
+        self.join()
+
+    def _raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def run(self) -> None:
+        while True:
+            pending = self._queue.get()
+            if pending is None or self.error is not None:
+                return
+            try:
+                batch = pending.build(frozenset(self._errored))
+                self._runner._apply(batch, self._destination)
+                failed = tuple(f.table for f in batch.failed)
+                self._errored.update(failed)
+                self._done.append(_Applied(batch.checkpoint, failed))
+            except BaseException as exc:  # handed to the stream thread, which restarts the session
+                self.error = exc
 
 
 def _key_changed(schema: TableSchema, old: tuple[object, ...], new: tuple[object, ...]) -> bool:

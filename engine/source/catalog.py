@@ -139,9 +139,7 @@ def describe_table(conn: psycopg.Connection, table: TableName) -> TableSchema:
             if ident == "n"
             else f"table {table} has no primary key or replica identity index, so changes cannot be matched by key"
         )
-        raise TableError(
-            str(table), reason, fix, kind=ErrorKind.NO_REPLICA_IDENTITY, retry=RetryPolicy.MANUAL
-        )
+        raise TableError(str(table), reason, fix, kind=ErrorKind.NO_REPLICA_IDENTITY, retry=RetryPolicy.MANUAL)
     return schema
 
 
@@ -184,13 +182,9 @@ def ensure_publication(conn: psycopg.Connection, publication: str, tables: Itera
                 conn.execute(sql.SQL("CREATE PUBLICATION {}").format(pub))
             return
         if wanted - current:
-            conn.execute(
-                sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(pub, _table_list(wanted - current))
-            )
+            conn.execute(sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(pub, _table_list(wanted - current)))
         if current - wanted:
-            conn.execute(
-                sql.SQL("ALTER PUBLICATION {} DROP TABLE {}").format(pub, _table_list(current - wanted))
-            )
+            conn.execute(sql.SQL("ALTER PUBLICATION {} DROP TABLE {}").format(pub, _table_list(current - wanted)))
     except psycopg.errors.InsufficientPrivilege as exc:
         raise SourceError(
             f"cannot create or change publication {publication}: {exc}".strip(),
@@ -252,9 +246,7 @@ def drop_slot(conn: psycopg.Connection, slot: str) -> bool:
     while info is not None and info.active and info.active_pid:
         conn.execute("SELECT pg_terminate_backend(%s)", (info.active_pid,))
         if time.monotonic() > deadline:
-            raise SourceError(
-                f"slot {slot} is still in use by pid {info.active_pid}", "stop the process using it"
-            )
+            raise SourceError(f"slot {slot} is still in use by pid {info.active_pid}", "stop the process using it")
         time.sleep(0.1)
         info = slot_info(conn, slot)
     if info is not None:

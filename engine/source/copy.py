@@ -44,9 +44,7 @@ class _CopyReader(io.RawIOBase):
 
 
 def estimate_rows(conn: psycopg.Connection, schema: TableSchema) -> int:
-    row = conn.execute(
-        "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = %s", (schema.oid,)
-    ).fetchone()
+    row = conn.execute("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = %s", (schema.oid,)).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -79,7 +77,6 @@ def copy_table(conn: psycopg.Connection, schema: TableSchema) -> Iterator[pa.Rec
         out_schema = pa.schema([pa.field(c.name, c.ctype.arrow) for c in schema.columns])
         for batch in reader:
             arrays = [
-                convert(batch.column(i), col.ctype, str(schema.table), col.name)
-                for i, col in enumerate(schema.columns)
+                convert(batch.column(i), col.ctype, str(schema.table), col.name) for i, col in enumerate(schema.columns)
             ]
             yield pa.RecordBatch.from_arrays(arrays, schema=out_schema)

@@ -53,9 +53,7 @@ class ReplicationStream:
         self.server_version: int = self._conn.server_version
 
     # ---- slots -------------------------------------------------------------------------------
-    def create_slot(
-        self, name: str, *, temporary: bool = False, export_snapshot: bool = False
-    ) -> CreatedSlot:
+    def create_slot(self, name: str, *, temporary: bool = False, export_snapshot: bool = False) -> CreatedSlot:
         temp = " TEMPORARY" if temporary else ""
         if self.server_version >= 150000:
             opts = "(SNAPSHOT 'export')" if export_snapshot else "(SNAPSHOT 'nothing')"

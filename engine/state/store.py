@@ -24,9 +24,7 @@ T = TypeVar("T")
 
 def connect_redis(url: str) -> redis.Redis:
     try:
-        client = redis.Redis.from_url(
-            url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
-        )
+        client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
         client.ping()
     except redis.RedisError as exc:
         raise StateStoreError(

@@ -27,11 +27,12 @@ from tests.integration.test_replication import (
 )
 
 
-def _pipeline_id(settings: Settings) -> int:
+def _pipeline(settings: Settings) -> tuple[int, str]:
     from engine.config.repository import ConfigRepository
 
     with ConfigRepository(settings.config_db_url) as repo:
-        return repo.get_pipeline("p1").id
+        p = repo.get_pipeline("p1")
+        return p.id, p.slot_name
 
 
 def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(
@@ -40,7 +41,7 @@ def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(
     setup_items(source_dsn, 20_000)
     duck = tmp_path / "out.duckdb"
     configure(settings, source_dsn, duck, "public.items")
-    pid = _pipeline_id(settings)
+    pid, slot = _pipeline(settings)
     stop = threading.Event()
     rnd = random.Random(7)
 
@@ -72,7 +73,7 @@ def test_sigkill_mid_stream_then_restart_loses_and_duplicates_nothing(
             time.sleep(2.0)
             stop.set()
             t.join()
-            wait_caught_up(source_dsn, f"etl_slot_{pid}", timeout=90)
+            wait_caught_up(source_dsn, slot, timeout=90)
             got = duck_rows(duck, DUCK_ITEMS_SQL)
             want = source_rows(source_dsn, ITEMS_SQL)
             assert len({r[0] for r in got}) == len(got), "duplicate keys in the target"
@@ -130,7 +131,7 @@ def test_large_transaction_memory_does_not_grow_with_size(settings: Settings, so
     setup_items(source_dsn, 10)
     duck = tmp_path / "out.duckdb"
     configure(settings, source_dsn, duck, "public.items")
-    pid = _pipeline_id(settings)
+    pid, slot = _pipeline(settings)
     peaks = {}
     client = redis.Redis.from_url(settings.redis_url)
     with engine_process(settings, log_path=tmp_path / "engine.log") as proc:
@@ -142,11 +143,9 @@ def test_large_transaction_memory_does_not_grow_with_size(settings: Settings, so
             started = time.monotonic()
             _big_transaction(source_dsn, first, rows)
             slot_samples: list[tuple[int, int]] = []
-            watcher = threading.Thread(
-                target=_watch_slot, args=(source_dsn, f"etl_slot_{pid}", client, pid, done, slot_samples)
-            )
+            watcher = threading.Thread(target=_watch_slot, args=(source_dsn, slot, client, pid, done, slot_samples))
             watcher.start()
-            wait_caught_up(source_dsn, f"etl_slot_{pid}", timeout=300)
+            wait_caught_up(source_dsn, slot, timeout=300)
             done.set()
             watcher.join()
             # I1: the slot never confirmed the transaction's commit before it was durable at the

@@ -68,7 +68,7 @@ class DuckDbDestination:
         delay = 0.05
         while True:
             try:
-                con = duckdb.connect(str(self.path))
+                con = duckdb.connect(str(self.path), config={"threads": 1})
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
@@ -178,9 +178,7 @@ class DuckDbDestination:
             con.execute(self._landing_ddl(schema))
             for batch in batches:
                 con.register("etl_copy_batch", batch)
-                con.execute(
-                    f"INSERT INTO {self.target_sql(schema.table)} SELECT {names}, 0, 0 FROM etl_copy_batch"
-                )
+                con.execute(f"INSERT INTO {self.target_sql(schema.table)} SELECT {names}, 0, 0 FROM etl_copy_batch")
                 con.unregister("etl_copy_batch")
                 total += batch.num_rows
                 on_progress(total)
@@ -256,9 +254,7 @@ def merge_sql(target: str, landing: str, schema: TableSchema, toast_aware: bool)
                 f" IGNORE NULLS) OVER (PARTITION BY {partition} ORDER BY {lsn}, {ordn}"
                 " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
             )
-            exprs.append(
-                f"CASE WHEN {is_unchanged} THEN {earlier} ELSE struct_pack(v := {name}) END AS {name}"
-            )
+            exprs.append(f"CASE WHEN {is_unchanged} THEN {earlier} ELSE struct_pack(v := {name}) END AS {name}")
         source = (
             f"SELECT * FROM (SELECT {', '.join(exprs)}, {op}, {lsn}, {ordn}, row_number() OVER "
             f"(PARTITION BY {partition} ORDER BY {lsn} DESC, {ordn} DESC) AS _etl_rn FROM {landing}) "
