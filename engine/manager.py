@@ -16,7 +16,7 @@ from collections.abc import Callable
 import psycopg
 import redis
 
-from engine.batching.batcher import BatchLimits
+from engine.batching.limits import BatchLimits
 from engine.config.models import PipelineSpec, PipelineStatus
 from engine.config.repository import NOTIFY_CHANNEL, ConfigRepository, connect_config_db
 from engine.errors import EtlError

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
-from engine.batching.batcher import BatchLimits
+from engine.batching.limits import BatchLimits
 from engine.config.repository import ConfigRepository
 from engine.manager import Manager
 from engine.pipeline.runner import RunnerEvent
@@ -40,8 +40,8 @@ def build_manager(
     return Manager(settings.config_db_url, client, limits=limits, poll_interval=poll_interval, on_event=on_event)
 
 
-def run_headless(settings: Settings, stop: threading.Event, *, limits: BatchLimits | None = None) -> None:
-    manager = build_manager(settings, limits=limits)
+def run_headless(settings: Settings, stop: threading.Event) -> None:
+    manager = build_manager(settings, limits=settings.batch)
     log.info("engine started; config DB and Redis reachable; waiting for pipelines")
     manager.run(stop)
     log.info("engine stopped cleanly")

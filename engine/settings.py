@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from engine.batching.limits import BatchLimits
 from engine.errors import ConfigError
 from engine.redaction import redact_dsn
 
@@ -20,6 +21,7 @@ class Settings:
     redis_url: str
     metrics_addr: str = DEFAULT_METRICS_ADDR
     alert_webhook_url: str | None = None
+    batch: BatchLimits = field(default_factory=BatchLimits)
 
     def __repr__(self) -> str:  # never show a password, even in a traceback
         return (
@@ -64,4 +66,22 @@ def load_settings(env: dict[str, str] | None = None, *, dotenv: bool = True) -> 
         redis_url=env.get("REDIS_URL", DEFAULT_REDIS_URL),
         metrics_addr=env.get("METRICS_ADDR", DEFAULT_METRICS_ADDR),
         alert_webhook_url=env.get("ALERT_WEBHOOK_URL") or None,
+        batch=BatchLimits(
+            max_rows=_positive(env, "BATCH_MAX_ROWS", BatchLimits.max_rows),
+            max_bytes=_positive(env, "BATCH_MAX_BYTES", BatchLimits.max_bytes),
+            max_fill_seconds=_positive(env, "BATCH_MAX_FILL_MS", int(BatchLimits.max_fill_seconds * 1000)) / 1000,
+        ),
     )
+
+
+def _positive(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} is not a positive whole number", f"unset {name} or give e.g. {default}")
+    return value

@@ -15,6 +15,7 @@ from enum import StrEnum
 
 import pyarrow as pa
 
+from engine.batching.limits import BatchLimits
 from engine.decoding.pgoutput import UNCHANGED_TOAST
 from engine.decoding.typemap import ValueConversionError, convert
 from engine.identifiers import TableName
@@ -30,13 +31,6 @@ class Op(StrEnum):
     INSERT = "I"
     UPDATE = "U"
     DELETE = "D"
-
-
-@dataclass(frozen=True)
-class BatchLimits:
-    max_rows: int = 100_000
-    max_bytes: int = 64 << 20
-    max_fill_seconds: float = 1.0
 
 
 @dataclass(frozen=True)

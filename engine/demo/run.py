@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import psycopg
 
-from engine.batching.batcher import BatchLimits
+from engine.batching.limits import BatchLimits
 from engine.config.models import DestinationType
 from engine.config.repository import ConfigRepository
 from engine.demo.shop import DEMO_TABLES, ShopWorkload, create_shop

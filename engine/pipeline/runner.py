@@ -24,7 +24,8 @@ import psycopg
 import redis
 from psycopg import sql
 
-from engine.batching.batcher import Batch, Batcher, BatchLimits, Op, PendingBatch, RowsStep
+from engine.batching.batcher import Batch, Batcher, Op, PendingBatch, RowsStep
+from engine.batching.limits import BatchLimits
 from engine.config.models import PipelineSpec
 from engine.decoding import pgoutput
 from engine.decoding.typemap import ValueConversionError

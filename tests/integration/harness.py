@@ -17,7 +17,7 @@ import duckdb
 import psycopg
 import redis
 
-from engine.batching.batcher import BatchLimits
+from engine.batching.limits import BatchLimits
 from engine.manager import Manager
 from engine.pipeline.runner import PipelineRunner, RunnerEvent
 from engine.settings import Settings

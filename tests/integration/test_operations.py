@@ -1,0 +1,152 @@
+"""Operator commands on a real engine: migrate, graceful SIGTERM, resync, remove, and the demo."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from engine.config.repository import ConfigRepository
+from engine.settings import Settings
+from engine.source.lsn import parse_lsn
+from engine.state.store import read_status
+from engine.state.table_state import TablePhase
+from etl_tui.cli import main
+from tests.integration.harness import (
+    EngineThread,
+    current_wal,
+    duck_rows,
+    engine_process,
+    slot_confirmed,
+    source_rows,
+    wait_until,
+)
+from tests.integration.test_replication import DUCK_ITEMS_SQL, ITEMS_SQL, configure, setup_items, table_phase
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONFIG_DB_URL", settings.config_db_url)
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+
+
+def test_migrate_applies_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _env(settings, monkeypatch)
+    assert main(["migrate"]) == 0
+    assert "applied 1 migration(s): 001_create_tables" in capsys.readouterr().out
+    assert main(["migrate"]) == 0
+    assert "applied 0 migration(s)" in capsys.readouterr().out
+
+
+def test_sigterm_drains_pending_changes_and_exits_zero(
+    settings: Settings, source_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup_items(source_dsn, 1000)
+    duck = tmp_path / "o.duckdb"
+    configure(settings, source_dsn, duck, "public.items")
+    with ConfigRepository(settings.config_db_url) as repo:
+        p = repo.get_pipeline("p1")
+    # batches wait up to a minute, so the changes below are still pending when the signal comes
+    monkeypatch.setenv("BATCH_MAX_FILL_MS", "60000")
+    client = redis.Redis.from_url(settings.redis_url)
+    with engine_process(settings, log_path=tmp_path / "engine.log") as proc:
+        wait_until(lambda: table_phase(settings, p.id, "public.items") == TablePhase.READY, 60, what="ready")
+        with psycopg.connect(source_dsn, autocommit=True) as conn:
+            conn.execute("UPDATE items SET qty = qty + 1")
+        end = current_wal(source_dsn)
+
+        def received() -> bool:
+            status = read_status(client, p.id) or {}
+            return parse_lsn(status.get("received_lsn") or "0/0") >= end - 1024
+
+        wait_until(received, 30, what="changes received")
+        assert duck_rows(duck, "SELECT sum(qty) FROM main.items") != source_rows(
+            source_dsn, "SELECT sum(qty) FROM items"
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    assert "engine stopped cleanly" in (tmp_path / "engine.log").read_text()
+    assert duck_rows(duck, DUCK_ITEMS_SQL) == source_rows(source_dsn, ITEMS_SQL)
+    info = source_rows(source_dsn, f"SELECT active FROM pg_replication_slots WHERE slot_name = '{p.slot_name}'")
+    assert info == [(False,)]
+    assert (slot_confirmed(source_dsn, p.slot_name) or 0) > 0
+
+
+def test_resync_table_and_pipeline_then_remove(
+    settings: Settings,
+    source_dsn: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _env(settings, monkeypatch)
+    setup_items(source_dsn, 300)
+    duck = tmp_path / "o.duckdb"
+    configure(settings, source_dsn, duck, "public.items")
+    client = redis.Redis.from_url(settings.redis_url)
+    with ConfigRepository(settings.config_db_url) as repo:
+        p = repo.get_pipeline("p1")
+    with EngineThread(settings) as engine:
+        wait_until(lambda: table_phase(settings, p.id, "public.items") == TablePhase.READY, 60, what="ready")
+        copied = [e for e in engine.events if "copied 300 rows" in e.message]
+        assert len(copied) == 1
+        # a table resync copies that table again, keeping the slot
+        assert main(["pipeline", "resync", "p1", "--table", "public.items"]) == 0
+        assert "will be copied again" in capsys.readouterr().out
+        wait_until(lambda: len([e for e in engine.events if "copied 300 rows" in e.message]) == 2, 60, what="recopy")
+        wait_until(lambda: table_phase(settings, p.id, "public.items") == TablePhase.READY, 60, what="ready again")
+        assert slot_confirmed(source_dsn, p.slot_name) is not None
+        # a full resync drops the slot (explicitly, visibly) and starts over
+        with psycopg.connect(source_dsn, autocommit=True) as conn:
+            conn.execute("DELETE FROM items WHERE id <= 100")
+        assert main(["pipeline", "resync", "p1"]) == 0
+        assert "slot dropped and state cleared" in capsys.readouterr().out
+        wait_until(lambda: len([e for e in engine.events if "copied 200 rows" in e.message]) == 1, 60, what="full")
+        wait_until(lambda: duck_rows(duck, DUCK_ITEMS_SQL) == source_rows(source_dsn, ITEMS_SQL), 30, what="equal")
+        # remove: the runner stops, the slot and publication go, and so do the state keys
+        assert main(["pipeline", "remove", "p1"]) == 0
+        out = capsys.readouterr().out
+        assert f"slot {p.slot_name} dropped" in out and "state store keys removed" in out
+        wait_until(lambda: not engine.manager.runners, 30, what="runner gone")
+    assert source_rows(source_dsn, f"SELECT 1 FROM pg_replication_slots WHERE slot_name = '{p.slot_name}'") == []
+    assert source_rows(source_dsn, f"SELECT 1 FROM pg_publication WHERE pubname = '{p.publication_name}'") == []
+    assert list(client.scan_iter(match=f"etl:pipeline:{p.id}:*")) == []
+
+
+def test_demo_runs_headless_and_ends_with_equal_tables(tmp_path: Path) -> None:
+    """What a new user runs first: `etl-tui demo --no-ui` (here for a bounded time)."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "etl_tui.cli",
+            "demo",
+            "--no-ui",
+            "--duration",
+            "8",
+            "--rate",
+            "100",
+            "--dir",
+            str(tmp_path / "demo"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={k: v for k, v in os.environ.items() if k not in ("CONFIG_DB_URL", "REDIS_URL")},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "streaming" in out and "4 ready" in out
+    lines = [ln for ln in out.splitlines() if ln.strip().startswith("public.")]
+    assert len(lines) == 4 and all(ln.endswith("equal") for ln in lines), out
+    assert (tmp_path / "demo" / "shop.duckdb").exists()
