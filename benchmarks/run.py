@@ -1,7 +1,8 @@
 """End-to-end throughput benchmark of the engine, each number a ratio to a baseline of the same run.
 
 Run: python benchmarks/run.py [--quick] [--runs 3] [--rows 1000000] [--small-tx 100000]
-                              [--transport tcp|unix] [--profile] [--no-warmup] [--keep]
+                              [--transport tcp|unix] [--scenarios a,b,c] [--engine-ref REF]
+                              [--profile] [--no-warmup] [--keep]
 
 Scenarios (DESIGN §8, reliability-perf-anchors.md §2.3), each in fresh tables and pipelines:
 
@@ -37,6 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -141,8 +143,9 @@ class RssSampler(threading.Thread):
 class Engine:
     """``python -m etl_tui.cli --no-ui`` in its own process, so its memory and CPU are its own."""
 
-    def __init__(self, settings: Settings, workdir: Path, label: str) -> None:
+    def __init__(self, settings: Settings, workdir: Path, label: str, source: Path) -> None:
         self.log_path = workdir / f"engine-{label}.log"
+        self._source = source
         self._settings = settings
         self._workdir = workdir
         self._log: IO[bytes] | None = None
@@ -152,6 +155,7 @@ class Engine:
 
     def start(self) -> Engine:
         env = dict(os.environ, CONFIG_DB_URL=self._settings.config_db_url, REDIS_URL=self._settings.redis_url)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self._source), os.environ.get("PYTHONPATH")) if p)
         self._log = self.log_path.open("wb")
         # cwd is the scratch folder so that no .env of the checkout leaks into the engine's settings
         self.proc = subprocess.Popen(
@@ -240,13 +244,28 @@ class Profiler:
                 self._proc.kill()
 
 
+def _thread_of(frames: list[str]) -> str:
+    """Which engine thread a py-spy stack belongs to, from its outer frames."""
+    for frame in frames:
+        if frame.startswith("_ApplyWorker.run "):
+            return "apply worker"
+        if frame.startswith("PipelineRunner.run "):
+            return "pipeline runner (decode, copy)"
+    return "other (manager, Arrow/DuckDB helper threads)"
+
+
 def summarize_profile(path: Path, top: int = 15) -> dict[str, Any]:
-    """Self and inclusive sample shares per frame (``function (file:line)``) of a py-spy raw file."""
+    """Where a py-spy raw (collapsed stacks) file spends its samples.
+
+    ``self``: leaf frames as ``function (file:line)``; ``inclusive``: engine functions with their
+    callees, by function; ``threads``: share of samples per engine thread.
+    """
     self_counts: Counter[str] = Counter()
     incl_counts: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
     total = 0
     if not path.exists():
-        return {"samples": 0, "self": [], "inclusive": []}
+        return {"samples": 0, "self": [], "inclusive": [], "threads": {}}
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
@@ -254,18 +273,34 @@ def summarize_profile(path: Path, top: int = 15) -> dict[str, Any]:
         n = int(count)
         frames = stack.split(";")
         total += n
+        threads[_thread_of(frames)] += n
         self_counts[frames[-1]] += n
-        for frame in set(frames):
-            incl_counts[frame] += n
+        functions = {f.rsplit(":", 1)[0] + ")" for f in frames if "(engine/" in f}
+        for function in functions:
+            incl_counts[function] += n
+    if not total:
+        return {"samples": 0, "self": [], "inclusive": [], "threads": {}}
+    # the frames every stack of a thread passes through say nothing about where time goes
+    skip = (
+        "PipelineRunner.run ",
+        "PipelineRunner._session ",
+        "PipelineRunner._stream ",
+        "_ApplyWorker.run ",
+        "PipelineRunner._stream_loop ",
+        "run_headless ",
+        "Manager.run ",
+        "main ",
+        "cmd_run ",
+    )
 
-    def shares(counter: Counter[str], keep: Callable[[str], bool]) -> list[tuple[str, float]]:
-        return [(f, round(c / total, 4)) for f, c in counter.most_common() if keep(f)][:top]
+    def shares(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(f, round(c / total, 4)) for f, c in counter.most_common() if not f.startswith(skip)][:top]
 
     return {
         "samples": total,
-        "self": shares(self_counts, lambda f: True),
-        # what the engine's own code costs, callees included
-        "inclusive": shares(incl_counts, lambda f: "/engine/" in f and "run (" not in f),
+        "self": shares(self_counts),
+        "inclusive": shares(incl_counts),
+        "threads": {k: round(v / total, 4) for k, v in threads.most_common()},
     }
 
 
@@ -284,6 +319,8 @@ class Drain:
     end_to_end_seconds: float | None = None  # engine copy: pipeline added → table copied
     bytes: int | None = None
     bytes_expected: int | None = None
+    system_busy_before: float | None = None  # all cores, just before the window
+    system_busy: float | None = None  # all cores, during the window
     profile: dict[str, Any] | None = None
 
     @property
@@ -331,6 +368,41 @@ class Measurement:
         }
 
 
+def wait_quiet(limit: float = 0.3, longest: float = 60.0) -> float:
+    """Wait (at most ``longest`` s) until the box is mostly idle; returns the last busy fraction seen.
+
+    Other work on a small shared box (a test run, a build) would otherwise be measured as ours.
+    """
+    deadline = time.monotonic() + longest
+    while True:
+        busy = psutil.cpu_percent(interval=0.5) / 100
+        if busy < limit or time.monotonic() > deadline:
+            return busy
+
+
+class SystemCpu:
+    """Busy fraction of all cores over a window (ours plus the server plus anything else running)."""
+
+    def __init__(self) -> None:
+        self._start = psutil.cpu_times()
+
+    def busy(self) -> float:
+        end = psutil.cpu_times()
+        total = sum(end) - sum(self._start)
+        idle = (end.idle + getattr(end, "iowait", 0)) - (self._start.idle + getattr(self._start, "iowait", 0))
+        return round(1 - idle / total, 3) if total > 0 else 0.0
+
+
+def measured(fn: Callable[[], Drain]) -> Drain:
+    """Run one drain on a quiet box and record how busy the box was meanwhile."""
+    before = wait_quiet()
+    window = SystemCpu()
+    drain = fn()
+    drain.system_busy = window.busy()
+    drain.system_busy_before = round(before, 3)
+    return drain
+
+
 def proc_cpu(pid: int | None) -> float | None:
     if not pid:
         return None
@@ -347,6 +419,7 @@ class Bench:
         self.pg = pg
         self.workdir = workdir
         self.stamp = ""
+        self.source = workdir / "src"
         pg.create_database(SOURCE_DB)
         pg.create_database(CONFIG_DB)
         self.settings = Settings(config_db_url=pg.dsn(CONFIG_DB), redis_url=rds.url)
@@ -586,11 +659,11 @@ class Bench:
     def cdc(self, scenario: str, label: str, shape: str, n: int, order: list[str]) -> Measurement:
         table = f"t_{label}"
         self.admin.execute(f"CREATE TABLE {table} (id bigint PRIMARY KEY, payload text, n int, ts timestamptz)")
-        # one row before the pipeline exists: the engine's copy fails on an empty table ("Empty CSV file")
+        # a row before the pipeline exists: engines before b63fbd5 fail to copy an empty table
         self.admin.execute(f"INSERT INTO {table} VALUES (0, 'seed', 0, now())")
         pipeline = self.add_pipeline(label, table)
         m = Measurement(scenario, label, n, n if shape == "small" else 1, order)
-        engine = Engine(self.settings, self.workdir, label).start()
+        engine = Engine(self.settings, self.workdir, label, self.source).start()
         clone = f"bench_clone_{label}"
         cloned = False
         expected = 0
@@ -613,12 +686,14 @@ class Bench:
             for side in order:
                 self.checkpoint()
                 if side == "baseline":
-                    m.baseline = self.recvlogical(clone, pipeline.publication_name, label, n, expected)
+                    m.baseline = measured(
+                        lambda: self.recvlogical(clone, pipeline.publication_name, label, n, expected)
+                    )
                     if m.baseline.bytes != expected:
                         m.notes.append(f"pg_recvlogical wrote {m.baseline.bytes} bytes, expected {expected}")
                 else:
                     profile = RESULTS_DIR / f"{self.stamp}-{label}.pyspy.txt" if self.args.profile else None
-                    m.ours = self.drain_ours(engine, pipeline, fence, n, profile)
+                    m.ours = measured(partial(self.drain_ours, engine, pipeline, fence, n, profile))
         finally:
             engine.stop()
         if cloned:
@@ -704,16 +779,16 @@ class Bench:
         # sets hint bits and the visibility map once, so neither reader pays for it; also the row estimate
         self.admin.execute(f"VACUUM (ANALYZE) {table}")
         m = Measurement("c", label, n, 0, order, workload_seconds=time.perf_counter() - started)
-        engine = Engine(self.settings, self.workdir, label).start()
+        engine = Engine(self.settings, self.workdir, label, self.source).start()
         try:
             engine.wait_listening(self.config_conn)
             for side in order:
                 self.checkpoint()
                 if side == "baseline":
-                    m.baseline = self.raw_copy(table, n)
+                    m.baseline = measured(lambda: self.raw_copy(table, n))
                 else:
                     profile = RESULTS_DIR / f"{self.stamp}-{label}.pyspy.txt" if self.args.profile else None
-                    m.ours = self.engine_copy(engine, label, table, n, profile)
+                    m.ours = measured(partial(self.engine_copy, engine, label, table, n, profile))
                     logged = self._logged_copy_seconds(engine, table)
                     if logged is not None:
                         m.notes.append(f"engine log says the copy took {logged:.1f}s")
@@ -724,6 +799,40 @@ class Bench:
         m.verified = self.verify(label, table)
         self.remove(label, table)
         return m
+
+
+def snapshot_source(dest: Path, ref: str | None) -> dict[str, Any]:
+    """Copy the engine's source (at ``ref``, or the working tree as it is now) for the engine processes.
+
+    Other people may edit the checkout during a run; without a snapshot each engine process would
+    import whatever is on disk at its start, half-finished edits included.
+    """
+    root = Path(__file__).resolve().parent.parent
+    parts = ["engine", "etl_tui", "migrations"]
+    dest.mkdir(parents=True, exist_ok=True)
+    if ref:
+        archive = subprocess.run(["git", "archive", ref, *parts], cwd=root, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+        commit = subprocess.run(
+            ["git", "rev-parse", ref], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        info: dict[str, Any] = {"ref": ref, "commit": commit}
+    else:
+        for part in parts:
+            shutil.copytree(root / part, dest / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        info = {"ref": "working tree", "commit": None}
+    check = subprocess.run(
+        [sys.executable, "-c", "import engine, etl_tui; print(engine.__file__)"],
+        env=dict(os.environ, PYTHONPATH=str(dest)),
+        cwd=dest.parent,  # as the engine runs: the current directory comes first on sys.path
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    if not check.startswith(str(dest)):
+        raise RuntimeError(f"the engine snapshot in {dest} is not what gets imported ({check})")
+    info["path"] = str(dest)
+    return info
 
 
 # ---- reporting ----------------------------------------------------------------------------------
@@ -797,6 +906,8 @@ def summarize(ms: list[Measurement], scenario: str) -> dict[str, Any]:
         "end_to_end_seconds": _median([d.end_to_end_seconds for d in ours if d.end_to_end_seconds is not None]),
         "walsender_busy_ours": _median(ws_busy),
         "walsender_busy_baseline": _median(base_ws_busy),
+        "system_busy_ours": _median([d.system_busy for d in ours if d.system_busy is not None]),
+        "system_busy_baseline": _median([d.system_busy for d in base if d.system_busy is not None]),
         "verified": all(m.verified for m in runs),
     }
     target = TARGETS["copy" if scenario == "c" else "cdc"] if scenario in ("a", "b", "c") else None
@@ -882,6 +993,10 @@ def print_notes(summary: dict[str, dict[str, Any]]) -> None:
             parts.append(f"walsender CPU busy {s['walsender_busy_ours']:.0%} with ours")
         if s.get("walsender_busy_baseline") is not None:
             parts.append(f"{s['walsender_busy_baseline']:.0%} with pg_recvlogical")
+        if s.get("system_busy_ours") is not None:
+            parts.append(f"box busy {s['system_busy_ours']:.0%} of all cores during ours")
+        if s.get("system_busy_baseline") is not None:
+            parts.append(f"{s['system_busy_baseline']:.0%} during the baseline")
         if parts:
             print(f"{key}: " + ", ".join(parts))
 
@@ -891,10 +1006,11 @@ def print_profiles(ms: list[Measurement]) -> None:
         prof = m.ours.profile if m.ours else None
         if not prof or not prof["samples"]:
             continue
-        print(f"\nprofile of {m.label} ({prof['samples']} samples): top self time")
+        threads = ", ".join(f"{k} {v:.0%}" for k, v in prof["threads"].items())
+        print(f"\nprofile of {m.label} ({prof['samples']} samples; {threads}): top self time")
         for frame, share in prof["self"][:10]:
             print(f"  {share:6.1%}  {frame}")
-        print("  engine code, inclusive:")
+        print("  engine functions, callees included:")
         for frame, share in prof["inclusive"][:10]:
             print(f"  {share:6.1%}  {frame}")
 
@@ -910,6 +1026,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scenarios", default="a,b,c", help="comma-separated subset of a,b,c")
     p.add_argument("--profile", action="store_true", help="attach py-spy to the engine (perturbs the numbers)")
     p.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the untimed warm-up round")
+    p.add_argument(
+        "--engine-ref", default=None, help="benchmark this git commit/ref of the engine (default: the working tree)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the scratch folder (engine logs, DuckDB files)")
     args = p.parse_args(argv)
     if args.rows is None:
@@ -919,65 +1038,78 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _order(i: int) -> list[str]:
+    """Baseline first in odd runs, ours first in even ones (A B, B A, ...)."""
+    return ["baseline", "ours"] if i % 2 == 0 else ["ours", "baseline"]
+
+
+def _report(m: Measurement) -> None:
+    parts = [f"[{m.label}]"]
+    for name, d in (("ours", m.ours), ("baseline", m.baseline)):
+        if d is not None:
+            parts.append(f"{name} {d.rate:,.0f} rows/s ({d.seconds:.2f}s)")
+    if m.ratio is not None:
+        parts.append(f"ratio {m.ratio:.2f}")
+    if m.ours is not None and m.ours.peak_rss:
+        parts.append(f"peak RSS {m.ours.peak_rss / MIB:.0f} MiB")
+    busy = [d.system_busy_before for d in (m.ours, m.baseline) if d and d.system_busy_before is not None]
+    if busy and max(busy) >= 0.3:
+        parts.append(f"box was busy ({max(busy):.0%}) before a drain")
+    parts.append("verified" if m.verified else "CONTENT MISMATCH")
+    log("  " + ", ".join(parts) + "".join(f"; {n}" for n in m.notes))
+
+
+def measure_all(bench: Bench, args: argparse.Namespace, scenarios: set[str]) -> list[Measurement]:
+    measurements: list[Measurement] = []
+    if args.warmup:
+        log("warm-up (not recorded)")
+        if scenarios & {"a", "b"}:
+            _report(bench.cdc("w", "warm_small", "small", 2_000, ["baseline", "ours"]))
+            _report(bench.cdc("w", "warm_big", "big", 20_000, ["baseline", "ours"]))
+        if "c" in scenarios:
+            _report(bench.copy("warm_copy", 20_000, ["baseline", "ours"]))
+    for i in range(args.runs):
+        if "a" in scenarios:
+            log(f"a: {args.small_tx:,} single-row transactions, run {i + 1}/{args.runs}")
+            measurements.append(bench.cdc("a", f"a{i + 1}", "small", args.small_tx, _order(i)))
+            _report(measurements[-1])
+        if "b" in scenarios:
+            log(f"b: one transaction of {args.rows:,} rows, run {i + 1}/{args.runs}")
+            measurements.append(bench.cdc("b", f"b{i + 1}", "big", args.rows, _order(i)))
+            _report(measurements[-1])
+            log(f"b': one transaction of {args.rows // 10:,} rows (memory comparison), run {i + 1}")
+            measurements.append(bench.cdc("b10", f"bs{i + 1}", "big", args.rows // 10, ["ours"]))
+            _report(measurements[-1])
+        if "c" in scenarios:
+            log(f"c: initial copy of {args.rows:,} rows, run {i + 1}/{args.runs}")
+            measurements.append(bench.copy(f"c{i + 1}", args.rows, _order(i)))
+            _report(measurements[-1])
+    return measurements
+
+
 def run(args: argparse.Namespace) -> int:
     scenarios = {s.strip() for s in args.scenarios.split(",") if s.strip()}
     stamp = time.strftime("%Y%m%dT%H%M%S")
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="etl-bench-"))
-    measurements: list[Measurement] = []
-    with EmbeddedPostgres(settings=PG_SETTINGS) as pg, EmbeddedRedis() as rds:
-        bench = Bench(args, pg, rds, workdir)
-        bench.stamp = stamp
-        env = environment(pg, bench)
-        log(f"PostgreSQL {pg.version} on {pg.port}, Redis {rds.url}, scratch {workdir}, transport {args.transport}")
-
-        def order(i: int) -> list[str]:
-            return ["baseline", "ours"] if i % 2 == 0 else ["ours", "baseline"]
-
-        def report(m: Measurement) -> None:
-            parts = [f"[{m.label}]"]
-            for name, d in (("ours", m.ours), ("baseline", m.baseline)):
-                if d is not None:
-                    parts.append(f"{name} {d.rate:,.0f} rows/s ({d.seconds:.2f}s)")
-            if m.ratio is not None:
-                parts.append(f"ratio {m.ratio:.2f}")
-            if m.ours is not None and m.ours.peak_rss:
-                parts.append(f"peak RSS {m.ours.peak_rss / MIB:.0f} MiB")
-            parts.append("verified" if m.verified else "CONTENT MISMATCH")
-            log("  " + ", ".join(parts) + "".join(f"; {n}" for n in m.notes))
-
-        try:
-            if args.warmup:
-                log("warm-up (not recorded)")
-                if scenarios & {"a", "b"}:
-                    report(bench.cdc("w", "warm_small", "small", 2_000, ["baseline", "ours"]))
-                    report(bench.cdc("w", "warm_big", "big", 20_000, ["baseline", "ours"]))
-                if "c" in scenarios:
-                    report(bench.copy("warm_copy", 20_000, ["baseline", "ours"]))
-            for i in range(args.runs):
-                if "a" in scenarios:
-                    log(f"a: {args.small_tx:,} single-row transactions, run {i + 1}/{args.runs}")
-                    m = bench.cdc("a", f"a{i + 1}", "small", args.small_tx, order(i))
-                    measurements.append(m)
-                    report(m)
-                if "b" in scenarios:
-                    log(f"b: one transaction of {args.rows:,} rows, run {i + 1}/{args.runs}")
-                    m = bench.cdc("b", f"b{i + 1}", "big", args.rows, order(i))
-                    measurements.append(m)
-                    report(m)
-                    log(f"b': one transaction of {args.rows // 10:,} rows (memory comparison), run {i + 1}")
-                    m = bench.cdc("b10", f"bs{i + 1}", "big", args.rows // 10, ["ours"])
-                    measurements.append(m)
-                    report(m)
-                if "c" in scenarios:
-                    log(f"c: initial copy of {args.rows:,} rows, run {i + 1}/{args.runs}")
-                    m = bench.copy(f"c{i + 1}", args.rows, order(i))
-                    measurements.append(m)
-                    report(m)
-        finally:
-            bench.close()
-            if not args.keep:
-                shutil.rmtree(workdir, ignore_errors=True)
+    env: dict[str, Any] = {}
+    try:
+        with EmbeddedPostgres(settings=PG_SETTINGS) as pg, EmbeddedRedis() as rds:
+            bench = Bench(args, pg, rds, workdir)
+            try:
+                bench.stamp = stamp
+                env.update(environment(pg, bench))
+                env["engine_source"] = snapshot_source(bench.source, args.engine_ref)
+                log(
+                    f"PostgreSQL {pg.version} on {pg.port}, Redis {rds.url}, scratch {workdir}, "
+                    f"transport {args.transport}"
+                )
+                measurements = measure_all(bench, args, scenarios)
+            finally:
+                bench.close()
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     summary = {key: s for key in TITLES if (s := summarize(measurements, key))}
     print(

@@ -13,10 +13,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from engine.batching.limits import BatchLimits
-from engine.decoding.pgoutput import UNCHANGED_TOAST
+from engine.decoding.tuples import parse_tuple_columns
 from engine.decoding.typemap import ValueConversionError, convert
 from engine.identifiers import TableName
 from engine.source.catalog import TableSchema
@@ -68,9 +70,10 @@ class Batch:
 @dataclass
 class _Segment:
     schema: TableSchema
-    rows: list[tuple[object, ...]] = field(default_factory=list)
+    # each row is a raw pgoutput message and the offset of its TupleData, parsed in bulk later
+    payloads: list[bytes] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
     meta: list[tuple[Op, int, int]] = field(default_factory=list)  # (op, commit LSN, ordinal) per row
-    has_unchanged: bool = False
 
 
 @dataclass(frozen=True)
@@ -130,25 +133,17 @@ class Batcher:
                 self._first_at = time.monotonic()
         return seg
 
-    def add(
-        self,
-        schema: TableSchema,
-        op: Op,
-        commit_lsn: int,
-        ordinal: int,
-        values: tuple[object, ...],
-        nbytes: int,
-    ) -> None:
+    def add(self, schema: TableSchema, op: Op, commit_lsn: int, ordinal: int, payload: bytes, tuple_at: int) -> None:
+        """Add one row: the message ``payload`` whose TupleData starts at ``tuple_at``. For a
+        DELETE only the key columns of that tuple are used."""
         seg = self._open.get(schema.table)
         if seg is None or seg.schema is not schema:
             seg = self._segment(schema)
-        seg.rows.append(values)
+        seg.payloads.append(payload)
+        seg.offsets.append(tuple_at)
         seg.meta.append((op, commit_lsn, ordinal))
-        # Only an UPDATE's new row can carry unchanged TOAST values (a DELETE keeps just its key).
-        if op is Op.UPDATE and not seg.has_unchanged and any(v is UNCHANGED_TOAST for v in values):
-            seg.has_unchanged = True
         self._rows += 1
-        self._bytes += nbytes
+        self._bytes += len(payload)
 
     def truncate(self, schema: TableSchema, commit_lsn: int, ordinal: int) -> None:
         seg = self._open.pop(schema.table, None)
@@ -185,42 +180,49 @@ class Batcher:
 
 def _build(seg: _Segment) -> RowsStep:
     schema = seg.schema
-    n = len(seg.rows)
-    columns = list(zip(*seg.rows, strict=True)) if n else [() for _ in schema.columns]
+    n = len(seg.payloads)
+    parsed = parse_tuple_columns(seg.payloads, seg.offsets, len(schema.columns))
+    ops, lsns, ordinals = zip(*seg.meta, strict=True) if n else ((), (), ())
+    counts = Counter(ops)
+    op_array = pa.array(ops, type=pa.string())
+    deleted = pc.equal(op_array, Op.DELETE.value) if counts.get(Op.DELETE) else None
+    deleted_np = deleted.to_numpy(zero_copy_only=False) if deleted is not None else None
     arrays: list[pa.Array] = []
     fields: list[pa.Field] = []
-    unchanged: list[list[int] | None] | None = [None] * n if seg.has_unchanged else None
+    marks: list[tuple[int, np.ndarray]] = []
     for i, col in enumerate(schema.columns):
-        values = columns[i]
-        if unchanged is not None and any(v is UNCHANGED_TOAST for v in values):
-            cleaned: list[object] = []
-            for r, v in enumerate(values):
-                if v is UNCHANGED_TOAST:
-                    marks = unchanged[r]
-                    if marks is None:
-                        marks = unchanged[r] = []
-                    marks.append(i)
-                    cleaned.append(None)
-                else:
-                    cleaned.append(v)
-            values = tuple(cleaned)
-        raw = pa.array(values, type=pa.binary())
+        raw = parsed.values[i]
+        if deleted is not None and not col.is_key:
+            raw = pc.if_else(deleted, pa.scalar(None, pa.binary()), raw)  # a delete carries only its key
+        mask = parsed.unchanged[i]
+        if mask is not None:
+            if deleted_np is not None:
+                mask = mask & ~deleted_np
+            if mask.any():
+                marks.append((i, mask))
         arrays.append(convert(raw, col.ctype, str(schema.table), col.name))
         fields.append(pa.field(col.name, col.ctype.arrow))
-    ops, lsns, ordinals = zip(*seg.meta, strict=True) if n else ((), (), ())
-    arrays.append(pa.array(ops, type=pa.string()))
+    arrays.append(op_array)
     fields.append(pa.field(OP_COLUMN, pa.string()))
     arrays.append(pa.array(lsns, type=pa.int64()))
     fields.append(pa.field(LSN_COLUMN, pa.int64()))
     arrays.append(pa.array(ordinals, type=pa.int64()))
     fields.append(pa.field(ORDINAL_COLUMN, pa.int64()))
-    if unchanged is not None:
-        arrays.append(pa.array(unchanged, type=pa.list_(pa.int32())))
+    if marks:
+        # per row, the indexes of its columns that arrived as unchanged TOAST values (rare rows)
+        per_row: list[list[int] | None] = [None] * n
+        for i, mask in marks:
+            for r in np.flatnonzero(mask).tolist():
+                row = per_row[r]
+                if row is None:
+                    per_row[r] = [i]
+                else:
+                    row.append(i)
+        arrays.append(pa.array(per_row, type=pa.list_(pa.int32())))
         fields.append(pa.field(UNCHANGED_COLUMN, pa.list_(pa.int32())))
-    counts = Counter(ops)
     return RowsStep(
         schema=schema,
         batch=pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields)),
-        has_unchanged=unchanged is not None,
+        has_unchanged=bool(marks),
         counts={Op(k): v for k, v in counts.items()},
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import struct
 import threading
 import time
 import traceback
@@ -28,6 +29,7 @@ from engine.batching.batcher import Batch, Batcher, Op, PendingBatch, RowsStep
 from engine.batching.limits import BatchLimits
 from engine.config.models import PipelineSpec
 from engine.decoding import pgoutput
+from engine.decoding.tuples import skip_tuple
 from engine.decoding.typemap import ValueConversionError
 from engine.destinations.base import Destination
 from engine.destinations.factory import open_destination
@@ -43,6 +45,9 @@ from engine.state.store import PipelineState
 from engine.state.table_state import TablePhase, TableState
 
 log = logging.getLogger("etl.pipeline")
+
+_RELID = struct.Struct("!I")  # the relation id after the message type byte
+_LSN = struct.Struct("!Q")  # Begin's final LSN at offset 1, Commit's end LSN at offset 10
 
 MAX_BACKOFF_SECONDS = 60.0
 # After this many failed attempts in a row a transient error stops retrying (I6: no endless loop).
@@ -345,7 +350,9 @@ class PipelineRunner(threading.Thread):
         applied_before = self._checkpoint  # transactions before this are in the destination already
         read = stream.read_nowait
         max_rows = self._limits.max_rows
-        INSERT, UPDATE, DELETE = ord("I"), ord("U"), ord("D")
+        INSERT, UPDATE, DELETE, NEW = ord("I"), ord("U"), ord("D"), ord("N")
+        relid_at = _RELID.unpack_from
+        lsn_at = _LSN.unpack_from
         BEGIN, COMMIT, RELATION, TRUNCATE = ord("B"), ord("C"), ord("R"), ord("T")
         last_check = time.monotonic()
         counter = 0
@@ -376,7 +383,10 @@ class PipelineRunner(threading.Thread):
                 msg = read()
                 if msg is None:
                     settle()
-                    if batcher.rows and batcher.should_flush():
+                    if not batcher.empty and (worker.idle or batcher.should_flush()):
+                        # nothing more to read right now and the writer is free: write what we have
+                        # rather than wait out the fill time (latency), but let batches grow while
+                        # the writer is busy (throughput)
                         flush()
                     elif batcher.empty and worker.idle:
                         if idle_ack > self._acked:
@@ -395,22 +405,27 @@ class PipelineRunner(threading.Thread):
                 if kind in (INSERT, UPDATE, DELETE):
                     if skip_tx:
                         continue
-                    change = cast("pgoutput.Insert | pgoutput.Update | pgoutput.Delete", decode(payload))
-                    entry = active.get(change.relid)
+                    entry = active.get(relid_at(payload, 1)[0])
                     if entry is None or commit_lsn < entry[1]:
                         continue
                     schema = entry[0]
-                    if isinstance(change, pgoutput.Insert):
-                        batcher.add(schema, Op.INSERT, commit_lsn, ordinal, change.new, len(payload))
-                    elif isinstance(change, pgoutput.Update):
-                        old = change.old
-                        if old is not None and _key_changed(schema, old, change.new):
-                            # the key changed: the old key goes, the new one is written in full
-                            batcher.add(schema, Op.DELETE, commit_lsn, ordinal, _key_only(schema, old), len(payload))
-                            ordinal += 1
-                        batcher.add(schema, Op.UPDATE, commit_lsn, ordinal, change.new, len(payload))
+                    marker = payload[5]
+                    if kind == INSERT:
+                        if marker != NEW:
+                            raise pgoutput.PgOutputError("Insert", 5, f"expected 'N', got {chr(marker)!r}")
+                        batcher.add(schema, Op.INSERT, commit_lsn, ordinal, payload, 6)
+                    elif kind == DELETE:
+                        batcher.add(schema, Op.DELETE, commit_lsn, ordinal, payload, 6)  # key of the old tuple
+                    elif marker == NEW:  # an UPDATE without an old tuple: the key did not change
+                        batcher.add(schema, Op.UPDATE, commit_lsn, ordinal, payload, 6)
                     else:
-                        batcher.add(schema, Op.DELETE, commit_lsn, ordinal, _key_only(schema, change.old), len(payload))
+                        new_at = skip_tuple(payload, 6) + 1
+                        update = cast(pgoutput.Update, decode(payload))
+                        if update.old is not None and _key_changed(schema, update.old, update.new):
+                            # the key changed: the old key goes, the new one is written in full
+                            batcher.add(schema, Op.DELETE, commit_lsn, ordinal, payload, 6)
+                            ordinal += 1
+                        batcher.add(schema, Op.UPDATE, commit_lsn, ordinal, payload, new_at)
                     ordinal += 1
                     if batcher.rows >= max_rows:
                         flush()
@@ -426,12 +441,13 @@ class PipelineRunner(threading.Thread):
                             self._publish()
                     continue
                 if kind == BEGIN:
-                    commit_lsn = cast(pgoutput.Begin, decode(payload)).final_lsn
+                    # the hot path reads the one field it needs; the decoder checks the rest
+                    commit_lsn = lsn_at(payload, 1)[0] if len(payload) == 21 else decode(payload).final_lsn  # type: ignore[union-attr]
                     ordinal = 0
                     skip_tx = commit_lsn < applied_before
                     continue
                 if kind == COMMIT:
-                    end_lsn = cast(pgoutput.Commit, decode(payload)).end_lsn
+                    end_lsn = lsn_at(payload, 10)[0] if len(payload) == 26 else decode(payload).end_lsn  # type: ignore[union-attr]
                     self.stats.received_lsn = end_lsn
                     if batcher.empty:
                         idle_ack = end_lsn
@@ -639,10 +655,6 @@ class _ApplyWorker(threading.Thread):
 
 def _key_changed(schema: TableSchema, old: tuple[object, ...], new: tuple[object, ...]) -> bool:
     return any(old[i] != new[i] for i, c in enumerate(schema.columns) if c.is_key)
-
-
-def _key_only(schema: TableSchema, old: tuple[object, ...]) -> tuple[object, ...]:
-    return tuple(v if c.is_key else None for c, v in zip(schema.columns, old, strict=True))
 
 
 def _conversion_error(table: TableName, exc: Exception) -> EtlError:

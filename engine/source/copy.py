@@ -32,15 +32,23 @@ class _CopyReader(io.RawIOBase):
         return True
 
     def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
-        while not self._buf:
-            try:
-                self._buf = memoryview(next(self._chunks))
-            except StopIteration:
-                return 0
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
+        # COPY yields one row per chunk: fill the reader's whole buffer per call, not one row
+        out = memoryview(b)
+        size = len(out)
+        filled = 0
+        buf = self._buf
+        while filled < size:
+            if not buf:
+                try:
+                    buf = memoryview(next(self._chunks))
+                except StopIteration:
+                    break
+            n = min(size - filled, len(buf))
+            out[filled : filled + n] = buf[:n]
+            filled += n
+            buf = buf[n:]
+        self._buf = buf
+        return filled
 
 
 def estimate_rows(conn: psycopg.Connection, schema: TableSchema) -> int:

@@ -9,6 +9,7 @@ holds (I1, I2); Redis only caches it.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -63,12 +64,14 @@ class DuckDbDestination:
 
     # ---- connections -----------------------------------------------------------------------
     @contextmanager
-    def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _connect(self, threads: int = 1) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open the file for one write. Streaming writes use one DuckDB thread: the cores are
+        needed by the stream decoder and the source's walsender; a copy may use more."""
         deadline = time.monotonic() + LOCK_WAIT_SECONDS
         delay = 0.05
         while True:
             try:
-                con = duckdb.connect(str(self.path), config={"threads": 1})
+                con = duckdb.connect(str(self.path), config={"threads": threads})
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower():
@@ -171,7 +174,7 @@ class DuckDbDestination:
     ) -> int:
         names = ", ".join(quote_ident(c.name) for c in schema.columns)
         total = 0
-        with self._connect() as con:
+        with self._connect(threads=os.cpu_count() or 1) as con:
             con.execute("BEGIN")
             con.execute(f"DROP TABLE IF EXISTS {self.target_sql(schema.table)}")
             con.execute(self._target_ddl(schema))
