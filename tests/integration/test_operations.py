@@ -6,8 +6,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import duckdb
 import psycopg
 import pytest
 import redis
@@ -47,32 +49,32 @@ def test_migrate_applies_once(
     assert "applied 0 migration(s)" in capsys.readouterr().out
 
 
-def test_sigterm_drains_pending_changes_and_exits_zero(
-    settings: Settings, source_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_sigterm_drains_pending_changes_and_exits_zero(settings: Settings, source_dsn: str, tmp_path: Path) -> None:
     setup_items(source_dsn, 1000)
     duck = tmp_path / "o.duckdb"
     configure(settings, source_dsn, duck, "public.items")
     with ConfigRepository(settings.config_db_url) as repo:
         p = repo.get_pipeline("p1")
-    # batches wait up to a minute, so the changes below are still pending when the signal comes
-    monkeypatch.setenv("BATCH_MAX_FILL_MS", "60000")
     client = redis.Redis.from_url(settings.redis_url)
     with engine_process(settings, log_path=tmp_path / "engine.log") as proc:
         wait_until(lambda: table_phase(settings, p.id, "public.items") == TablePhase.READY, 60, what="ready")
-        with psycopg.connect(source_dsn, autocommit=True) as conn:
-            conn.execute("UPDATE items SET qty = qty + 1")
-        end = current_wal(source_dsn)
+        # a reader holds the DuckDB file, so the engine receives the changes but cannot write them yet
+        reader = duckdb.connect(str(duck), read_only=True)
+        try:
+            with psycopg.connect(source_dsn, autocommit=True) as conn:
+                conn.execute("UPDATE items SET qty = qty + 1")
+            end = current_wal(source_dsn)
 
-        def received() -> bool:
-            status = read_status(client, p.id) or {}
-            return parse_lsn(status.get("received_lsn") or "0/0") >= end - 1024
+            def received() -> bool:
+                status = read_status(client, p.id) or {}
+                return parse_lsn(status.get("received_lsn") or "0/0") >= end - 1024
 
-        wait_until(received, 30, what="changes received")
-        assert duck_rows(duck, "SELECT sum(qty) FROM main.items") != source_rows(
-            source_dsn, "SELECT sum(qty) FROM items"
-        )
-        proc.send_signal(signal.SIGTERM)
+            wait_until(received, 30, what="changes received")
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(1.0)
+            assert proc.poll() is None, "the engine must not exit with changes it has not written"
+        finally:
+            reader.close()  # the pending batch can be written now
         assert proc.wait(60) == 0
     assert "engine stopped cleanly" in (tmp_path / "engine.log").read_text()
     assert duck_rows(duck, DUCK_ITEMS_SQL) == source_rows(source_dsn, ITEMS_SQL)
