@@ -22,6 +22,10 @@ class Destination(Protocol):
         """The end LSN of the last transaction durably applied for ``pipeline_id`` (authoritative)."""
         ...
 
+    def forget(self, pipeline_id: int) -> None:
+        """Drop the checkpoint of ``pipeline_id`` (its slot was created anew)."""
+        ...
+
     def prepare(self, schemas: Iterable[TableSchema]) -> None:
         """Make sure landing and target tables exist with the right columns."""
         ...

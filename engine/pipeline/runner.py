@@ -228,6 +228,14 @@ class PipelineRunner(threading.Thread):
         slot = spec.pipeline.slot_name
         info = catalog.slot_info(conn, slot)
         marker = self._store.slot_marker()
+        creating = f"creating:{slot}"
+        if marker == creating:
+            # a crash came between creating the slot and recording it: finish that step (the slot,
+            # if it was made, has never been read from)
+            marker = None
+            if info is not None:
+                self._adopt_new_slot(destination)
+                return
         if info is None:
             if marker is not None:
                 raise EtlError(
@@ -237,19 +245,13 @@ class PipelineRunner(threading.Thread):
                     kind=ErrorKind.SLOT,
                     retry=RetryPolicy.MANUAL,
                 )
+            self._store.set_slot_marker(creating)
             stream = ReplicationStream(spec.source.dsn, f'source "{spec.source.name}"')
             try:
                 created = stream.create_slot(slot)
             finally:
                 stream.close()
-            self._store.set_slot_marker(slot)
-            destination_forget = getattr(destination, "forget", None)
-            if destination_forget is not None:
-                destination_forget(spec.id)  # a checkpoint from an earlier slot means nothing now
-            for table in spec.pipeline.tables:
-                st = self._store.get(table)
-                if st is None or st.phase is not TablePhase.ERRORED:
-                    self._store.set(table, TableState(TablePhase.INIT))
+            self._adopt_new_slot(destination)
             self._event("state", f"created replication slot {slot} at {format_lsn(created.consistent_point)}")
             return
         if marker is None:
@@ -267,6 +269,15 @@ class PipelineRunner(threading.Thread):
                 kind=ErrorKind.SLOT,
                 retry=RetryPolicy.MANUAL,
             )
+
+    def _adopt_new_slot(self, destination: Destination) -> None:
+        """A new slot: every table is copied again and the old checkpoint means nothing."""
+        destination.forget(self.spec.id)
+        for table in self.spec.pipeline.tables:
+            st = self._store.get(table)
+            if st is None or st.phase is not TablePhase.ERRORED:
+                self._store.set(table, TableState(TablePhase.INIT))
+        self._store.set_slot_marker(self.spec.pipeline.slot_name)
 
     def _copy_tables(self, schemas: dict[TableName, TableSchema], destination: Destination) -> None:
         """Copy ``schemas`` at one exported snapshot; the stream applies changes committed after it."""

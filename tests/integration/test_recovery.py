@@ -16,7 +16,7 @@ from engine.settings import Settings
 from engine.state import keys
 from engine.state.store import read_counters
 from engine.state.table_state import TablePhase
-from tests.integration.harness import duck_rows, engine_process, slot_confirmed, source_rows, wait_until
+from tests.integration.harness import EngineThread, duck_rows, engine_process, slot_confirmed, source_rows, wait_until
 from tests.integration.test_replication import (
     DUCK_ITEMS_SQL,
     ITEMS_SQL,
@@ -167,3 +167,43 @@ def test_large_transaction_memory_does_not_grow_with_size(settings: Settings, so
     )
     # Ten times the rows must not mean noticeably more memory: batches are cut by rows and bytes.
     assert big < small * 1.3 + 64 * mib, f"peak RSS grew from {small / mib:.0f} MiB to {big / mib:.0f} MiB"
+
+
+def test_crash_between_creating_the_slot_and_recording_it_recovers(
+    settings: Settings, source_dsn: str, tmp_path: Path
+) -> None:
+    """A crash right after CREATE_REPLICATION_SLOT leaves a slot the state store only knows as
+    being created: the next start adopts it and copies, instead of reporting lost state."""
+    setup_items(source_dsn, 200)
+    duck = tmp_path / "out.duckdb"
+    configure(settings, source_dsn, duck, "public.items")
+    pid, slot = _pipeline(settings)
+    source_rows(source_dsn, f"SELECT 1 FROM pg_create_logical_replication_slot('{slot}', 'pgoutput')")
+    client = redis.Redis.from_url(settings.redis_url)
+    client.set(keys.slot(pid), f"creating:{slot}")
+    with EngineThread(settings) as engine:
+        runner = engine.runner("p1")
+        wait_until(lambda: table_phase(settings, pid, "public.items") == TablePhase.READY, 60, what="ready")
+        assert runner.last_error is None
+        with psycopg.connect(source_dsn, autocommit=True) as conn:
+            conn.execute("INSERT INTO items (id, name, qty, price) VALUES (5000, 'after', 1, 1)")
+        wait_caught_up(source_dsn, slot)
+        assert duck_rows(duck, DUCK_ITEMS_SQL) == source_rows(source_dsn, ITEMS_SQL)
+    assert client.get(keys.slot(pid)) == slot.encode()
+
+
+def test_state_store_flushed_under_a_live_slot_is_a_loud_error(
+    settings: Settings, source_dsn: str, tmp_path: Path
+) -> None:
+    setup_items(source_dsn, 50)
+    configure(settings, source_dsn, tmp_path / "out.duckdb", "public.items")
+    pid, _ = _pipeline(settings)
+    with EngineThread(settings) as engine:
+        wait_until(lambda: table_phase(settings, pid, "public.items") == TablePhase.READY, 60, what="ready")
+    redis.Redis.from_url(settings.redis_url).flushall()
+    with EngineThread(settings) as engine:
+        runner = engine.runner("p1")
+        wait_until(lambda: runner.last_error is not None and runner.next_retry_at is None, 30, what="error")
+        assert runner.last_error is not None
+        assert runner.last_error.kind == "state_lost"
+        assert "etl-tui pipeline resync p1" in runner.last_error.hint
