@@ -9,7 +9,7 @@ durable (I1). TRUNCATE is a barrier inside a table's sequence of changes, kept i
 from __future__ import annotations
 
 import time
-from collections import Counter
+from array import array
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -33,6 +33,9 @@ class Op(StrEnum):
     INSERT = "I"
     UPDATE = "U"
     DELETE = "D"
+
+
+_OP_CODE = {op: ord(op.value) for op in Op}
 
 
 @dataclass(frozen=True)
@@ -71,9 +74,12 @@ class Batch:
 class _Segment:
     schema: TableSchema
     # each row is a raw pgoutput message and the offset of its TupleData, parsed in bulk later
+    # (flat arrays, not a tuple per row: the hot path then allocates nothing the cyclic GC tracks)
     payloads: list[bytes] = field(default_factory=list)
-    offsets: list[int] = field(default_factory=list)
-    meta: list[tuple[Op, int, int]] = field(default_factory=list)  # (op, commit LSN, ordinal) per row
+    offsets: array[int] = field(default_factory=lambda: array("q"))
+    ops: bytearray = field(default_factory=bytearray)  # the Op's letter, as a byte
+    lsns: array[int] = field(default_factory=lambda: array("q"))  # commit LSN
+    ordinals: array[int] = field(default_factory=lambda: array("q"))
 
 
 @dataclass(frozen=True)
@@ -110,14 +116,13 @@ class Batcher:
         self.limits = limits or BatchLimits()
         self._open: dict[TableName, _Segment] = {}
         self._closed: list[_Segment | TruncateStep] = []
-        self._rows = 0
+        self.rows = 0
         self._bytes = 0
         self._first_at: float | None = None
         self._checkpoint: int | None = None
-
-    @property
-    def rows(self) -> int:
-        return self._rows
+        # the segment the last row went to: consecutive rows of one table skip the dict lookup
+        self._last_schema: TableSchema | None = None
+        self._last_seg: _Segment | None = None
 
     @property
     def empty(self) -> bool:
@@ -131,21 +136,24 @@ class Batcher:
             seg = self._open[schema.table] = _Segment(schema)
             if self._first_at is None:
                 self._first_at = time.monotonic()
+        self._last_schema, self._last_seg = schema, seg
         return seg
 
     def add(self, schema: TableSchema, op: Op, commit_lsn: int, ordinal: int, payload: bytes, tuple_at: int) -> None:
         """Add one row: the message ``payload`` whose TupleData starts at ``tuple_at``. For a
         DELETE only the key columns of that tuple are used."""
-        seg = self._open.get(schema.table)
-        if seg is None or seg.schema is not schema:
-            seg = self._segment(schema)
+        seg = self._last_seg if schema is self._last_schema else self._segment(schema)
+        assert seg is not None
         seg.payloads.append(payload)
         seg.offsets.append(tuple_at)
-        seg.meta.append((op, commit_lsn, ordinal))
-        self._rows += 1
+        seg.ops.append(_OP_CODE[op])
+        seg.lsns.append(commit_lsn)
+        seg.ordinals.append(ordinal)
+        self.rows += 1
         self._bytes += len(payload)
 
     def truncate(self, schema: TableSchema, commit_lsn: int, ordinal: int) -> None:
+        self._last_schema, self._last_seg = None, None
         seg = self._open.pop(schema.table, None)
         if seg is not None:
             self._closed.append(seg)
@@ -161,20 +169,21 @@ class Batcher:
     def should_flush(self, now: float | None = None) -> bool:
         if self.empty:
             return False
-        if self._rows >= self.limits.max_rows or self._bytes >= self.limits.max_bytes:
+        if self.rows >= self.limits.max_rows or self._bytes >= self.limits.max_bytes:
             return True
         assert self._first_at is not None
         return (now if now is not None else time.monotonic()) - self._first_at >= self.limits.max_fill_seconds
 
     def take(self) -> PendingBatch:
         """Hand over what is pending (still as decoded rows) and reset."""
-        batch = PendingBatch((*self._closed, *self._open.values()), self._checkpoint, self._rows)
+        batch = PendingBatch((*self._closed, *self._open.values()), self._checkpoint, self.rows)
         self._open = {}
         self._closed = []
-        self._rows = 0
+        self.rows = 0
         self._bytes = 0
         self._first_at = None
         self._checkpoint = None
+        self._last_schema, self._last_seg = None, None
         return batch
 
 
@@ -182,11 +191,18 @@ def _build(seg: _Segment) -> RowsStep:
     schema = seg.schema
     n = len(seg.payloads)
     parsed = parse_tuple_columns(seg.payloads, seg.offsets, len(schema.columns))
-    ops, lsns, ordinals = zip(*seg.meta, strict=True) if n else ((), (), ())
-    counts = Counter(ops)
-    op_array = pa.array(ops, type=pa.string())
-    deleted = pc.equal(op_array, Op.DELETE.value) if counts.get(Op.DELETE) else None
-    deleted_np = deleted.to_numpy(zero_copy_only=False) if deleted is not None else None
+    codes = np.frombuffer(seg.ops, dtype=np.uint8)
+    is_update, is_delete = codes == _OP_CODE[Op.UPDATE], codes == _OP_CODE[Op.DELETE]
+    counts = {
+        Op.INSERT: n - int(is_update.sum()) - int(is_delete.sum()),
+        Op.UPDATE: int(is_update.sum()),
+        Op.DELETE: int(is_delete.sum()),
+    }
+    # letters from codes, vectorised: index into ["I", "U", "D"]
+    op_index = pa.array(is_update.astype(np.int8) + 2 * is_delete.astype(np.int8))
+    op_array = pa.DictionaryArray.from_arrays(op_index, pa.array(["I", "U", "D"])).dictionary_decode()
+    deleted = pa.array(is_delete) if counts[Op.DELETE] else None
+    deleted_np = is_delete if counts[Op.DELETE] else None
     arrays: list[pa.Array] = []
     fields: list[pa.Field] = []
     marks: list[tuple[int, np.ndarray]] = []
@@ -204,9 +220,9 @@ def _build(seg: _Segment) -> RowsStep:
         fields.append(pa.field(col.name, col.ctype.arrow))
     arrays.append(op_array)
     fields.append(pa.field(OP_COLUMN, pa.string()))
-    arrays.append(pa.array(lsns, type=pa.int64()))
+    arrays.append(pa.array(np.frombuffer(seg.lsns, dtype=np.int64)))
     fields.append(pa.field(LSN_COLUMN, pa.int64()))
-    arrays.append(pa.array(ordinals, type=pa.int64()))
+    arrays.append(pa.array(np.frombuffer(seg.ordinals, dtype=np.int64)))
     fields.append(pa.field(ORDINAL_COLUMN, pa.int64()))
     if marks:
         # per row, the indexes of its columns that arrived as unchanged TOAST values (rare rows)
@@ -224,5 +240,5 @@ def _build(seg: _Segment) -> RowsStep:
         schema=schema,
         batch=pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields)),
         has_unchanged=bool(marks),
-        counts={Op(k): v for k, v in counts.items()},
+        counts={op: c for op, c in counts.items() if c},
     )
