@@ -1,0 +1,189 @@
+"""Immutable status snapshots the engine publishes and the console reads (about once a second).
+
+The engine's threads never share mutable state with the console: a collector builds one
+:class:`BoardSnapshot` from the runners, the config DB, the sources' slots and Redis, and swaps it
+into the :class:`StatusBoard`; the console only ever reads the latest snapshot. Everything here is
+a frozen value, safe to hand between threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class BoardMode(StrEnum):
+    LIVE = "live"
+    PAUSED = "paused"  # the console froze its refresh (space)
+    READ_ONLY = "read-only"
+
+
+@dataclass(frozen=True)
+class ErrorView:
+    kind: str
+    reason: str
+    hint: str
+    retry_policy: str  # none | manual | timed
+    next_retry_at: float | None = None  # epoch seconds, for a live countdown
+
+
+@dataclass(frozen=True)
+class TableView:
+    name: str  # as PostgreSQL prints it: public."Order Items"
+    phase: str  # TablePhase value
+    rows_copied: int = 0
+    copy_total: int | None = None  # estimate while copying
+    inserts: int = 0
+    updates: int = 0
+    deletes: int = 0
+    last_event_at: float | None = None
+    error: ErrorView | None = None
+
+
+@dataclass(frozen=True)
+class BatchView:
+    at: float
+    pipeline: str
+    rows: int
+    tables: int
+    write_seconds: float  # destination write latency (land + MERGE + checkpoint)
+    checkpoint_lsn: str | None
+
+
+@dataclass(frozen=True)
+class PipelineView:
+    name: str
+    source: str
+    destination: str  # name
+    destination_target: str  # e.g. duckdb:/path/file.duckdb
+    desired: str  # start | pause
+    actual: str  # RunnerState value, or "stopped" when no runner
+    tables: tuple[TableView, ...] = ()
+    rows_per_second: tuple[float, ...] = ()  # one sample a second, oldest first, at most 60
+    lag_bytes: int | None = None
+    lag_seconds: float | None = None
+    confirmed_lsn: str | None = None
+    last_error: ErrorView | None = None
+    batches: tuple[BatchView, ...] = ()  # the latest N, newest last
+
+    @property
+    def tables_by_phase(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.tables:
+            out[t.phase] = out.get(t.phase, 0) + 1
+        return out
+
+
+@dataclass(frozen=True)
+class SlotView:
+    pipeline: str
+    slot: str
+    source: str
+    active: bool
+    active_pid: int | None
+    wal_status: str | None
+    confirmed_lag_bytes: int | None
+    restart_lag_bytes: int | None
+    safe_wal_size: int | None
+    lag_history: tuple[int, ...] = ()  # confirmed lag, one sample per poll, oldest first
+    exists: bool = True
+    error: str | None = None
+
+    @property
+    def warning(self) -> str | None:
+        if self.error:
+            return self.error
+        if not self.exists:
+            return "slot missing"
+        if self.wal_status == "lost":
+            return "slot lost: WAL needed was removed; resync the pipeline"
+        if self.wal_status == "unreserved":
+            return "slot at risk: WAL beyond max_slot_wal_keep_size"
+        if not self.active:
+            return "slot inactive: WAL accumulates"
+        return None
+
+
+@dataclass(frozen=True)
+class HealthView:
+    component: str  # "config DB", 'source "shop"', "Redis", 'destination "local"'
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class EventView:
+    at: float
+    level: str  # info | warning | error
+    kind: str  # state | table | error | retry | config
+    message: str
+    pipeline: str | None = None
+    table: str | None = None
+
+
+@dataclass(frozen=True)
+class BoardSnapshot:
+    taken_at: float
+    health: tuple[HealthView, ...] = ()
+    pipelines: tuple[PipelineView, ...] = ()
+    slots: tuple[SlotView, ...] = ()
+    events: tuple[EventView, ...] = ()  # newest last
+
+    def pipeline(self, name: str) -> PipelineView | None:
+        return next((p for p in self.pipelines if p.name == name), None)
+
+
+@dataclass
+class StatusBoard:
+    """The one place snapshots are exchanged: the collector publishes, readers take the latest."""
+
+    _latest: BoardSnapshot = field(default_factory=lambda: BoardSnapshot(taken_at=0.0))
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def publish(self, snapshot: BoardSnapshot) -> None:
+        with self._lock:
+            self._latest = snapshot
+
+    def latest(self) -> BoardSnapshot:
+        with self._lock:
+            return self._latest
+
+
+@dataclass(frozen=True)
+class RedisKeyView:
+    key: str
+    type: str  # string | hash | list | set | zset | stream
+    ttl_seconds: int | None  # None: no expiry
+    preview: str  # at most ~200 characters
+
+
+@dataclass(frozen=True)
+class SourceConfigView:
+    name: str
+    dsn_redacted: str
+
+
+@dataclass(frozen=True)
+class DestinationConfigView:
+    name: str
+    type: str
+    target: str  # duckdb:/path
+    options: tuple[tuple[str, str], ...]  # e.g. (("path", ...), ("schema", "main"), ("landing_schema", ...))
+
+
+@dataclass(frozen=True)
+class PipelineConfigView:
+    name: str
+    source: str
+    destination: str
+    status: str  # start | pause
+    tables: tuple[str, ...]
+    applied: bool  # the running engine runs exactly this definition (False: pending)
+
+
+@dataclass(frozen=True)
+class ConfigView:
+    sources: tuple[SourceConfigView, ...] = ()
+    destinations: tuple[DestinationConfigView, ...] = ()
+    pipelines: tuple[PipelineConfigView, ...] = ()

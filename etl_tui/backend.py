@@ -1,0 +1,57 @@
+"""What the console needs from the engine: one seam, so screens can be tested with fixtures.
+
+The real implementation is :class:`engine.operations.Operations` (engine threads, config DB,
+Redis); tests use deterministic fixtures. Every method may block on I/O: the app calls them from
+worker threads, never from the UI thread.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from engine.status_board import BoardSnapshot, ConfigView, RedisKeyView
+
+
+class Backend(Protocol):
+    @property
+    def readonly(self) -> bool: ...
+
+    def snapshot(self) -> BoardSnapshot:
+        """The latest published snapshot (cheap: no I/O)."""
+        ...
+
+    def redis_keys(self, match: str = "etl:*", limit: int = 500) -> list[RedisKeyView]:
+        """The engine's keys by SCAN (never KEYS), read-only."""
+        ...
+
+    def config(self) -> ConfigView: ...
+
+    # ---- actions (each raises engine.errors.EtlError with reason and hint on failure, and
+    # ReadOnlyError when the console runs with --readonly) -------------------------------------
+    def start_pipeline(self, name: str) -> None: ...
+
+    def pause_pipeline(self, name: str) -> None: ...
+
+    def retry_table(self, pipeline: str, table: str) -> None: ...
+
+    def resync_table(self, pipeline: str, table: str) -> None: ...
+
+    def save_source(self, name: str, dsn: str | None, *, original: str | None = None) -> None:
+        """Create (original None) or edit a source; dsn None keeps the stored one (masked in forms)."""
+        ...
+
+    def delete_source(self, name: str) -> None: ...
+
+    def save_destination(
+        self, name: str, type_: str, options: dict[str, str], *, original: str | None = None
+    ) -> None: ...
+
+    def delete_destination(self, name: str) -> None: ...
+
+    def save_pipeline(
+        self, name: str, source: str, destination: str, tables: str, *, original: str | None = None
+    ) -> None:
+        """``tables`` as on the command line: public.a,public."Order Items"."""
+        ...
+
+    def delete_pipeline(self, name: str) -> None: ...
