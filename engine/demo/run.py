@@ -125,13 +125,12 @@ def run_demo(
         finally:
             workload.stop()
             workload.join()
-            # let the pipeline catch up with the last writes before draining
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and not stop.is_set():
-                runners = list(manager.runners.values())
-                if runners and runners[0].snapshot()["received_lsn"] and _caught_up(manager, source_dsn):
-                    break
-                time.sleep(0.5)
+            # let the pipeline catch up with the last writes (also after Ctrl-C) before draining
+            _say("Workload stopped; letting the pipeline catch up…")
+            target = _wal_insert_lsn(source_dsn)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and not _caught_up(manager, source_dsn, target):
+                time.sleep(0.25)
             final = _progress_line(manager, source_dsn, started, workload)
             engine_stop.set()
             engine.join()
@@ -145,14 +144,17 @@ def run_demo(
         _say(f'The DuckDB file stays at {duck_path}; try: duckdb {duck_path} "SELECT * FROM orders LIMIT 5"')
 
 
-def _caught_up(manager: Manager, source_dsn: str) -> bool:
+def _wal_insert_lsn(source_dsn: str) -> int:
+    with connect_source(source_dsn, "demo source") as conn:
+        row = conn.execute("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _caught_up(manager: Manager, source_dsn: str, target: int) -> bool:
+    """The slot has confirmed everything written before ``target``: every commit is durable."""
     runners = list(manager.runners.values())
     if not runners:
         return True
     with connect_source(source_dsn, "demo source") as conn:
         info = catalog.slot_info(conn, runners[0].spec.pipeline.slot_name)
-        row = conn.execute("SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::bigint").fetchone()
-    if info is None or info.confirmed_flush_lsn is None or row is None:
-        return False
-    # WAL written after the last workload commit (e.g. by this query's session) holds no changes
-    return info.current_wal_lsn - info.confirmed_flush_lsn < 64 * 1024
+    return info is not None and (info.confirmed_flush_lsn or 0) >= target
