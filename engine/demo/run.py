@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -73,6 +76,51 @@ def _compare(duck_path: Path, source_dsn: str) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class DemoEnvironment:
+    settings: Settings
+    source_dsn: str
+    duck_path: Path
+    workload: ShopWorkload
+
+
+@contextmanager
+def demo_environment(
+    workdir: str | Path = ".etl-tui-demo", *, rate: float = 200.0, say: Callable[[str], None] = _say
+) -> Iterator[DemoEnvironment]:
+    """Throwaway servers, the seeded shop, its pipeline and a running workload; all torn down
+    on exit (the DuckDB file stays)."""
+    work = Path(workdir).absolute()
+    work.mkdir(parents=True, exist_ok=True)
+    duck_path = work / "shop.duckdb"
+    for stale in (duck_path, duck_path.with_name(duck_path.name + ".wal")):
+        stale.unlink(missing_ok=True)  # a fresh source each run: start the destination afresh too
+    say("etl-tui demo: starting a throwaway PostgreSQL (wal_level=logical) and Redis…")
+    with EmbeddedPostgres() as pg, EmbeddedRedis() as rds:
+        say(f"  PostgreSQL {pg.version} on 127.0.0.1:{pg.port}, Redis on 127.0.0.1:{rds.port}")
+        pg.create_database("shop")
+        pg.create_database("etl_config")
+        source_dsn = pg.dsn("shop")
+        create_shop(source_dsn)
+        say("  seeded database 'shop': customers, products, orders, \"Order Items\"")
+        settings = Settings(
+            config_db_url=pg.dsn("etl_config"), redis_url=rds.url, batch=BatchLimits(max_fill_seconds=0.5)
+        )
+        with ConfigRepository(settings.config_db_url) as repo:
+            repo.add_source("shop", source_dsn)
+            repo.add_destination("local", DestinationType.DUCKDB, {"path": str(duck_path), "schema": "main"})
+            repo.add_pipeline(PIPELINE, "shop", "local", parse_table_list(",".join(DEMO_TABLES)))
+        say(f"  pipeline {PIPELINE}: shop → {duck_path}")
+        workload = ShopWorkload(source_dsn, rate=rate)
+        workload.start()
+        say(f"  live workload: ~{rate:.0f} transactions/s (orders placed, paid, shipped, cancelled)")
+        try:
+            yield DemoEnvironment(settings, source_dsn, duck_path, workload)
+        finally:
+            workload.stop()
+            workload.join()
+
+
 def run_demo(
     stop: threading.Event,
     *,
@@ -81,33 +129,14 @@ def run_demo(
     rate: float = 200.0,
     print_every: float = 2.0,
 ) -> None:
-    work = Path(workdir).absolute()
-    work.mkdir(parents=True, exist_ok=True)
-    duck_path = work / "shop.duckdb"
-    for stale in (duck_path, duck_path.with_name(duck_path.name + ".wal")):
-        stale.unlink(missing_ok=True)  # a fresh source each run: start the destination afresh too
-    _say("etl-tui demo: starting a throwaway PostgreSQL (wal_level=logical) and Redis…")
-    with EmbeddedPostgres() as pg, EmbeddedRedis() as rds:
-        _say(f"  PostgreSQL {pg.version} on 127.0.0.1:{pg.port}, Redis on 127.0.0.1:{rds.port}")
-        pg.create_database("shop")
-        pg.create_database("etl_config")
-        source_dsn = pg.dsn("shop")
-        create_shop(source_dsn)
-        _say("  seeded database 'shop': customers, products, orders, \"Order Items\"")
-        settings = Settings(config_db_url=pg.dsn("etl_config"), redis_url=rds.url)
-        with ConfigRepository(settings.config_db_url) as repo:
-            repo.add_source("shop", source_dsn)
-            repo.add_destination("local", DestinationType.DUCKDB, {"path": str(duck_path), "schema": "main"})
-            repo.add_pipeline(PIPELINE, "shop", "local", parse_table_list(",".join(DEMO_TABLES)))
-        _say(f"  pipeline {PIPELINE}: shop → {duck_path}")
-        workload = ShopWorkload(source_dsn, rate=rate)
-        workload.start()
-        _say(f"  live workload: ~{rate:.0f} transactions/s (orders placed, paid, shipped, cancelled)")
+    """The headless demo: progress lines until Ctrl-C (or ``duration``), then a comparison."""
+    with demo_environment(workdir, rate=rate) as env:
+        source_dsn, workload, duck_path = env.source_dsn, env.workload, env.duck_path
         _say("Replicating. Press Ctrl-C to stop." + (f" (stopping after {duration:.0f}s)" if duration else ""))
         manager = Manager(
-            settings.config_db_url,
-            connect_redis(settings.redis_url),
-            limits=BatchLimits(max_fill_seconds=0.5),
+            env.settings.config_db_url,
+            connect_redis(env.settings.redis_url),
+            limits=env.settings.batch,
             poll_interval=2.0,
         )
         engine_stop = threading.Event()
