@@ -21,7 +21,7 @@ from engine.batching.limits import BatchLimits
 from engine.config.models import PipelineSpec, PipelineStatus
 from engine.config.repository import NOTIFY_CHANNEL, ConfigRepository, connect_config_db
 from engine.errors import EtlError
-from engine.pipeline.runner import PipelineRunner, RunnerEvent
+from engine.pipeline.runner import PipelineActivity, PipelineRunner, RunnerEvent
 
 log = logging.getLogger("etl.manager")
 
@@ -50,16 +50,49 @@ class Manager:
         self._limits = limits
         self._poll = poll_interval
         self._on_event = on_event
+        self._listeners: tuple[Callable[[RunnerEvent], None], ...] = ()
         self._runners: dict[int, PipelineRunner] = {}
         self._specs: dict[int, PipelineSpec] = {}
+        self._activity: dict[int, PipelineActivity] = {}
+        # Readers get these copies, replaced (never mutated) after each change, so they never wait
+        # for a reconcile that is draining a runner.
+        self._runners_view: dict[int, PipelineRunner] = {}
+        self._specs_view: dict[int, PipelineSpec] = {}
         self._lock = threading.Lock()
         self.last_reconcile: float = 0.0
         self.config_error: EtlError | None = None
 
     @property
     def runners(self) -> dict[int, PipelineRunner]:
-        with self._lock:
-            return dict(self._runners)
+        return dict(self._runners_view)
+
+    def running_specs(self) -> dict[int, PipelineSpec]:
+        """The definition each running runner was started with, by pipeline id."""
+        return dict(self._specs_view)
+
+    def activity(self, pipeline_id: int) -> PipelineActivity | None:
+        """What the pipeline did in this process, across runner restarts (None: never ran)."""
+        return self._activity.get(pipeline_id)
+
+    def add_listener(self, listener: Callable[[RunnerEvent], None]) -> None:
+        """Also send every runner event to ``listener`` (after ``on_event``), from the runner's thread."""
+        self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: Callable[[RunnerEvent], None]) -> None:
+        self._listeners = tuple(fn for fn in self._listeners if fn is not listener)
+
+    def _emit(self, event: RunnerEvent) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # an observer must never stop replication
+                log.exception("event listener failed")
+
+    def _publish_view(self) -> None:
+        self._runners_view = dict(self._runners)
+        self._specs_view = dict(self._specs)
 
     def reconcile(self, specs: list[PipelineSpec]) -> None:
         wanted = {s.id: s for s in specs if s.pipeline.status is PipelineStatus.START}
@@ -73,12 +106,20 @@ class Manager:
                     runner.join()
                     del self._runners[pid]
                     self._specs.pop(pid, None)
+                    self._publish_view()
+            known = {s.id for s in specs}
+            for pid in [pid for pid in self._activity if pid not in known and pid not in self._runners]:
+                del self._activity[pid]  # the pipeline was removed
             for pid, spec in wanted.items():
                 if pid not in self._runners:
-                    runner = PipelineRunner(spec, self._redis, limits=self._limits, on_event=self._on_event)
+                    activity = self._activity.setdefault(pid, PipelineActivity())
+                    runner = PipelineRunner(
+                        spec, self._redis, limits=self._limits, on_event=self._emit, activity=activity
+                    )
                     self._runners[pid] = runner
                     self._specs[pid] = spec
                     runner.start()
+            self._publish_view()
         self.last_reconcile = time.time()
 
     def run(self, stop: threading.Event) -> None:
@@ -133,6 +174,7 @@ class Manager:
             runners = list(self._runners.values())
             self._runners.clear()
             self._specs.clear()
+            self._publish_view()
         for runner in runners:
             runner.stop()
         for runner in runners:

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from engine.config.models import DestinationType, PipelineStatus
@@ -193,13 +194,36 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _log_to_file(path: Path) -> None:
+    """While the console owns the terminal, log lines go to a file (the Events screen shows them)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    root.addHandler(handler)
+
+
+def run_console(settings: Settings, *, readonly: bool, log_path: Path = Path("etl-tui.log")) -> None:
+    """Open the console hosting the engine (Textual is imported only here)."""
+    from engine.operations import Operations
+    from etl_tui.app import EtlApp
+
+    _log_to_file(log_path)
+
+    ops = Operations(settings, readonly=readonly)
+    ops.start()
+    try:
+        EtlApp(ops).run()
+    finally:
+        ops.stop()  # drains in-flight batches like SIGTERM does headless
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.no_ui:
-        print(
-            "the console is not part of this build yet; run the engine headless with `etl-tui --no-ui`",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
+        run_console(settings, readonly=args.readonly)
+        return EXIT_OK
     from engine.service import install_stop_signals, run_headless
 
     stop = threading.Event()
@@ -210,9 +234,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:
     if not args.no_ui:
-        print(
-            "the console is not part of this build yet; showing the demo headless (--no-ui)", file=sys.stderr
-        )
+        from engine.demo.run import demo_environment
+
+        with demo_environment(args.dir, rate=args.rate) as env:
+            run_console(env.settings, readonly=args.readonly, log_path=env.duck_path.parent / "etl-tui.log")
+        return EXIT_OK
     from engine.demo.run import run_demo
     from engine.service import install_stop_signals
 
@@ -291,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", help="everything embedded: a throwaway Postgres + Redis, a shop database, a pipeline"
     )
     p.add_argument("--no-ui", action="store_true", help="print progress instead of opening the console")
+    p.add_argument("--readonly", action="store_true", help="console: refuse every action that changes anything")
     p.add_argument("--dir", default=".etl-tui-demo", help="working folder (default .etl-tui-demo)")
     p.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     p.add_argument("--rate", type=float, default=200.0, help="write transactions per second of the workload")

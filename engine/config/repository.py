@@ -96,6 +96,22 @@ class ConfigRepository:
             raise ConfigError(f"source {name!r} does not exist", "see `etl-tui source list`")
         return _source(row)
 
+    def update_source(self, name: str, *, new_name: str | None = None, dsn: str | None = None) -> Source:
+        """Rename ``name`` and/or change its DSN (None keeps it). Pipelines using it follow: their
+        runners restart with the new definition."""
+        if new_name is not None:
+            validate_object_name("source", new_name)
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE sources SET name = coalesce(%s, name), dsn = coalesce(%s, dsn), updated_at = now()"
+                " WHERE name = %s RETURNING id, name, dsn",
+                (new_name, dsn, name),
+            )
+            row = cur.fetchone()
+        if row is None:
+            raise ConfigError(f"source {name!r} does not exist", "see `etl-tui source list`")
+        return _source(row)
+
     def remove_source(self, name: str) -> None:
         source = self.get_source(name)
         with self._tx() as cur:
@@ -126,6 +142,34 @@ class ConfigRepository:
     def get_destination(self, name: str) -> Destination:
         with self._tx() as cur:
             cur.execute("SELECT id, name, type, config FROM destinations WHERE name = %s", (name,))
+            row = cur.fetchone()
+        if row is None:
+            raise ConfigError(f"destination {name!r} does not exist", "see `etl-tui destination list`")
+        return _destination(row)
+
+    def update_destination(
+        self,
+        name: str,
+        *,
+        new_name: str | None = None,
+        type_: DestinationType | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> Destination:
+        """Rename ``name`` and/or replace its type and settings (None keeps them)."""
+        if new_name is not None:
+            validate_object_name("destination", new_name)
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE destinations SET name = coalesce(%s, name), type = coalesce(%s, type),"
+                " config = coalesce(%s::jsonb, config), updated_at = now()"
+                " WHERE name = %s RETURNING id, name, type, config",
+                (
+                    new_name,
+                    str(type_) if type_ is not None else None,
+                    json.dumps(config) if config is not None else None,
+                    name,
+                ),
+            )
             row = cur.fetchone()
         if row is None:
             raise ConfigError(f"destination {name!r} does not exist", "see `etl-tui destination list`")
@@ -221,6 +265,39 @@ class ConfigRepository:
             cur.execute("UPDATE pipelines SET updated_at = now() WHERE id = %s", (pipeline.id,))
         return self.get_pipeline(name)
 
+    def update_pipeline(
+        self,
+        name: str,
+        *,
+        new_name: str | None = None,
+        source: str | None = None,
+        destination: str | None = None,
+        tables: Iterable[TableName] | None = None,
+    ) -> Pipeline:
+        """Change a pipeline's name, source, destination and/or tables (None keeps each) in one
+        transaction. Its slot and publication names stay: they were fixed at creation, so a renamed
+        pipeline keeps its slot."""
+        if new_name is not None:
+            validate_object_name("pipeline", new_name)
+        pipeline = self.get_pipeline(name)
+        source_id = self.get_source(source).id if source is not None else pipeline.source_id
+        destination_id = self.get_destination(destination).id if destination is not None else pipeline.destination_id
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE pipelines SET name = %s, source_id = %s, destination_id = %s, updated_at = now()"
+                " WHERE id = %s RETURNING id",
+                (new_name or pipeline.name, source_id, destination_id, pipeline.id),
+            )
+            if cur.fetchone() is None:
+                raise ConfigError(f"pipeline {name!r} does not exist", "see `etl-tui pipeline list`")
+            if tables is not None:
+                cur.execute("DELETE FROM pipeline_tables WHERE pipeline_id = %s", (pipeline.id,))
+                cur.executemany(
+                    "INSERT INTO pipeline_tables (pipeline_id, schema_name, table_name) VALUES (%s, %s, %s)",
+                    [(pipeline.id, t.schema, t.name) for t in sorted(set(tables))],
+                )
+        return self.get_pipeline(new_name or pipeline.name)
+
     def remove_pipeline(self, name: str) -> Pipeline:
         pipeline = self.get_pipeline(name)
         with self._tx() as cur:
@@ -234,6 +311,17 @@ class ConfigRepository:
             sources = {s.id: s for s in self.list_sources()}
             dests = {d.id: d for d in self.list_destinations()}
         return [PipelineSpec(p, sources[p.source_id], dests[p.destination_id]) for p in pipelines]
+
+    def load_config(self) -> tuple[list[Source], list[Destination], list[PipelineSpec]]:
+        """Every source, destination and pipeline (also those no pipeline uses), in one transaction."""
+        with self._conn.transaction():
+            pipelines = self._pipelines()
+            sources = self.list_sources()
+            dests = self.list_destinations()
+        by_source = {s.id: s for s in sources}
+        by_dest = {d.id: d for d in dests}
+        specs = [PipelineSpec(p, by_source[p.source_id], by_dest[p.destination_id]) for p in pipelines]
+        return sources, dests, specs
 
 
 def _source(row: dict[str, Any] | None) -> Source:

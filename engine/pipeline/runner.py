@@ -16,9 +16,10 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, cast
 
 import psycopg
@@ -48,6 +49,8 @@ log = logging.getLogger("etl.pipeline")
 
 _RELID = struct.Struct("!I")  # the relation id after the message type byte
 _LSN = struct.Struct("!Q")  # Begin's final LSN at offset 1, Commit's end LSN at offset 10
+_COMMIT_TS = struct.Struct("!q")  # Commit's timestamp at offset 18: microseconds since 2000-01-01 UTC
+_PG_EPOCH = 946_684_800  # 2000-01-01 in Unix seconds
 
 MAX_BACKOFF_SECONDS = 60.0
 # After this many failed attempts in a row a transient error stops retrying (I6: no endless loop).
@@ -72,6 +75,121 @@ class RunnerEvent:
     table: str | None = None
 
 
+@dataclass(frozen=True)
+class TableActivity:
+    """Changes applied to one table by this process (all runners of the pipeline so far)."""
+
+    inserts: int = 0
+    updates: int = 0
+    deletes: int = 0
+    last_event_at: float | None = None  # when the destination last took a change of the table
+
+
+@dataclass(frozen=True)
+class AppliedBatch:
+    at: float
+    rows: int
+    tables: int
+    write_seconds: float  # destination.apply: land + MERGE + checkpoint
+    checkpoint: int | None
+
+
+@dataclass(frozen=True)
+class ActivityView:
+    """A consistent copy of :class:`PipelineActivity`, safe to keep and hand around."""
+
+    tables: Mapping[TableName, TableActivity]
+    copy_progress: Mapping[TableName, tuple[int, int]]  # table being copied → (rows so far, estimate)
+    batches: tuple[AppliedBatch, ...]  # newest last
+    rows_applied: int  # streamed rows written to the destination
+    rows_copied: int  # rows copied, including the copies in progress
+
+    @property
+    def rows_total(self) -> int:
+        return self.rows_applied + self.rows_copied
+
+
+class PipelineActivity:
+    """What a pipeline did in this process: per-table change counts, the latest batches, row
+    totals and copy progress. The manager keeps one per pipeline so the numbers survive a runner
+    restart; the runner's threads write it (once per batch or copy chunk, never per change) and
+    the status collector reads it, so one small lock guards it."""
+
+    def __init__(self, max_batches: int = 50) -> None:
+        self._lock = threading.Lock()
+        self._tables: dict[TableName, TableActivity] = {}
+        self._progress: dict[TableName, tuple[int, int]] = {}
+        self._batches: deque[AppliedBatch] = deque(maxlen=max_batches)
+        self._rows_applied = 0
+        self._rows_copied = 0
+
+    def record_batch(
+        self,
+        at: float,
+        counts: Iterable[tuple[TableName, Mapping[Op, int]]],
+        write_seconds: float,
+        checkpoint: int | None,
+    ) -> None:
+        with self._lock:
+            rows = 0
+            tables: set[TableName] = set()
+            for table, ops in counts:
+                old = self._tables.get(table) or TableActivity()
+                i, u, d = ops.get(Op.INSERT, 0), ops.get(Op.UPDATE, 0), ops.get(Op.DELETE, 0)
+                self._tables[table] = TableActivity(old.inserts + i, old.updates + u, old.deletes + d, at)
+                rows += i + u + d
+                tables.add(table)
+            self._rows_applied += rows
+            self._batches.append(AppliedBatch(at, rows, len(tables), write_seconds, checkpoint))
+
+    def copy_progress(self, table: TableName, done: int, estimate: int) -> None:
+        with self._lock:
+            self._progress[table] = (done, estimate)
+
+    def copy_ended(self, table: TableName, rows: int | None) -> None:
+        """The copy of ``table`` finished with ``rows`` rows, or failed (None)."""
+        with self._lock:
+            self._progress.pop(table, None)
+            if rows is not None:
+                self._rows_copied += rows
+
+    def view(self) -> ActivityView:
+        with self._lock:
+            return ActivityView(
+                tables=MappingProxyType(dict(self._tables)),
+                copy_progress=MappingProxyType(dict(self._progress)),
+                batches=tuple(self._batches),
+                rows_applied=self._rows_applied,
+                rows_copied=self._rows_copied + sum(done for done, _ in self._progress.values()),
+            )
+
+
+@dataclass(frozen=True)
+class RunnerView:
+    """The runner's side of what the console shows, read without blocking the runner."""
+
+    state: RunnerState
+    tables: Mapping[TableName, TableState]  # phases as the runner knows them (empty before it loaded them)
+    activity: ActivityView
+    last_error: EtlError | None
+    next_retry_at: float | None
+    acked_lsn: int | None  # confirmed to the source in this session
+    received_lsn: int | None
+    applied_commit_at: float | None  # source commit time of the latest transaction durable at the destination
+    caught_up_at: float | None  # last moment everything received was durable at the destination
+
+    def lag_seconds(self, now: float) -> float | None:
+        """How long the oldest change not yet at the destination may have waited, at most.
+
+        Every change still pending was committed after the latest transaction made durable and
+        after the last moment the runner had nothing pending, so ``now`` minus the later of those
+        bounds its age: about 0 while caught up, growing while the destination falls behind."""
+        if self.state is not RunnerState.STREAMING and self.state is not RunnerState.RETRYING:
+            return None
+        since = max(self.applied_commit_at or 0.0, self.caught_up_at or 0.0)
+        return max(0.0, now - since) if since else None
+
+
 @dataclass
 class _Stats:
     applied: dict[str, int] = field(default_factory=lambda: {"I": 0, "U": 0, "D": 0, "copy": 0})
@@ -88,6 +206,7 @@ class PipelineRunner(threading.Thread):
         *,
         limits: BatchLimits | None = None,
         on_event: Callable[[RunnerEvent], None] | None = None,
+        activity: PipelineActivity | None = None,
     ) -> None:
         super().__init__(name=f"pipeline-{spec.name}", daemon=True)
         self.spec = spec
@@ -103,7 +222,11 @@ class PipelineRunner(threading.Thread):
         self._acked = 0
         self._checkpoint = 0
         self._last_status = 0.0
-        self._copy_progress: dict[TableName, tuple[int, int]] = {}
+        self.activity = activity or PipelineActivity()
+        self._tables_loaded = False  # the store's cache is filled: view() may read it
+        # for the lag estimate (RunnerView.lag_seconds); plain floats, written by the stream thread
+        self._applied_commit_at: float | None = None
+        self._caught_up_at: float | None = None
 
     # ---- control -----------------------------------------------------------------------------
     def stop(self) -> None:
@@ -166,7 +289,9 @@ class PipelineRunner(threading.Thread):
         spec = self.spec
         what = f'source "{spec.source.name}"'
         self._set_state(RunnerState.STARTING)
+        self._tables_loaded = False  # load() refills the cache in place: view() must not read it meanwhile
         self._store.load()
+        self._tables_loaded = True
         destination = open_destination(spec.destination)
         with connect_source(spec.source.dsn, what) as conn:
             catalog.check_wal_level(conn, spec.source.name)
@@ -299,25 +424,30 @@ class PipelineRunner(threading.Thread):
                         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                         conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(created.snapshot)))
                         estimate = estimate_rows(conn, schema)
-                        self._copy_progress[table] = (0, estimate)
+                        self.activity.copy_progress(table, 0, estimate)
 
                         def progress(n: int, table: TableName = table, estimate: int = estimate) -> None:
-                            self._copy_progress[table] = (n, max(estimate, n))
+                            self.activity.copy_progress(table, n, max(estimate, n))
                             self._publish()
 
                         rows = destination.copy_table(schema, copy_table(conn, schema), progress)
                         conn.execute("COMMIT")
                     except EtlError as exc:
+                        self.activity.copy_ended(table, None)
                         conn.execute("ROLLBACK")
                         if isinstance(exc, TableError) or exc.kind in (ErrorKind.VALUE_CONVERSION,):
                             self._table_error(table, exc)
                             continue
                         raise
                     except ValueConversionError as exc:
+                        self.activity.copy_ended(table, None)
                         conn.execute("ROLLBACK")
                         self._table_error(table, _conversion_error(table, exc))
                         continue
-                    self._copy_progress.pop(table, None)
+                    except BaseException:
+                        self.activity.copy_ended(table, None)
+                        raise
+                    self.activity.copy_ended(table, rows)
                     self.stats.applied["copy"] += rows
                     self._store.add_counters({(table, "copy"): rows})
                     self._store.set(
@@ -367,6 +497,8 @@ class PipelineRunner(threading.Thread):
         BEGIN, COMMIT, RELATION, TRUNCATE = ord("B"), ord("C"), ord("R"), ord("T")
         last_check = time.monotonic()
         counter = 0
+        last_commit: bytes | None = None  # the latest Commit message, for its timestamp
+        commit_times: deque[tuple[int, float]] = deque()  # (batch checkpoint, its commit time), in flight
         # Conversion and destination writes run on their own thread, so decoding the stream
         # overlaps with writing the previous batch; at most two batches wait (backpressure).
         worker = _ApplyWorker(self, destination)
@@ -383,10 +515,22 @@ class PipelineRunner(threading.Thread):
                     self._checkpoint = result.checkpoint
                     stream.ack(result.checkpoint)
                     self._acked = result.checkpoint
+                    while commit_times and commit_times[0][0] <= result.checkpoint:
+                        self._applied_commit_at = commit_times.popleft()[1]
                     self._promote_ready(result.checkpoint)
 
         def flush() -> None:
-            worker.submit(batcher.take())
+            pending = batcher.take()
+            # once per batch, not per commit: the batch's checkpoint is normally the latest commit's end
+            if (
+                pending.checkpoint is not None
+                and last_commit is not None
+                and len(last_commit) == 26
+                and lsn_at(last_commit, 10)[0] == pending.checkpoint
+            ):
+                ts = _COMMIT_TS.unpack_from(last_commit, 18)[0] / 1_000_000 + _PG_EPOCH
+                commit_times.append((pending.checkpoint, ts))
+            worker.submit(pending)
             settle()
 
         try:
@@ -400,6 +544,7 @@ class PipelineRunner(threading.Thread):
                         # the writer is busy (throughput)
                         flush()
                     elif batcher.empty and worker.idle:
+                        self._caught_up_at = time.time()
                         if idle_ack > self._acked:
                             stream.ack(idle_ack)
                             self._acked = idle_ack
@@ -460,6 +605,7 @@ class PipelineRunner(threading.Thread):
                 if kind == COMMIT:
                     end_lsn = lsn_at(payload, 10)[0] if len(payload) == 26 else decode(payload).end_lsn  # type: ignore[union-attr]
                     self.stats.received_lsn = end_lsn
+                    last_commit = payload
                     if batcher.empty:
                         idle_ack = end_lsn
                     else:
@@ -528,17 +674,19 @@ class PipelineRunner(threading.Thread):
             return
         started = time.monotonic()
         destination.apply(self.spec.id, batch)
-        self.stats.last_flush_seconds = time.monotonic() - started
+        seconds = time.monotonic() - started
+        self.stats.last_flush_seconds = seconds
         self.stats.flushes += 1
         if batch.checkpoint is not None:
             self._store.set_checkpoint(batch.checkpoint)
         counts: dict[tuple[TableName, str], int] = {}
-        for step in batch.steps:
-            if isinstance(step, RowsStep):
-                for op, n in step.counts.items():
-                    self.stats.applied[op] += n
-                    key = (step.schema.table, {"I": "insert", "U": "update", "D": "delete"}[op])
-                    counts[key] = counts.get(key, 0) + n
+        rows = [(step.schema.table, step.counts) for step in batch.steps if isinstance(step, RowsStep)]
+        for table, ops in rows:
+            for op, n in ops.items():
+                self.stats.applied[op] += n
+                key = (table, {"I": "insert", "U": "update", "D": "delete"}[op])
+                counts[key] = counts.get(key, 0) + n
+        self.activity.record_batch(time.time(), rows, seconds, batch.checkpoint)
         self._store.add_counters(counts)
 
     def _promote_ready(self, lsn: int) -> None:
@@ -549,14 +697,32 @@ class PipelineRunner(threading.Thread):
                 self._publish(force=True)
 
     # ---- status ---------------------------------------------------------------------------------
+    def view(self) -> RunnerView:
+        """The runner's state for the console; cheap, no I/O, callable from any thread."""
+        # dict() copies the store's cache atomically under the GIL (its values are frozen); before
+        # the session's first load there is nothing to read without I/O.
+        tables = MappingProxyType(self._store.tables()) if self._tables_loaded else MappingProxyType({})
+        return RunnerView(
+            state=self.state,
+            tables=tables,
+            activity=self.activity.view(),
+            last_error=self.last_error,
+            next_retry_at=self.next_retry_at,
+            acked_lsn=self._acked or None,
+            received_lsn=self.stats.received_lsn or None,
+            applied_commit_at=self._applied_commit_at,
+            caught_up_at=self._caught_up_at,
+        )
+
     def snapshot(self) -> dict[str, Any]:
         tables = {}
+        progress = self.activity.view().copy_progress
         for table, st in self._store.tables().items():
             entry: dict[str, Any] = {"phase": str(st.phase), "rows_copied": st.rows_copied}
             if st.phase is TablePhase.ERRORED:
                 entry.update(reason=st.reason, hint=st.hint, kind=st.error_kind, retry_policy=str(st.retry_policy))
-            if table in self._copy_progress:
-                done, total = self._copy_progress[table]
+            if table in progress:
+                done, total = progress[table]
                 entry.update(copied=done, estimate=total)
             tables[str(table)] = entry
         err = self.last_error

@@ -1,0 +1,422 @@
+"""What the console calls: the engine it hosts, its status snapshots, and the operator's actions.
+
+:class:`Operations` runs the :class:`~engine.manager.Manager` and the status
+:class:`~engine.collector.Collector` in threads, and implements the console's ``Backend`` seam
+(``etl_tui.backend``) structurally, without importing it. Every action goes through the config DB
+(and, for a resync, the engine's admin functions) — never around it — so the manager reconciles
+the running engine exactly as it would after the same command on the CLI. Each action is logged
+as a ``config`` event with what changed; DSNs appear only redacted.
+
+Methods may block on I/O (the console calls them from worker threads); :meth:`snapshot` does not.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+import redis
+
+from engine import admin
+from engine.collector import Collector
+from engine.config.models import DestinationType, PipelineSpec, PipelineStatus
+from engine.config.repository import ConfigRepository
+from engine.errors import ConfigError, ErrorKind, EtlError, RetryPolicy
+from engine.identifiers import parse_table_list, parse_table_name
+from engine.manager import Manager
+from engine.settings import Settings
+from engine.state.inspector import inspect_keys
+from engine.state.store import PipelineState
+from engine.state.table_state import TablePhase
+from engine.status_board import (
+    BoardSnapshot,
+    ConfigView,
+    DestinationConfigView,
+    EventView,
+    PipelineConfigView,
+    RedisKeyView,
+    SourceConfigView,
+    StatusBoard,
+)
+
+log = logging.getLogger("etl.operations")
+
+# Shown first, in this order, in a destination's options; any others follow by name.
+_OPTION_ORDER = ("path", "schema", "landing_schema")
+_DUCKDB_DEFAULTS = {"schema": "main", "landing_schema": "etl_landing"}
+# Options that say where the target tables and the checkpoint are (the landing schema is scratch).
+_WHERE_DATA_LIVES = ("path", "schema")
+
+
+class ReadOnlyError(EtlError):
+    """The console runs with --readonly: nothing may change."""
+
+    kind = ErrorKind.CONFIG
+    retry = RetryPolicy.NONE
+
+    def __init__(self, action: str) -> None:
+        super().__init__(
+            f"read-only console: {action} is not allowed",
+            "restart the console without --readonly to make changes",
+        )
+
+
+def _redis_client(url: str, timeout: float) -> redis.Redis:
+    # No PING here: the console opens even when Redis is down, and says so in its health row.
+    return redis.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=min(timeout, 5.0), health_check_interval=30
+    )
+
+
+class Operations:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        readonly: bool = False,
+        board: StatusBoard | None = None,
+        manager: Manager | None = None,
+        interval: float = 1.0,
+    ) -> None:
+        self._settings = settings
+        self._readonly = readonly
+        self.board = board or StatusBoard()
+        self.manager = manager or Manager(
+            settings.config_db_url, _redis_client(settings.redis_url, 10.0), limits=settings.batch
+        )
+        # the console's own client, with short timeouts: a stuck Redis shows up as unhealthy quickly
+        self._redis = _redis_client(settings.redis_url, 3.0)
+        self.collector = Collector(self.manager, settings.config_db_url, self._redis, self.board, interval=interval)
+        self._stop = threading.Event()
+        self._engine: threading.Thread | None = None
+        self._reader: ConfigRepository | None = None  # for config(), which the console calls often
+        self._reader_lock = threading.Lock()
+        self._migrated = False
+
+    @property
+    def readonly(self) -> bool:
+        return self._readonly
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Run the engine and the collector in background threads."""
+        if self._engine is not None:
+            return
+        self._stop.clear()
+        self._engine = threading.Thread(target=self.manager.run, args=(self._stop,), name="manager", daemon=True)
+        self._engine.start()
+        self.collector.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Drain and stop every runner (as SIGTERM does headless), then the collector."""
+        self._stop.set()
+        if self._engine is not None:
+            self._engine.join(timeout)
+            if self._engine.is_alive():
+                log.warning("the engine did not stop within %.0fs", timeout)
+            self._engine = None
+        self.collector.stop()
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
+        self._redis.close()
+
+    def __enter__(self) -> Operations:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- reading -------------------------------------------------------------------------------
+    def snapshot(self) -> BoardSnapshot:
+        return self.board.latest()
+
+    def redis_keys(self, match: str = "etl:*", limit: int = 500) -> list[RedisKeyView]:
+        return inspect_keys(self._redis, match, limit)
+
+    def config(self) -> ConfigView:
+        with self._reader_lock, _config_db_errors():
+            try:
+                if self._reader is None:
+                    self._reader = self._connect()
+                sources, destinations, specs = self._reader.load_config()
+            except BaseException:
+                if self._reader is not None:
+                    self._reader.close()
+                self._reader = None
+                raise
+        running = self.manager.running_specs()
+        return ConfigView(
+            sources=tuple(SourceConfigView(s.name, s.dsn_redacted) for s in sources),
+            destinations=tuple(
+                DestinationConfigView(d.name, str(d.type), d.describe(), _options(d.config)) for d in destinations
+            ),
+            pipelines=tuple(
+                PipelineConfigView(
+                    name=s.name,
+                    source=s.source.name,
+                    destination=s.destination.name,
+                    status=str(s.pipeline.status),
+                    tables=tuple(str(t) for t in s.pipeline.tables),
+                    applied=_applied(s, running.get(s.id)),
+                )
+                for s in specs
+            ),
+        )
+
+    # ---- pipeline actions ----------------------------------------------------------------------
+    def start_pipeline(self, name: str) -> None:
+        self._check("start a pipeline")
+        with self._repository() as repo:
+            repo.set_pipeline_status(name, PipelineStatus.START)
+        self._changed(f"pipeline {name}: start requested", pipeline=name)
+
+    def pause_pipeline(self, name: str) -> None:
+        self._check("pause a pipeline")
+        with self._repository() as repo:
+            repo.set_pipeline_status(name, PipelineStatus.PAUSE)
+        self._changed(f"pipeline {name}: pause requested", pipeline=name)
+
+    def retry_table(self, pipeline: str, table: str) -> None:
+        """Copy an errored table again (the cause fixed): the same operation as a table resync."""
+        self._check("retry a table")
+        target = parse_table_name(table)
+        with self._repository() as repo:
+            spec = _spec(repo, pipeline)
+            st = PipelineState(self._redis, spec.id).load().get(target)
+            if st is None or st.phase is not TablePhase.ERRORED:
+                raise ConfigError(
+                    f"table {target} of pipeline {pipeline} is not errored "
+                    f"({st.phase if st is not None else 'not started'})",
+                    "resync it instead to copy it again",
+                )
+            report = admin.resync_pipeline(repo, self._settings, pipeline, [target])
+        self._changed(f"table {target}: retry requested — {report}", pipeline=pipeline, table=str(target))
+
+    def resync_table(self, pipeline: str, table: str) -> None:
+        self._check("resync a table")
+        target = parse_table_name(table)
+        with self._repository() as repo:
+            report = admin.resync_pipeline(repo, self._settings, pipeline, [target])
+        self._changed(f"table {target}: resync requested — {report}", pipeline=pipeline, table=str(target))
+
+    # ---- config edits --------------------------------------------------------------------------
+    def save_source(self, name: str, dsn: str | None, *, original: str | None = None) -> None:
+        """Create (``original`` None) or edit a source; ``dsn`` None keeps the stored one."""
+        self._check("change a source")
+        dsn = dsn.strip() if dsn else None
+        with self._repository() as repo:
+            if original is None:
+                if not dsn:
+                    raise ConfigError(f"source {name!r} needs a DSN", "e.g. postgresql://user:password@host:5432/db")
+                src = repo.add_source(name, dsn)
+                self._changed(f'source "{name}" created ({src.dsn_redacted})')
+                return
+            old = repo.get_source(original)
+            src = repo.update_source(original, new_name=name if name != original else None, dsn=dsn)
+        changes = []
+        if src.name != old.name:
+            changes.append(f'renamed from "{old.name}"')
+        if src.dsn != old.dsn:
+            changes.append(f"DSN {old.dsn_redacted} → {src.dsn_redacted}")
+        self._changed(f'source "{src.name}" edited: {", ".join(changes) or "nothing changed"}')
+
+    def delete_source(self, name: str) -> None:
+        self._check("delete a source")
+        with self._repository() as repo:
+            repo.remove_source(name)
+        self._changed(f'source "{name}" deleted')
+
+    def save_destination(
+        self, name: str, type_: str, options: dict[str, str], *, original: str | None = None
+    ) -> None:
+        self._check("change a destination")
+        try:
+            kind = DestinationType(type_)
+        except ValueError:
+            allowed = ", ".join(t.value for t in DestinationType)
+            raise ConfigError(f"unknown destination type {type_!r}", f"use one of: {allowed}") from None
+        config = _destination_config(kind, options)
+        with self._repository() as repo:
+            if original is None:
+                dest = repo.add_destination(name, kind, config)
+                self._changed(f'destination "{name}" created ({dest.describe()})')
+                return
+            old = repo.get_destination(original)
+            moved = [k for k in _WHERE_DATA_LIVES if old.config.get(k) != config.get(k)] + (
+                ["type"] if old.type is not kind else []
+            )
+            users = [s.name for s in repo.load_specs() if s.destination.id == old.id]
+            if moved and users:
+                # The pipelines' tables and checkpoints are in the old place: pointing them elsewhere
+                # would stream changes into empty tables there.
+                raise ConfigError(
+                    f"destination {original} is used by pipeline(s) {', '.join(users)}: "
+                    f"its {' and '.join(moved)} cannot change",
+                    "create a new destination and switch the pipeline to it (its tables are copied there again)",
+                )
+            dest = repo.update_destination(
+                original, new_name=name if name != original else None, type_=kind, config=config
+            )
+        changes = []
+        if dest.name != old.name:
+            changes.append(f'renamed from "{old.name}"')
+        for key in sorted(set(old.config) | set(dest.config)):
+            before, after = old.config.get(key), dest.config.get(key)
+            if before != after:
+                changes.append(f"{key} {before!s} → {after!s}")
+        self._changed(f'destination "{dest.name}" edited: {", ".join(changes) or "nothing changed"}')
+
+    def delete_destination(self, name: str) -> None:
+        self._check("delete a destination")
+        with self._repository() as repo:
+            repo.remove_destination(name)
+        self._changed(f'destination "{name}" deleted')
+
+    def save_pipeline(
+        self, name: str, source: str, destination: str, tables: str, *, original: str | None = None
+    ) -> None:
+        """Create (``original`` None, started at once) or edit a pipeline. ``tables`` as on the
+        command line: public.a,public."Order Items"."""
+        self._check("change a pipeline")
+        wanted = parse_table_list(tables)
+        with self._repository() as repo:
+            if original is None:
+                repo.add_pipeline(name, source, destination, wanted, PipelineStatus.START)
+                self._changed(
+                    f"pipeline {name} created: {source} → {destination}, tables {', '.join(map(str, wanted))}",
+                    pipeline=name,
+                )
+                return
+            old = _spec(repo, original)
+            if source != old.source.name:
+                # The slot lives on the old source: moving would orphan it there (WAL kept forever)
+                # and leave the new source without the changes made before.
+                raise ConfigError(
+                    f"pipeline {original} cannot move from source {old.source.name} to {source}: "
+                    "its replication slot lives on the old source",
+                    "delete the pipeline (that drops its slot) and create a new one on the other source",
+                )
+            new_destination = destination != old.destination.name
+            repo.update_pipeline(
+                original,
+                new_name=name if name != original else None,
+                destination=destination if new_destination else None,
+                tables=wanted,
+            )
+            report = ""
+            if new_destination:
+                # The new destination has none of the rows copied so far: copy every table again
+                # there (the slot stays, so nothing is lost between the copies and the stream).
+                report = admin.resync_pipeline(repo, self._settings, name, list(wanted))
+        before, after = set(old.pipeline.tables), set(wanted)
+        changes = []
+        if name != original:
+            changes.append(f"renamed from {original}")
+        if new_destination:
+            changes.append(f"destination {old.destination.name} → {destination} ({report})")
+        if after - before:
+            changes.append("tables added: " + ", ".join(map(str, sorted(after - before))))
+        if before - after:
+            changes.append("tables removed: " + ", ".join(map(str, sorted(before - after))))
+        self._changed(f"pipeline {name} edited: {'; '.join(changes) or 'nothing changed'}", pipeline=name)
+
+    def delete_pipeline(self, name: str) -> None:
+        """Remove the pipeline, drop its slot and publication, and clear its state (as the CLI)."""
+        self._check("delete a pipeline")
+        with self._repository() as repo:
+            report = admin.remove_pipeline(repo, self._settings, name)
+        warned = "warning:" in report
+        self._changed(
+            f"pipeline {name} deleted: {'; '.join(report.splitlines())}",
+            pipeline=name,
+            level="warning" if warned else "info",
+        )
+
+    # ---- internals -----------------------------------------------------------------------------
+    def _check(self, action: str) -> None:
+        if self._readonly:
+            raise ReadOnlyError(action)
+
+    def _connect(self) -> ConfigRepository:
+        repo = ConfigRepository(self._settings.config_db_url, migrate=not self._migrated)
+        self._migrated = True
+        return repo
+
+    @contextmanager
+    def _repository(self) -> Iterator[ConfigRepository]:
+        """A connection of the action's own: a resync may wait many seconds for the slot, and must
+        not hold up config() meanwhile."""
+        with _config_db_errors():
+            repo = self._connect()
+            try:
+                yield repo
+            finally:
+                repo.close()
+
+    def _changed(
+        self, message: str, *, pipeline: str | None = None, table: str | None = None, level: str = "info"
+    ) -> None:
+        self.collector.record(EventView(time.time(), level, "config", message, pipeline, table))
+        self.collector.refresh_config()
+
+
+@contextmanager
+def _config_db_errors() -> Iterator[None]:
+    """Driver errors the repository does not classify, as the engine's errors (the console shows
+    reason and hint of an EtlError)."""
+    try:
+        yield
+    except psycopg.IntegrityError as exc:
+        raise ConfigError(f"refused by the config DB: {str(exc).strip()}", "check the names you gave") from exc
+    except psycopg.Error as exc:
+        raise EtlError(
+            f"config DB error: {str(exc).strip()}",
+            "check that the config DB is reachable",
+            kind=ErrorKind.CONFIG_DB,
+            retry=RetryPolicy.TIMED,
+        ) from exc
+
+
+def _spec(repo: ConfigRepository, name: str) -> PipelineSpec:
+    spec = next((s for s in repo.load_specs() if s.name == name), None)
+    if spec is None:
+        raise ConfigError(f"pipeline {name!r} does not exist", "see `etl-tui pipeline list`")
+    return spec
+
+
+def _applied(spec: PipelineSpec, running: PipelineSpec | None) -> bool:
+    """Whether the engine runs exactly this definition: a started pipeline by a runner started
+    with it (same generation, source and destination), a paused one by no runner at all."""
+    if spec.pipeline.status is PipelineStatus.PAUSE:
+        return running is None
+    return running == spec
+
+
+def _options(config: Any) -> tuple[tuple[str, str], ...]:
+    keys = [k for k in _OPTION_ORDER if k in config] + sorted(k for k in config if k not in _OPTION_ORDER)
+    return tuple((k, str(config[k])) for k in keys)
+
+
+def _destination_config(kind: DestinationType, options: dict[str, str]) -> dict[str, Any]:
+    config = {k: v.strip() for k, v in options.items() if v is not None and v.strip()}
+    if kind is DestinationType.DUCKDB:
+        if not config.get("path"):
+            raise ConfigError("a duckdb destination needs a path", "give the database file, e.g. ./shop.duckdb")
+        for key, default in _DUCKDB_DEFAULTS.items():
+            config.setdefault(key, default)
+        unknown = sorted(set(config) - {"path", *_DUCKDB_DEFAULTS})
+        if unknown:
+            raise ConfigError(
+                f"unknown duckdb option(s): {', '.join(unknown)}",
+                "a duckdb destination takes path, schema and landing_schema",
+            )
+    return config
+

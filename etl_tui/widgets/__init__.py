@@ -1,0 +1,1 @@
+"""Reusable widgets of the console (intrinsic style only; layout lives in app.tcss)."""

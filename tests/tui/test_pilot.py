@@ -1,0 +1,445 @@
+"""Keys → screens and backend calls, driven with Textual's pilot against the fixture backend."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input, Static
+
+from engine.errors import EtlError
+from engine.status_board import BoardSnapshot
+from etl_tui.app import EtlApp
+from etl_tui.commands import EtlCommands
+from etl_tui.fixtures import FIXED_NOW, FixtureBackend, fixed_clock
+from etl_tui.screens.base import FilterInput
+from etl_tui.screens.config import ConfigScreen
+from etl_tui.screens.confirm import ConfirmModal, TypeNameModal
+from etl_tui.screens.detail import DetailScreen
+from etl_tui.screens.events import EventsScreen
+from etl_tui.screens.forms import SourceForm
+from etl_tui.screens.help import HelpScreen
+from etl_tui.screens.pipelines import PipelinesScreen, PipelineTable
+from etl_tui.screens.redis_state import RedisScreen
+from etl_tui.screens.slots import SlotsScreen
+from etl_tui.screens.throughput import ThroughputScreen
+from etl_tui.widgets.keyed_table import KeyedTable
+
+SIZE = (140, 40)
+Scenario = Callable[[EtlApp, Pilot[None]], Awaitable[None]]
+
+
+def drive(backend: FixtureBackend, scenario: Scenario, **app_kw: object) -> EtlApp:
+    """Run ``scenario`` against a fresh app (no pytest-asyncio needed)."""
+    app = EtlApp(backend, clock=fixed_clock, **app_kw)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await scenario(app, pilot)
+
+    asyncio.run(main())
+    return app
+
+
+async def settle(pilot: Pilot[None]) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def press(pilot: Pilot[None], *keys: str) -> None:
+    for key in keys:
+        await pilot.press(key)
+        await settle(pilot)
+
+
+def notes(app: EtlApp) -> list[str]:
+    return [f"{n.title}: {n.message}" for n in app._notifications]
+
+
+def table_keys(app: EtlApp, selector: str) -> list[str]:
+    return app.screen.query_one(selector, KeyedTable).keys
+
+
+def test_number_keys_switch_screens() -> None:
+    expected = {
+        "2": DetailScreen,
+        "3": ThroughputScreen,
+        "4": SlotsScreen,
+        "5": RedisScreen,
+        "6": EventsScreen,
+        "7": ConfigScreen,
+        "1": PipelinesScreen,
+    }
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        assert isinstance(app.screen, PipelinesScreen)
+        for key, screen in expected.items():
+            await press(pilot, key)
+            assert isinstance(app.screen, screen), key
+        await press(pilot, "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await press(pilot, "escape")
+        assert isinstance(app.screen, PipelinesScreen)
+
+    drive(FixtureBackend(), scenario)
+
+
+def test_enter_opens_the_selected_pipeline() -> None:
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "down", "down", "enter")
+        assert isinstance(app.screen, DetailScreen)
+        assert app.selected_pipeline == "crm_sync"
+        assert table_keys(app, "#tables") == ["public.contacts", "public.deals", "public.notes"]
+        errors = str(app.screen.query_one("#errors", Static).render())
+        assert "no primary key" in errors and "ALTER TABLE public.deals" in errors and "manual" in errors
+        await press(pilot, "escape")
+        assert isinstance(app.screen, PipelinesScreen)
+        assert app.screen.query_one(PipelineTable).selected_key == "crm_sync"  # back where it was
+
+    drive(FixtureBackend(), scenario)
+
+
+def test_start_and_pause_act_on_the_selected_pipeline() -> None:
+    backend = FixtureBackend()
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "down", "s")
+        await press(pilot, "down", "p")
+        await press(pilot, "2", "s")  # the detail screen acts on the pipeline it shows
+        assert any("start crm_sync: done" in n for n in notes(app))
+
+    drive(backend, scenario)
+    assert backend.calls == [
+        ("start_pipeline", ("billing_sync",)),
+        ("pause_pipeline", ("crm_sync",)),
+        ("start_pipeline", ("crm_sync",)),
+    ]
+
+
+def test_retry_only_an_errored_table() -> None:
+    backend = FixtureBackend()
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "down", "down", "enter")
+        await press(pilot, "r")  # public.contacts is streaming: refused locally
+        assert any("not errored" in n for n in notes(app))
+        await press(pilot, "down", "r")
+
+    drive(backend, scenario)
+    assert backend.calls == [("retry_table", ("crm_sync", "public.deals"))]
+
+
+def test_resync_requires_typing_the_table_name() -> None:
+    backend = FixtureBackend()
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "down", "enter", "down", "R")
+        assert isinstance(app.screen, TypeNameModal)
+        await press(pilot, *"public.pay", "enter")  # not the whole name: nothing happens
+        assert isinstance(app.screen, TypeNameModal)
+        assert backend.calls == []
+        await press(pilot, "escape")
+        assert isinstance(app.screen, DetailScreen)
+        await press(pilot, "R", *"public.payments", "enter")
+        assert isinstance(app.screen, DetailScreen)
+
+    drive(backend, scenario)
+    assert backend.calls == [("resync_table", ("billing_sync", "public.payments"))]
+
+
+def test_readonly_hides_and_refuses_every_change() -> None:
+    backend = FixtureBackend(readonly=True)
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        header = str(app.screen.query_one("#mode", Static).render())
+        assert "READ-ONLY" in header
+        shown = {b.binding.key for b in app.screen.active_bindings.values() if b.binding.show}
+        assert not shown & {"s", "p"}
+        await press(pilot, "s")
+        assert any("read-only" in n and "start the selected pipeline" in n for n in notes(app))
+        await press(pilot, "2")
+        shown = {b.binding.key for b in app.screen.active_bindings.values() if b.binding.show}
+        assert not shown & {"s", "p", "r", "R"}
+        await press(pilot, "R", "r")
+        assert not isinstance(app.screen, TypeNameModal)
+        await press(pilot, "7")
+        await press(pilot, "a", "e", "d")
+        assert isinstance(app.screen, ConfigScreen)  # no form, no confirmation
+        titles = [t for t, _, _ in EtlCommands(app.screen)._commands()]
+        assert not [t for t in titles if t.startswith(("Add", "Edit", "Delete", "Start", "Pause"))]
+        assert "Go to Pipelines (1)" in titles
+
+    drive(backend, scenario)
+    assert backend.calls == []
+
+
+def test_palette_lists_screens_and_this_screens_actions() -> None:
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        titles = [t for t, _, _ in EtlCommands(app.screen)._commands()]
+        for expected in ("Go to Throughput (3)", "Go to Config (7)", "Start (s)", "Pause (p)", "Filter (/)",
+                         "Freeze (space)", "Screenshot (ctrl+s)", "Help (?)"):
+            assert expected in titles
+        await press(pilot, "2")
+        titles = [t for t, _, _ in EtlCommands(app.screen)._commands()]
+        assert "Resync (R)" in titles and "Retry (r)" in titles
+
+    drive(FixtureBackend(), scenario)
+
+
+def test_palette_runs_an_action() -> None:
+    backend = FixtureBackend()
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "ctrl+p", *"pause", "enter")
+
+    drive(backend, scenario)
+    assert backend.calls == [("pause_pipeline", ("shop_sync",))]
+
+
+def test_slash_filters_rows() -> None:
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "slash", *"crm")
+        assert table_keys(app, "#pipelines") == ["crm_sync"]
+        await press(pilot, "enter")  # keeps the filter, back to the table
+        assert isinstance(app.focused, PipelineTable)
+        assert table_keys(app, "#pipelines") == ["crm_sync"]
+        await press(pilot, "slash", "escape")
+        assert len(table_keys(app, "#pipelines")) == 4
+        assert not app.screen.query_one(FilterInput).display
+        await press(pilot, "6", "slash", *"deals")
+        assert len(table_keys(app, "#events")) == 1
+        await press(pilot, "enter", "5", "slash", *"checkpoint")
+        assert len(table_keys(app, "#keys")) == 4
+
+    drive(FixtureBackend(), scenario)
+
+
+def test_space_freezes_without_moving_the_cursor() -> None:
+    backend = FixtureBackend()
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        table = app.screen.query_one(PipelineTable)
+        await press(pilot, "down", "down")
+        await press(pilot, "space")
+        assert app.frozen
+        assert "PAUSED" in str(app.screen.query_one("#mode", Static).render())
+        backend.with_pipeline("crm_sync", actual="streaming", last_error=None)
+        app.refresh_now()
+        await settle(pilot)
+        assert "retrying" in str(table.get_cell("crm_sync", "state"))
+        assert table.selected_key == "crm_sync"
+        await press(pilot, "space")
+        assert not app.frozen
+        assert "streaming" in str(table.get_cell("crm_sync", "state"))
+        assert table.selected_key == "crm_sync"
+
+    drive(backend, scenario)
+
+
+def test_cursor_follows_its_row_when_rows_come_and_go() -> None:
+    backend = FixtureBackend()
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        table = app.screen.query_one(PipelineTable)
+        await press(pilot, "down", "down")
+        assert table.selected_key == "crm_sync"
+        board = backend.board
+        backend.board = replace(board, pipelines=tuple(p for p in board.pipelines if p.name != "shop_sync"))
+        app.refresh_now()
+        await settle(pilot)
+        assert table.keys == ["billing_sync", "crm_sync", "legacy_sync"]
+        assert table.selected_key == "crm_sync"
+        backend.board = replace(board, pipelines=tuple(reversed(board.pipelines)))
+        app.refresh_now()
+        await settle(pilot)
+        assert table.selected_key == "crm_sync"
+
+    drive(backend, scenario)
+
+
+def test_events_follow_the_tail() -> None:
+    backend = FixtureBackend()
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "6")
+        table = app.screen.query_one("#events", KeyedTable)
+        assert table.cursor_row == len(backend.board.events) - 1
+        extra = replace(backend.board.events[-1], at=FIXED_NOW, message="a newer event")
+        backend.board = replace(backend.board, events=(*backend.board.events[1:], extra))
+        app.refresh_now()
+        await settle(pilot)
+        assert table.selected_key is not None and table.selected_key.endswith("a newer event")
+
+    drive(backend, scenario)
+
+
+def test_stale_snapshot_warns() -> None:
+    backend = FixtureBackend()
+    backend.board = replace(backend.board, taken_at=FIXED_NOW - 30)
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        assert "engine not publishing" in str(app.screen.query_one("#mode", Static).render())
+
+    drive(backend, scenario)
+
+
+def test_ctrl_s_writes_an_svg(tmp_path: Path) -> None:
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "4", "ctrl+s")
+        assert any("screenshot saved" in n for n in notes(app))
+
+    drive(FixtureBackend(), scenario, screenshot_dir=tmp_path)
+    [svg] = list(tmp_path.glob("*.svg"))
+    assert svg.name == "etl-tui-slots-20260701-120000.svg"
+    assert svg.read_text(encoding="utf-8").lstrip().startswith("<svg")
+
+
+def test_backend_errors_show_reason_and_hint() -> None:
+    backend = FixtureBackend(fail_with=EtlError("pipeline shop_sync is locked", "wait for the resync to end"))
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "s")
+        assert any("start shop_sync failed" in n and "locked" in n and "hint: wait for the resync" in n
+                   for n in notes(app))
+
+    drive(backend, scenario)
+
+
+def test_a_slow_backend_never_blocks_the_screen() -> None:
+    gate = threading.Event()
+    backend = FixtureBackend(gate=gate)
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await pilot.press("s")
+        await pilot.pause()
+        await pilot.press("3")  # the start call is still waiting on the gate
+        await pilot.pause()
+        assert isinstance(app.screen, ThroughputScreen)
+        assert backend.calls == []
+        gate.set()
+        await settle(pilot)
+
+    drive(backend, scenario)
+    assert backend.calls == [("start_pipeline", ("shop_sync",))]
+
+
+def test_redis_failure_is_shown_not_raised() -> None:
+    class BrokenRedis(FixtureBackend):
+        def redis_keys(self, match: str = "etl:*", limit: int = 500) -> list:  # type: ignore[type-arg]
+            raise EtlError("cannot reach Redis at redis://cache:6379", "check REDIS_URL")
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "5")
+        status = str(app.screen.query_one("#redis-status", Static).render())
+        assert "cannot reach Redis" in status and "check REDIS_URL" in status
+
+    drive(BrokenRedis(), scenario)
+
+
+def test_config_forms_send_typed_drafts() -> None:
+    backend = FixtureBackend()
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "7", "e")
+        assert isinstance(app.screen, SourceForm)
+        await press(pilot, "enter")  # DSN left as shown: keep the stored one
+        await press(pilot, "e")
+        app.screen.query_one("#password", Input).value = "n3w"
+        await press(pilot, "enter")
+        await press(pilot, "a")
+        app.screen.query_one("#name", Input).value = "analytics"
+        app.screen.query_one("#dsn", Input).value = "postgresql://etl@analytics-db/analytics"
+        await press(pilot, "enter")
+        await press(pilot, "tab", "tab", "a")  # the pipelines list
+        form = app.screen
+        form.query_one("#name", Input).value = "extra_sync"
+        form.query_one("#tables", Input).value = "public.a"
+        await press(pilot, "enter")
+        assert isinstance(app.screen, type(form))  # no source chosen yet: the form says so and stays
+        assert "choose a source" in str(app.screen.query_one("#form-error", Static).render())
+        await press(pilot, "escape")
+
+    drive(backend, scenario)
+    assert backend.calls == [
+        ("save_source", ("shop", None, "shop")),
+        ("save_source", ("shop", "postgresql://replicator:n3w@db.internal:5432/shop", "shop")),
+        ("save_source", ("analytics", "postgresql://etl@analytics-db/analytics", None)),
+    ]
+
+
+def test_delete_requires_typing_the_name() -> None:
+    backend = FixtureBackend()
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "7", "tab", "tab", "down", "d")
+        assert isinstance(app.screen, TypeNameModal)
+        await press(pilot, *"billing_sync", "enter")
+
+    drive(backend, scenario)
+    assert backend.calls == [("delete_pipeline", ("billing_sync",))]
+
+
+@pytest.mark.parametrize("key", ["1", "2", "3", "4", "5", "6", "7"])
+def test_every_screen_survives_an_empty_engine(key: str) -> None:
+    backend = FixtureBackend()
+    backend.board = replace(backend.board, pipelines=(), slots=(), events=(), health=())
+    backend.keys = []
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, key, "s", "r", "slash", "x", "escape")
+
+    drive(backend, scenario)
+    assert backend.calls == []
+
+
+def test_q_asks_before_stopping_the_console() -> None:
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "q")
+        assert isinstance(app.screen, ConfirmModal)
+        await press(pilot, "n")
+        assert isinstance(app.screen, PipelinesScreen)
+        assert app.is_running
+        await press(pilot, "q", "y")
+        assert not app.is_running
+
+    drive(FixtureBackend(), scenario)
+
+
+def test_a_failing_snapshot_is_reported_once() -> None:
+    class Flaky(FixtureBackend):
+        broken = False
+
+        def snapshot(self) -> BoardSnapshot:
+            if self.broken:
+                raise EtlError("status board unavailable")
+            return super().snapshot()
+
+    backend = Flaky()
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        backend.broken = True
+        for _ in range(3):
+            app.refresh_now()
+        await settle(pilot)
+        assert sum("status board unavailable" in n for n in notes(app)) == 1
+        assert len(table_keys(app, "#pipelines")) == 4  # the last good snapshot stays on screen
+
+    drive(backend, scenario)
+
+
+def test_duplicate_keys_do_not_break_a_table() -> None:
+    backend = FixtureBackend()
+    board = backend.board
+    backend.board = replace(board, pipelines=(*board.pipelines, board.pipelines[0]))
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        assert table_keys(app, "#pipelines")[-1] == "shop_sync#1"
+
+    drive(backend, scenario)

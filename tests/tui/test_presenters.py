@@ -1,0 +1,292 @@
+"""The pure formatting layer: every label the console shows, without Textual."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from engine.state.table_state import TablePhase
+from engine.status_board import BoardSnapshot, ErrorView, PipelineView, SlotView, TableView
+from etl_tui import fixtures
+from etl_tui.copy_rates import CopyRates
+from etl_tui.presenters import (
+    PHASE_LABELS,
+    Cell,
+    FormError,
+    Row,
+    Tone,
+    ago,
+    copy_eta,
+    copy_rate_estimate,
+    error_cell,
+    event_rows,
+    filter_rows,
+    freshness_cell,
+    headroom_cell,
+    health_label,
+    human_bytes,
+    human_count,
+    human_duration,
+    human_rate,
+    lag_tone,
+    mode_cell,
+    nice_ticks,
+    percentile,
+    pipeline_rows,
+    progress_bar,
+    retry_label,
+    short_warning,
+    slot_rows,
+    source_dsn_for_save,
+    sparkline,
+    state_cell,
+    table_counts,
+    table_rows,
+    tables_cell,
+    with_password,
+)
+
+NOW = fixtures.FIXED_NOW
+
+
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [(None, "—"), (0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (int(4.1 * 1024**2), "4.1 MiB"),
+     (3 * 1024**3, "3.0 GiB"), (5 * 1024**4, "5.0 TiB"), (-int(0.4 * 1024**3), "-409.6 MiB")],
+)
+def test_human_bytes(n: int | None, text: str) -> None:
+    assert human_bytes(n) == text
+
+
+def test_human_count_and_rate() -> None:
+    assert human_count(999) == "999"
+    assert human_count(1200) == "1.2k"
+    assert human_count(45_300) == "45.3k"
+    assert human_count(2_500_000) == "2.5M"
+    assert human_rate(1234.0) == "1.2k/s"
+    assert human_rate(None) == "—"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(None, "—"), (0, "0s"), (0.4, "0s"), (42, "42s"), (59.6, "1m 00s"), (552, "9m 12s"), (7380, "2h 03m"),
+     (2 * 86400 + 3600 * 4, "2d 04h"), (-5, "0s")],
+)
+def test_human_duration(seconds: float | None, text: str) -> None:
+    assert human_duration(seconds) == text
+
+
+def test_ago() -> None:
+    assert ago(NOW - 14, NOW) == "14s ago"
+    assert ago(None, NOW) == "—"
+    assert ago(NOW + 3, NOW) == "0s ago"  # clocks of two hosts disagree: never a negative age
+
+
+def test_sparkline() -> None:
+    assert sparkline([], 4) == "    "
+    assert sparkline([0, 0, 0], 3) == "▁▁▁"
+    assert sparkline([0, 4, 8], 3) == "▁▅█"
+    assert sparkline([8], 4) == "   █"  # newest at the right edge
+    assert len(sparkline(list(range(60)), 16)) == 16
+    assert sparkline(list(range(60)), 16)[-1] == "█"
+
+
+def test_progress_bar_and_ticks() -> None:
+    assert progress_bar(0.5, 10) == "█████░░░░░"
+    assert progress_bar(1.7, 4) == "████"
+    assert progress_bar(-1, 4) == "░░░░"
+    assert nice_ticks(45_541) == [0, 20_000, 40_000, 60_000]
+    assert nice_ticks(0) == [0.0, 1.0]
+
+
+def test_percentile() -> None:
+    assert percentile([], 50) is None
+    assert percentile([3, 1, 2], 50) == 2
+    assert percentile(list(range(1, 101)), 95) == 95
+
+
+def test_retry_countdown() -> None:
+    timed = ErrorView("x", "r", "h", "timed", next_retry_at=NOW + 12)
+    assert retry_label(timed, NOW) == "retry in 12s"
+    assert retry_label(timed, NOW + 11.5) == "retry in 1s"  # rounded up: not "0s" before it happens
+    assert retry_label(timed, NOW + 12) == "retrying now"
+    assert retry_label(replace(timed, next_retry_at=NOW + 75), NOW) == "retry in 1m 15s"
+    assert retry_label(replace(timed, next_retry_at=None), NOW) == "retrying"
+    assert retry_label(replace(timed, retry_policy="manual"), NOW) == "manual retry"
+    assert retry_label(replace(timed, retry_policy="none"), NOW) == "no retry"
+
+
+def test_header_cells() -> None:
+    assert health_label('source "shop"') == "src shop"
+    assert health_label('destination "local"') == "dst local"
+    assert health_label("Redis") == "Redis"
+    assert mode_cell(readonly=False, frozen=False) == Cell("LIVE", Tone.OK)
+    assert mode_cell(readonly=False, frozen=True).text == "PAUSED"
+    assert mode_cell(readonly=True, frozen=False).text == "READ-ONLY"
+    assert mode_cell(readonly=True, frozen=True).text == "READ-ONLY · PAUSED"
+
+
+def test_freshness_turns_stale() -> None:
+    assert freshness_cell(NOW - 1, NOW, frozen=False) == Cell("updated 1s ago", Tone.MUTED)
+    stale = freshness_cell(NOW - 12, NOW, frozen=False)
+    assert stale.tone == Tone.WARN
+    assert "engine not publishing" in stale.text
+    assert freshness_cell(NOW - 12, NOW, frozen=True).tone == Tone.ACCENT  # frozen on purpose: not a fault
+    assert freshness_cell(0.0, NOW, frozen=False).tone == Tone.WARN
+
+
+def _pipeline(**kw: Any) -> PipelineView:
+    base = PipelineView("p", "src", "dst", "duckdb:x", "start", "streaming")
+    return replace(base, **kw)
+
+
+def test_state_cell_desired_vs_actual() -> None:
+    assert state_cell(_pipeline()).tone == Tone.OK
+    assert state_cell(_pipeline(desired="pause", actual="stopped")).text == "⏸ paused"
+    pending = state_cell(_pipeline(desired="pause", actual="streaming"))
+    assert pending.tone == Tone.WARN
+    assert "pending" in pending.sub
+    assert state_cell(_pipeline(desired="start", actual="stopped")).tone == Tone.WARN
+    assert state_cell(_pipeline(actual="errored")).tone == Tone.ERROR
+
+
+def test_lag_tone_ignores_seconds_on_an_idle_source() -> None:
+    assert lag_tone(1024, 3600) == Tone.NORMAL  # nothing pending: the age only says the source is idle
+    assert lag_tone(100 * 1024**2, 1) == Tone.WARN
+    assert lag_tone(2 * 1024**3, 1) == Tone.ERROR
+    assert lag_tone(10 * 1024**2, 900) == Tone.ERROR
+
+
+def test_table_counts() -> None:
+    p = fixtures.board().pipeline("billing_sync")
+    assert p is not None
+    counts = table_counts(p)
+    assert (counts.total, counts.ready, counts.copying, counts.errored) == (4, 1, 3, 0)
+    cell = tables_cell(p)
+    assert cell.text == "1/4 ready"
+    assert cell.sub == "3 copying"
+
+
+def test_pipeline_rows_from_fixtures() -> None:
+    rows = pipeline_rows(fixtures.board(), NOW)
+    assert [r.key for r in rows] == ["shop_sync", "billing_sync", "crm_sync", "legacy_sync"]
+    crm = rows[2]
+    assert crm.cells[5].text == "retry in 12s"
+    assert crm.cells[0].sub == "crm → warehouse"
+    assert crm.cells[4].sub == "1 errored"
+    legacy = rows[3]
+    assert legacy.cells[5].text == "no retry"
+    assert legacy.cells[5].tone == Tone.ERROR
+
+
+def test_error_cell_falls_back_to_an_errored_table() -> None:
+    table_error = ErrorView("no_replica_identity", "no key", "add one", "manual")
+    p = _pipeline(tables=(TableView("public.deals", "errored", error=table_error),))
+    cell = error_cell(p, NOW)
+    assert cell.text == "public.deals: manual retry"
+    assert cell.sub == "no key"
+    assert error_cell(_pipeline(), NOW).text == "—"
+
+
+def test_every_phase_has_a_label() -> None:
+    assert set(PHASE_LABELS) == {p.value for p in TablePhase}
+
+
+def test_copy_progress_and_eta() -> None:
+    assert copy_eta(600, 1000, 100.0) == "4s"
+    assert copy_eta(600, None, 100.0) == "—"
+    assert copy_eta(600, 1000, None) == "—"
+    assert copy_eta(1200, 1000, 100.0) == "finishing"  # the total is an estimate
+    p = fixtures.board().pipeline("billing_sync")
+    assert p is not None
+    rows = {r.key: r for r in table_rows(p, NOW)}
+    payments = rows["public.payments"]
+    assert payments.cells[1].text == "⟳ copying"
+    assert payments.cells[2].text.endswith("62%")
+    assert payments.cells[3].text == "620.0k / ~1.0M"
+    assert payments.cells[4].text != "—"
+    assert rows["public.refunds"].cells[1].text == "… queued"
+    assert rows["public.ledger"].cells[1].text == "↻ catching up"
+    assert rows["public.invoices"].cells[1].text == "● streaming"
+
+
+def test_copy_rate_prefers_measurement() -> None:
+    p = fixtures.board().pipeline("billing_sync")
+    assert p is not None
+    assert copy_rate_estimate(p, "public.payments", {"public.payments": 500.0}) == 500.0
+    assert copy_rate_estimate(p, "public.payments", {}) == p.rows_per_second[-1]
+
+
+def test_copy_rates_across_snapshots() -> None:
+    rates = CopyRates()
+
+    def snap(at: float, copied: int, phase: str = "data_sync") -> BoardSnapshot:
+        table = TableView("public.t", phase, rows_copied=copied, copy_total=10_000)
+        return BoardSnapshot(taken_at=at, pipelines=(_pipeline(tables=(table,)),))
+
+    rates.observe(snap(100.0, 1000))
+    assert rates.rates("p") == {}
+    rates.observe(snap(100.0, 1000))  # the same snapshot read twice adds nothing
+    rates.observe(snap(102.0, 3000))
+    assert rates.rates("p") == {"public.t": 1000.0}
+    rates.observe(snap(103.0, 100))  # a restarted copy starts a new measurement
+    assert rates.rates("p") == {}
+    rates.observe(snap(104.0, 100, phase="ready"))
+    assert rates.rates("p") == {}
+
+
+def test_slot_rows_and_headroom() -> None:
+    rows = {r.key: r for r in slot_rows(fixtures.board())}
+    lost = rows["legacy_sync/etl_legacy_sync_4"]
+    assert lost.cells[2] == Cell("lost", Tone.ERROR)
+    assert lost.cells[7].text == "slot lost"
+    inactive = rows["crm_sync/etl_crm_sync_3"]
+    assert inactive.cells[1] == Cell("○ inactive", Tone.WARN)
+    assert inactive.cells[7].text == "slot inactive"
+    assert rows["shop_sync/etl_shop_sync_1"].cells[1].text == "● pid 4411"
+    unlimited = SlotView("p", "s", "src", True, 1, "reserved", 0, 0, None)
+    assert headroom_cell(unlimited).text == "unlimited"
+    tight = replace(unlimited, restart_lag_bytes=900, safe_wal_size=100)
+    assert headroom_cell(tight).tone == Tone.WARN
+    assert short_warning(None) == "—"
+
+
+def test_events_oldest_first_with_stable_keys() -> None:
+    events = fixtures.events()
+    rows = event_rows(events)
+    assert len(rows) == len(events)
+    assert rows[0].cells[0].text == "11:49:50"  # UTC, pinned by the conftest
+    assert rows[-1].cells[5].text.startswith("batch of 5.6k rows")
+    assert len({r.key for r in rows}) == len(rows)
+    assert [r.key for r in event_rows(events[1:])] == [r.key for r in rows[1:]]  # the window slides
+
+
+def test_filter_rows() -> None:
+    rows = [Row("a", (Cell("shop_sync", sub="shop → local"),)), Row("b", (Cell("crm_sync"),))]
+    assert [r.key for r in filter_rows(rows, "CRM")] == ["b"]
+    assert [r.key for r in filter_rows(rows, "local")] == ["a"]  # second lines count too
+    assert len(filter_rows(rows, "  ")) == 2
+
+
+def test_source_dsn_keeps_the_stored_one() -> None:
+    shown = "postgresql://replicator:****@db:5432/shop"
+    assert source_dsn_for_save(shown, "", original_redacted=shown) is None
+    assert source_dsn_for_save("", "", original_redacted=shown) is None
+    assert source_dsn_for_save(shown, "n3w/pw", original_redacted=shown) == "postgresql://replicator:n3w%2Fpw@db:5432/shop"
+    with pytest.raises(FormError):
+        source_dsn_for_save("postgresql://replicator:****@db2:5432/shop", "", original_redacted=shown)
+    with pytest.raises(FormError):
+        source_dsn_for_save("", "", original_redacted=None)
+    assert source_dsn_for_save("postgresql://u@h/db", "", original_redacted=None) == "postgresql://u@h/db"
+
+
+def test_with_password() -> None:
+    assert with_password("postgresql://u@h:5432/db", "s3cret") == "postgresql://u:s3cret@h:5432/db"
+    assert with_password("host=h user=u password=****", "it's") == "host=h user=u password='it\\'s'"
+    assert with_password("host=h user=u", "pw") == "host=h user=u password='pw'"
+    with pytest.raises(FormError):
+        with_password("postgresql://h/db", "pw")
+    with pytest.raises(FormError):
+        with_password("host=h password=old", "pw")
