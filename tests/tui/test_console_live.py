@@ -1,0 +1,135 @@
+"""The console driven by keys against a real engine on real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import psycopg
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from engine.config.models import PipelineStatus
+from engine.config.repository import ConfigRepository
+from engine.operations import Operations
+from engine.settings import Settings
+from etl_tui.app import EtlApp
+from etl_tui.screens.forms import PipelineForm
+from tests.integration.harness import duck_rows, source_rows
+from tests.integration.test_replication import configure, setup_items
+
+SIZE = (140, 40)
+
+
+async def until(app: EtlApp, cond: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> None:
+    """Wait in real time (the engine runs in threads) while the app keeps refreshing."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        app.refresh_now()
+        if cond():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def run_console(ops: Operations, scenario: Callable[[EtlApp, Pilot[None]], Awaitable[None]]) -> EtlApp:
+    app = EtlApp(ops)
+
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await scenario(app, pilot)
+
+    ops.start()
+    try:
+        asyncio.run(main())
+    finally:
+        ops.stop()
+    return app
+
+
+def _status(settings: Settings) -> PipelineStatus:
+    with ConfigRepository(settings.config_db_url) as repo:
+        return repo.get_pipeline("p1").status
+
+
+def _actual(app: EtlApp) -> str | None:
+    view = app.backend.snapshot().pipeline("p1")
+    return view.actual if view else None
+
+
+def test_pause_and_start_keys_drive_the_engine(settings: Settings, source_dsn: str, tmp_path: Path) -> None:
+    setup_items(source_dsn, 100)
+    configure(settings, source_dsn, tmp_path / "o.duckdb", "public.items")
+    with ConfigRepository(settings.config_db_url) as repo:
+        slot = repo.get_pipeline("p1").slot_name
+
+    def slot_active() -> bool:
+        rows = source_rows(source_dsn, f"SELECT active FROM pg_replication_slots WHERE slot_name = '{slot}'")
+        return bool(rows and rows[0][0])
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await until(app, lambda: _actual(app) == "streaming", what="streaming")
+        await pilot.press("p")
+        await until(app, lambda: _status(settings) is PipelineStatus.PAUSE, what="paused in the config DB")
+        await until(app, lambda: not slot_active(), what="slot released")
+        await until(app, lambda: _actual(app) == "stopped", what="console shows it stopped")
+        await pilot.press("s")
+        await until(app, lambda: _status(settings) is PipelineStatus.START, what="started in the config DB")
+        await until(app, slot_active, what="slot in use again")
+        await until(app, lambda: _actual(app) == "streaming", what="streaming again")
+
+    run_console(Operations(settings), scenario)
+
+
+def test_a_pipeline_edit_from_the_config_screen_is_applied(
+    settings: Settings, source_dsn: str, tmp_path: Path
+) -> None:
+    setup_items(source_dsn, 100)
+    with psycopg.connect(source_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE more (id int PRIMARY KEY, v text)")
+        conn.execute("INSERT INTO more SELECT g, 'v' || g FROM generate_series(1, 30) g")
+    duck = tmp_path / "o.duckdb"
+    configure(settings, source_dsn, duck, "public.items")
+    ops = Operations(settings)
+
+    def table_ready() -> bool:
+        view = ops.snapshot().pipeline("p1")
+        return view is not None and any(t.name == "public.more" and t.phase == "ready" for t in view.tables)
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await until(app, lambda: _actual(app) == "streaming", what="streaming")
+        await pilot.press("7")
+        await until(app, lambda: ops.config().pipelines, what="config loaded")
+        await pilot.press("tab", "tab", "e")  # the pipelines list, edit the selected one
+        await pilot.pause()
+        assert isinstance(app.screen, PipelineForm)
+        app.screen.query_one("#tables", Input).value = "public.items,public.more"
+        await pilot.press("enter")
+        await until(app, lambda: "public.more" in ops.config().pipelines[0].tables, what="written to the config DB")
+        await until(app, lambda: ops.config().pipelines[0].applied, what="applied by the manager")
+        await until(app, table_ready, what="the new table copied and streaming")
+
+    run_console(ops, scenario)
+    assert duck_rows(duck, "SELECT id, v FROM main.more ORDER BY id") == source_rows(
+        source_dsn, "SELECT id, v FROM more ORDER BY id"
+    )
+
+
+def test_readonly_console_refuses_to_pause(settings: Settings, source_dsn: str, tmp_path: Path) -> None:
+    setup_items(source_dsn, 10)
+    configure(settings, source_dsn, tmp_path / "o.duckdb", "public.items")
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await until(app, lambda: _actual(app) == "streaming", what="streaming")
+        assert "READ-ONLY" in str(app.screen.query_one("#mode").render())
+        await pilot.press("p")
+        await asyncio.sleep(1.5)
+        app.refresh_now()
+        assert _status(settings) is PipelineStatus.START
+        assert _actual(app) == "streaming"
+        assert any("read-only" in n.message.lower() for n in app._notifications)
+
+    run_console(Operations(settings, readonly=True), scenario)
