@@ -140,6 +140,31 @@ class RssSampler(threading.Thread):
         self._stop.set()
 
 
+# With --console the engine runs inside the console app (headless driver, 160x45 screen,
+# refreshing once a second), to measure what having the console open costs replication.
+CONSOLE_HOST = """
+import asyncio, logging, signal, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+from engine.settings import load_settings
+from engine.operations import Operations
+from etl_tui.app import EtlApp
+
+async def main() -> None:
+    ops = Operations(load_settings())
+    ops.start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        async with EtlApp(ops).run_test(size=(160, 45)):
+            await stop.wait()
+    finally:
+        ops.stop()
+
+asyncio.run(main())
+"""
+CONSOLE = False  # set by --console
+
+
 class Engine:
     """``python -m etl_tui.cli --no-ui`` in its own process, so its memory and CPU are its own."""
 
@@ -158,8 +183,13 @@ class Engine:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self._source), os.environ.get("PYTHONPATH")) if p)
         self._log = self.log_path.open("wb")
         # cwd is the scratch folder so that no .env of the checkout leaks into the engine's settings
+        cmd = (
+            [sys.executable, "-c", CONSOLE_HOST]
+            if CONSOLE
+            else [sys.executable, "-m", "etl_tui.cli", "--no-ui", "--log-level", "INFO"]
+        )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "etl_tui.cli", "--no-ui", "--log-level", "INFO"],
+            cmd,
             env=env,
             cwd=self._workdir,
             stdout=self._log,
@@ -1030,6 +1060,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--engine-ref", default=None, help="benchmark this git commit/ref of the engine (default: the working tree)"
     )
     p.add_argument("--keep", action="store_true", help="keep the scratch folder (engine logs, DuckDB files)")
+    p.add_argument("--console", action="store_true", help="run the engine inside the console app (headless screen)")
     args = p.parse_args(argv)
     if args.rows is None:
         args.rows = 100_000 if args.quick else 1_000_000
@@ -1141,7 +1172,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(parse_args(argv))
+    global CONSOLE
+    args = parse_args(argv)
+    CONSOLE = args.console
+    return run(args)
 
 
 if __name__ == "__main__":
