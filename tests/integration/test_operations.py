@@ -146,3 +146,27 @@ def test_demo_runs_headless_until_ctrl_c_and_ends_with_equal_tables(tmp_path: Pa
     lines = [ln for ln in out.splitlines() if ln.strip().startswith("public.")]
     assert len(lines) == 4 and all(ln.endswith("equal") for ln in lines), out
     assert (tmp_path / "demo" / "shop.duckdb").exists()
+
+
+def test_headless_engine_never_loads_the_console(settings: Settings, source_dsn: str, tmp_path: Path) -> None:
+    """`etl-tui --no-ui` running a real pipeline keeps textual (and rich) out of sys.modules."""
+    setup_items(source_dsn, 10)
+    configure(settings, source_dsn, tmp_path / "o.duckdb", "public.items")
+    code = (
+        "import os, signal, sys, threading, time\n"
+        "from etl_tui.cli import main\n"
+        "def watch():\n"
+        "    time.sleep(4)\n"
+        "    loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich'))\n"
+        "    print('LOADED', loaded, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "threading.Thread(target=watch, daemon=True).start()\n"
+        "sys.exit(main(['--no-ui']))\n"
+    )
+    env = dict(os.environ, CONFIG_DB_URL=settings.config_db_url, REDIS_URL=settings.redis_url)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "LOADED []" in result.stdout
+    assert "streaming" in result.stderr  # it really ran the pipeline
