@@ -71,6 +71,7 @@ def test_collector_shows_a_streaming_pipeline(settings: Settings, source_dsn: st
             t = threading.Thread(target=writer)
             t.start()
             try:
+
                 def busy() -> bool:
                     p = _pipeline(board)
                     rates.extend(p.rows_per_second[-1:] if p else ())
@@ -135,6 +136,7 @@ def test_collector_survives_an_unreachable_source_and_redis(settings: Settings, 
         collector = Collector(engine.manager, settings.config_db_url, down_redis, board, interval=0.3)
         collector.start()
         try:
+
             def retrying() -> PipelineView | None:
                 p = _pipeline(board)
                 return p if p is not None and p.last_error is not None and p.actual == "retrying" else None
@@ -356,7 +358,9 @@ def test_operations_masks_passwords_and_keeps_the_stored_dsn(settings: Settings,
         with ConfigRepository(settings.config_db_url) as repo:
             assert repo.get_source("shop").dsn.endswith("s3cret-two@db.example:5432/shop")
         view = ops.config()
-        assert [(s.name, s.dsn_redacted) for s in view.sources] == [("shop", "postgresql://app:****@db.example:5432/shop")]
+        assert [(s.name, s.dsn_redacted) for s in view.sources] == [
+            ("shop", "postgresql://app:****@db.example:5432/shop")
+        ]
         assert view.pipelines[0].source == "shop"
         assert view.destinations[0].options == (
             ("path", str(tmp_path / "x.duckdb")),
@@ -380,9 +384,7 @@ def test_operations_masks_passwords_and_keeps_the_stored_dsn(settings: Settings,
         ops.stop()
 
 
-def test_readonly_refuses_every_action_and_changes_nothing(
-    settings: Settings, source_dsn: str, tmp_path: Path
-) -> None:
+def test_readonly_refuses_every_action_and_changes_nothing(settings: Settings, source_dsn: str, tmp_path: Path) -> None:
     configure(settings, source_dsn, tmp_path / "o.duckdb", "public.items")
     with ConfigRepository(settings.config_db_url) as repo:
         repo.set_pipeline_status("p1", PipelineStatus.PAUSE)

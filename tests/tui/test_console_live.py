@@ -84,9 +84,7 @@ def test_pause_and_start_keys_drive_the_engine(settings: Settings, source_dsn: s
     run_console(Operations(settings), scenario)
 
 
-def test_a_pipeline_edit_from_the_config_screen_is_applied(
-    settings: Settings, source_dsn: str, tmp_path: Path
-) -> None:
+def test_a_pipeline_edit_from_the_config_screen_is_applied(settings: Settings, source_dsn: str, tmp_path: Path) -> None:
     setup_items(source_dsn, 100)
     with psycopg.connect(source_dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE more (id int PRIMARY KEY, v text)")

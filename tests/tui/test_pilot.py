@@ -183,8 +183,16 @@ def test_readonly_hides_and_refuses_every_change() -> None:
 def test_palette_lists_screens_and_this_screens_actions() -> None:
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         titles = [t for t, _, _ in EtlCommands(app.screen)._commands()]
-        for expected in ("Go to Throughput (3)", "Go to Config (7)", "Start (s)", "Pause (p)", "Filter (/)",
-                         "Freeze (space)", "Screenshot (ctrl+s)", "Help (?)"):
+        for expected in (
+            "Go to Throughput (3)",
+            "Go to Config (7)",
+            "Start (s)",
+            "Pause (p)",
+            "Filter (/)",
+            "Freeze (space)",
+            "Screenshot (ctrl+s)",
+            "Help (?)",
+        ):
             assert expected in titles
         await press(pilot, "2")
         titles = [t for t, _, _ in EtlCommands(app.screen)._commands()]
@@ -306,8 +314,9 @@ def test_backend_errors_show_reason_and_hint() -> None:
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         await press(pilot, "s")
-        assert any("start shop_sync failed" in n and "locked" in n and "hint: wait for the resync" in n
-                   for n in notes(app))
+        assert any(
+            "start shop_sync failed" in n and "locked" in n and "hint: wait for the resync" in n for n in notes(app)
+        )
 
     drive(backend, scenario)
 

@@ -53,8 +53,16 @@ NOW = fixtures.FIXED_NOW
 
 @pytest.mark.parametrize(
     ("n", "text"),
-    [(None, "—"), (0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (int(4.1 * 1024**2), "4.1 MiB"),
-     (3 * 1024**3, "3.0 GiB"), (5 * 1024**4, "5.0 TiB"), (-int(0.4 * 1024**3), "-409.6 MiB")],
+    [
+        (None, "—"),
+        (0, "0 B"),
+        (1023, "1023 B"),
+        (1024, "1.0 KiB"),
+        (int(4.1 * 1024**2), "4.1 MiB"),
+        (3 * 1024**3, "3.0 GiB"),
+        (5 * 1024**4, "5.0 TiB"),
+        (-int(0.4 * 1024**3), "-409.6 MiB"),
+    ],
 )
 def test_human_bytes(n: int | None, text: str) -> None:
     assert human_bytes(n) == text
@@ -71,8 +79,17 @@ def test_human_count_and_rate() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(None, "—"), (0, "0s"), (0.4, "0s"), (42, "42s"), (59.6, "1m 00s"), (552, "9m 12s"), (7380, "2h 03m"),
-     (2 * 86400 + 3600 * 4, "2d 04h"), (-5, "0s")],
+    [
+        (None, "—"),
+        (0, "0s"),
+        (0.4, "0s"),
+        (42, "42s"),
+        (59.6, "1m 00s"),
+        (552, "9m 12s"),
+        (7380, "2h 03m"),
+        (2 * 86400 + 3600 * 4, "2d 04h"),
+        (-5, "0s"),
+    ],
 )
 def test_human_duration(seconds: float | None, text: str) -> None:
     assert human_duration(seconds) == text
@@ -274,7 +291,9 @@ def test_source_dsn_keeps_the_stored_one() -> None:
     shown = "postgresql://replicator:****@db:5432/shop"
     assert source_dsn_for_save(shown, "", original_redacted=shown) is None
     assert source_dsn_for_save("", "", original_redacted=shown) is None
-    assert source_dsn_for_save(shown, "n3w/pw", original_redacted=shown) == "postgresql://replicator:n3w%2Fpw@db:5432/shop"
+    assert (
+        source_dsn_for_save(shown, "n3w/pw", original_redacted=shown) == "postgresql://replicator:n3w%2Fpw@db:5432/shop"
+    )
     with pytest.raises(FormError):
         source_dsn_for_save("postgresql://replicator:****@db2:5432/shop", "", original_redacted=shown)
     with pytest.raises(FormError):
