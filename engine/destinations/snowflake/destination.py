@@ -1,0 +1,461 @@
+"""Snowflake destination: Parquet files → PUT → COPY INTO a landing table → one MERGE per table.
+
+Each batch is checked against Snowflake's limits (:func:`check_values`) before anything is sent,
+written as Parquet (one file per step), uploaded to an internal stage in the landing schema and
+copied into the table's landing table. The MERGEs, TRUNCATE barriers, the cleanup of the landing
+tables and the checkpoint row then run in one transaction, so the checkpoint in Snowflake says
+exactly what the targets hold (I1); every target row keeps the (commit LSN, ordinal) of the change
+that wrote it and older changes never overwrite newer ones, so a replayed batch changes nothing
+(I2).
+
+Parquet columns are named by position (``c0``, ``c1``, …) and COPY picks them with ``$1:cN`` into
+an explicit column list, so any PostgreSQL column name (``select``, ``Order Items``, ``a"b``, two
+names that differ only by case) loads into the right column.
+
+Unchanged TOAST values (columns an UPDATE did not send) are resolved within the batch first: such
+a value takes the latest earlier value of the column for the same key; if the batch has none, the
+column is listed in ``_ETL_UNCHANGED`` and the MERGE keeps the target's value.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from snowflake.connector import SnowflakeConnection
+from snowflake.connector import errors as sf_errors
+from snowflake.connector.cursor import SnowflakeCursor
+
+from engine.batching.batcher import (
+    LSN_COLUMN,
+    OP_COLUMN,
+    ORDINAL_COLUMN,
+    UNCHANGED_COLUMN,
+    Batch,
+    RowsStep,
+    TruncateStep,
+)
+from engine.destinations.base import TARGET_LSN_COLUMN, TARGET_ORDINAL_COLUMN
+from engine.destinations.snowflake.connection import SnowflakeConfig, classify, connect
+from engine.destinations.snowflake.naming import qualified, snowflake_column_name, snowflake_ident
+from engine.destinations.snowflake.typemap import check_values, snowflake_type, to_parquet_array
+from engine.errors import DestinationError, RetryPolicy
+from engine.identifiers import TableName
+from engine.source.catalog import ColumnSchema, TableSchema
+
+__all__ = ["CHECKPOINT_TABLE", "STAGE_NAME", "SnowflakeDestination", "landing_name", "merge_sql"]
+
+CHECKPOINT_TABLE = "_ETL_CHECKPOINTS"
+STAGE_NAME = "_ETL_STAGE"
+_LANDING_META = [OP_COLUMN, LSN_COLUMN, ORDINAL_COLUMN, UNCHANGED_COLUMN]
+_META_TYPES = {
+    OP_COLUMN: "VARCHAR",
+    LSN_COLUMN: "NUMBER(20,0)",
+    ORDINAL_COLUMN: "NUMBER(20,0)",
+    UNCHANGED_COLUMN: "VARCHAR",
+}
+
+
+def landing_name(table: TableName) -> str:
+    return f"landing_{table.target_name()}"
+
+
+def _is_variant(col: ColumnSchema, table: str) -> bool:
+    return snowflake_type(col.ctype, table=table, column=col.name) == "VARIANT"
+
+
+def _landing_type(col: ColumnSchema, table: str) -> str:
+    # VARIANT values travel as JSON text and are parsed by the MERGE.
+    sf_type = snowflake_type(col.ctype, table=table, column=col.name)
+    return "VARCHAR" if sf_type == "VARIANT" else sf_type
+
+
+def _pick(i: int, sf_type: str) -> str:
+    """The COPY transform for Parquet column ``c<i>`` loaded into a column of type ``sf_type``."""
+    if sf_type == "BINARY":
+        return f"$1:c{i}"  # binary Parquet values load as-is (BINARY_AS_TEXT=FALSE)
+    return f"$1:c{i}::{sf_type}"
+
+
+class SnowflakeDestination:
+    def __init__(
+        self,
+        config: SnowflakeConfig,
+        connector: Callable[[SnowflakeConfig], SnowflakeConnection] = connect,
+        *,
+        atomic: bool = True,
+    ) -> None:
+        """``atomic=False`` runs the apply statements without BEGIN/COMMIT; only for emulators
+        that cannot run MERGE inside a transaction (fakesnow), never against Snowflake."""
+        self.config = config
+        self.atomic = atomic
+        self._connector = connector
+        self._conn: SnowflakeConnection | None = None
+        self._tmp = Path(tempfile.mkdtemp(prefix="etl-sf-"))
+        with self._cursor() as cur:
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified(config.database, config.schema)}")
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {qualified(config.database, config.landing_schema)}")
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._checkpoint_table} "
+                "(PIPELINE_ID NUMBER(19,0), LSN NUMBER(20,0), UPDATED_AT TIMESTAMP_TZ)"
+            )
+            cur.execute(f"CREATE STAGE IF NOT EXISTS {self._stage}")
+
+    def describe(self) -> str:
+        return f"snowflake:{self.config.account}/{self.config.database}.{self.config.schema}"
+
+    # ---- connection --------------------------------------------------------------------------
+    @contextmanager
+    def _cursor(self) -> Iterator[SnowflakeCursor]:
+        if self._conn is None or self._conn.is_closed():
+            self._conn = self._connector(self.config)
+        cur = self._conn.cursor()
+        try:
+            yield cur
+        except sf_errors.Error as exc:
+            self._reset()
+            raise classify(exc, self.config) from None
+        except OSError as exc:
+            self._reset()
+            raise DestinationError(
+                f"Snowflake I/O for {self.config.who} failed: {exc}", "retrying; nothing was acknowledged"
+            ) from None
+        finally:
+            cur.close()
+
+    def _reset(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(sf_errors.Error):
+                conn.close()
+
+    def close(self) -> None:
+        self._reset()
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    # ---- names ---------------------------------------------------------------------------------
+    @property
+    def _checkpoint_table(self) -> str:
+        return qualified(self.config.database, self.config.landing_schema, CHECKPOINT_TABLE)
+
+    @property
+    def _stage(self) -> str:
+        return qualified(self.config.database, self.config.landing_schema, STAGE_NAME)
+
+    def target_sql(self, table: TableName) -> str:
+        return qualified(self.config.database, self.config.schema, table.target_name())
+
+    def landing_sql(self, table: TableName) -> str:
+        return qualified(self.config.database, self.config.landing_schema, landing_name(table))
+
+    # ---- checkpoint ------------------------------------------------------------------------------
+    def checkpoint(self, pipeline_id: int) -> int | None:
+        with self._cursor() as cur:
+            cur.execute(f"SELECT MAX(LSN) FROM {self._checkpoint_table} WHERE PIPELINE_ID = {int(pipeline_id)}")
+            row = cur.fetchone()
+        value = row[0] if isinstance(row, tuple | list) else None
+        return None if value is None else int(value)
+
+    def forget(self, pipeline_id: int) -> None:
+        with self._cursor() as cur:
+            cur.execute(f"DELETE FROM {self._checkpoint_table} WHERE PIPELINE_ID = {int(pipeline_id)}")
+
+    # ---- tables ----------------------------------------------------------------------------------
+    def _target_ddl(self, schema: TableSchema) -> str:
+        table = str(schema.table)
+        cols = [
+            f"{snowflake_ident(c.name)} {snowflake_type(c.ctype, table=table, column=c.name)}" for c in schema.columns
+        ]
+        cols += [
+            f"{snowflake_ident(TARGET_LSN_COLUMN)} NUMBER(20,0)",
+            f"{snowflake_ident(TARGET_ORDINAL_COLUMN)} NUMBER(20,0)",
+        ]
+        return f"CREATE OR REPLACE TABLE {self.target_sql(schema.table)} ({', '.join(cols)})"
+
+    def _landing_ddl(self, schema: TableSchema) -> str:
+        table = str(schema.table)
+        cols = [f"{snowflake_ident(c.name)} {_landing_type(c, table)}" for c in schema.columns]
+        cols += [f"{snowflake_ident(m)} {_META_TYPES[m]}" for m in _LANDING_META]
+        return f"CREATE OR REPLACE TABLE {self.landing_sql(schema.table)} ({', '.join(cols)})"
+
+    def _columns(self, cur: SnowflakeCursor, schema_name: str, table: str) -> list[str] | None:
+        info = qualified(self.config.database, "INFORMATION_SCHEMA", "COLUMNS")
+        cur.execute(
+            f"SELECT COLUMN_NAME FROM {info} WHERE TABLE_SCHEMA = {_literal(snowflake_column_name(schema_name))}"
+            f" AND TABLE_NAME = {_literal(snowflake_column_name(table))} ORDER BY ORDINAL_POSITION"
+        )
+        return [str(r[0]) for r in cur.fetchall()] or None
+
+    def prepare(self, schemas: Iterable[TableSchema]) -> None:
+        """Landing tables are (re)created to match the source; targets must already match."""
+        with self._cursor() as cur:
+            for schema in schemas:
+                names = [snowflake_column_name(n) for n in schema.column_names]
+                expected = [*names, *(snowflake_column_name(m) for m in (TARGET_LSN_COLUMN, TARGET_ORDINAL_COLUMN))]
+                found = self._columns(cur, self.config.schema, schema.table.target_name())
+                if found is None:
+                    raise DestinationError(
+                        f"target table {self.target_sql(schema.table)} is missing in Snowflake",
+                        "resync the table to copy it again: "
+                        f"etl-tui pipeline resync <pipeline> --table '{schema.table}'",
+                        retry=RetryPolicy.MANUAL,
+                    )
+                if found != expected:
+                    raise DestinationError(
+                        f"target table {self.target_sql(schema.table)} has columns {found}, expected {expected}",
+                        "the source table changed shape; resync the table",
+                        retry=RetryPolicy.MANUAL,
+                    )
+                landing = self._columns(cur, self.config.landing_schema, landing_name(schema.table))
+                if landing != [*names, *(snowflake_column_name(m) for m in _LANDING_META)]:
+                    cur.execute(self._landing_ddl(schema))
+
+    def drop_table(self, table: TableName) -> None:
+        with self._cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {self.target_sql(table)}")
+            cur.execute(f"DROP TABLE IF EXISTS {self.landing_sql(table)}")
+
+    # ---- files -----------------------------------------------------------------------------------
+    def _put(self, cur: SnowflakeCursor, table: pa.Table, prefix: str) -> None:
+        path = self._tmp / f"{uuid.uuid4().hex}.parquet"
+        pq.write_table(table, path)
+        try:
+            local = str(path.resolve()).replace("\\", "/").replace("'", "\\'")
+            cur.execute(f"PUT 'file://{local}' @{self._stage}/{prefix} AUTO_COMPRESS=FALSE OVERWRITE=TRUE")
+        finally:
+            path.unlink(missing_ok=True)
+
+    def _copy_sql(self, into: str, columns: list[str], picks: list[str], prefix: str) -> str:
+        return (
+            f"COPY INTO {into} ({', '.join(columns)}) FROM (SELECT {', '.join(picks)} FROM @{self._stage}/{prefix}/)"
+            " FILE_FORMAT = (TYPE = PARQUET BINARY_AS_TEXT = FALSE) PURGE = TRUE"
+        )
+
+    # ---- copy --------------------------------------------------------------------------------------
+    def copy_table(
+        self, schema: TableSchema, batches: Iterable[pa.RecordBatch], on_progress: Callable[[int], None]
+    ) -> int:
+        """Recreate the target, stage every batch as a Parquet file, then load them with one COPY."""
+        table = str(schema.table)
+        n = len(schema.columns)
+        prefix = f"copy/{uuid.uuid4().hex}"
+        total = 0
+        with self._cursor() as cur:
+            cur.execute(self._target_ddl(schema))
+            cur.execute(self._landing_ddl(schema))
+            for batch in batches:
+                arrays: list[pa.Array] = []
+                for i, col in enumerate(schema.columns):
+                    check_values(batch.column(i), col.ctype, table, col.name)
+                    arrays.append(to_parquet_array(batch.column(i), col.ctype))
+                zeros = pa.array([0] * batch.num_rows, pa.int64())
+                names = [f"c{i}" for i in range(n)] + [f"c{n}", f"c{n + 1}"]
+                self._put(cur, pa.Table.from_arrays([*arrays, zeros, zeros], names=names), prefix)
+                total += batch.num_rows
+                on_progress(total)
+            if total:
+                columns = [snowflake_ident(c.name) for c in schema.columns]
+                columns += [snowflake_ident(TARGET_LSN_COLUMN), snowflake_ident(TARGET_ORDINAL_COLUMN)]
+                picks = []
+                for i, col in enumerate(schema.columns):
+                    sf_type = snowflake_type(col.ctype, table=table, column=col.name)
+                    picks.append(f"PARSE_JSON($1:c{i}::VARCHAR)" if sf_type == "VARIANT" else _pick(i, sf_type))
+                picks += [_pick(n, "NUMBER(20,0)"), _pick(n + 1, "NUMBER(20,0)")]
+                cur.execute(self._copy_sql(self.target_sql(schema.table), columns, picks, prefix))
+        return total
+
+    # ---- apply -------------------------------------------------------------------------------------
+    def _landing_file(self, step: RowsStep) -> pa.Table:
+        schema = step.schema
+        table = str(schema.table)
+        batch = step.batch
+        n = len(schema.columns)
+        columns = [batch.column(i) for i in range(n)]
+        unchanged: pa.Array = pa.nulls(batch.num_rows, pa.string())
+        if step.has_unchanged:
+            columns, unchanged = _resolve_unchanged(step, columns)
+        arrays: list[pa.Array] = []
+        for i, col in enumerate(schema.columns):
+            check_values(columns[i], col.ctype, table, col.name)
+            arrays.append(to_parquet_array(columns[i], col.ctype))
+        arrays += [batch.column(n), batch.column(n + 1), batch.column(n + 2), unchanged]
+        return pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(n + 4)])
+
+    def _landing_copy_sql(self, schema: TableSchema, prefix: str) -> str:
+        table = str(schema.table)
+        n = len(schema.columns)
+        columns = [snowflake_ident(c.name) for c in schema.columns] + [snowflake_ident(m) for m in _LANDING_META]
+        picks = [_pick(i, _landing_type(c, table)) for i, c in enumerate(schema.columns)]
+        picks += [_pick(n + j, _META_TYPES[m]) for j, m in enumerate(_LANDING_META)]
+        return self._copy_sql(self.landing_sql(schema.table), columns, picks, prefix)
+
+    def apply(self, pipeline_id: int, batch: Batch) -> None:
+        # Everything that can be refused (values out of Snowflake's range) is checked before
+        # anything is sent.
+        files = [self._landing_file(step) if isinstance(step, RowsStep) else None for step in batch.steps]
+        run = uuid.uuid4().hex
+        landings = {s.schema.table: s.schema for s in batch.steps if isinstance(s, RowsStep)}
+        with self._cursor() as cur:
+            # Landing loads run before the transaction (the landing tables hold nothing anyone
+            # reads); leftovers of an attempt that never committed are dropped first.
+            for landing in landings.values():
+                cur.execute(f"DELETE FROM {self.landing_sql(landing.table)}")
+            for i, (step, file) in enumerate(zip(batch.steps, files, strict=True)):
+                if file is None:
+                    continue
+                prefix = f"apply/{run}/{i}"
+                self._put(cur, file, prefix)
+                cur.execute(self._landing_copy_sql(step.schema, prefix))
+            if self.atomic:
+                cur.execute("BEGIN")
+            try:
+                for step in batch.steps:
+                    target = self.target_sql(step.schema.table)
+                    if isinstance(step, TruncateStep):
+                        cur.execute(truncate_sql(target, step.commit_lsn, step.ordinal))
+                    else:
+                        landing_table = self.landing_sql(step.schema.table)
+                        cur.execute(merge_sql(target, landing_table, step.schema, _span(step), step.has_unchanged))
+                for landing in landings.values():
+                    cur.execute(f"DELETE FROM {self.landing_sql(landing.table)}")
+                if batch.checkpoint is not None:
+                    cur.execute(f"DELETE FROM {self._checkpoint_table} WHERE PIPELINE_ID = {int(pipeline_id)}")
+                    cur.execute(
+                        f"INSERT INTO {self._checkpoint_table} (PIPELINE_ID, LSN, UPDATED_AT) "
+                        f"SELECT {int(pipeline_id)}, {int(batch.checkpoint)}, CURRENT_TIMESTAMP()"
+                    )
+                if self.atomic:
+                    cur.execute("COMMIT")
+            except BaseException:
+                try:
+                    if self.atomic:
+                        cur.execute("ROLLBACK")
+                except (sf_errors.Error, OSError):
+                    pass
+                raise
+
+
+Position = tuple[int, int]
+
+
+def _span(step: RowsStep) -> tuple[Position, Position]:
+    """The first and last (commit LSN, ordinal) of a step: a table's steps never overlap, so
+    this picks one step's rows out of a landing table that holds several."""
+    n = len(step.schema.columns)
+    lsns = step.batch.column(n + 1).to_numpy()
+    ordinals = step.batch.column(n + 2).to_numpy()
+    positions = sorted(zip(lsns.tolist(), ordinals.tolist(), strict=True))
+    return positions[0], positions[-1]
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _resolve_unchanged(step: RowsStep, columns: list[pa.Array]) -> tuple[list[pa.Array], pa.Array]:
+    """Fill unchanged TOAST values from the latest earlier change of the same key in the batch.
+
+    Returns the columns and, per row, the column indexes still unresolved as ``",i,j,"`` text
+    (NULL when none): for those the MERGE keeps the target's value.
+    """
+    schema = step.schema
+    batch = step.batch
+    n = len(schema.columns)
+    marks: list[list[int] | None] = batch.column(n + 3).to_pylist()
+    ops: list[str] = batch.column(n).to_pylist()
+    lsns: list[int] = batch.column(n + 1).to_pylist()
+    ordinals: list[int] = batch.column(n + 2).to_pylist()
+    key_idx = [i for i, c in enumerate(schema.columns) if c.is_key]
+    key_values = [columns[i].to_pylist() for i in key_idx]
+    keys = list(zip(*key_values, strict=True)) if key_idx else [() for _ in ops]
+    order = sorted(range(len(ops)), key=lambda r: (lsns[r], ordinals[r]))
+    touched = sorted({i for m in marks if m for i in m})
+    remaining: list[set[int]] = [set(m) if m else set() for m in marks]
+    out = list(columns)
+    for i in touched:
+        values: list[Any] = columns[i].to_pylist()
+        last: dict[tuple[Any, ...], Any] = {}
+        for r in order:
+            key = keys[r]
+            if ops[r] == "D":
+                last.pop(key, None)
+            elif i in remaining[r]:
+                if key in last:
+                    values[r] = last[key]
+                    remaining[r].discard(i)
+            else:
+                last[key] = values[r]
+        out[i] = pa.array(values, type=columns[i].type)
+    text = [("," + ",".join(str(i) for i in sorted(m)) + ",") if m else None for m in remaining]
+    return out, pa.array(text, pa.string())
+
+
+def truncate_sql(target: str, commit_lsn: int, ordinal: int) -> str:
+    """Delete what a TRUNCATE at (commit LSN, ordinal) removed: rows written before it."""
+    tl, to = snowflake_ident(TARGET_LSN_COLUMN), snowflake_ident(TARGET_ORDINAL_COLUMN)
+    lsn, ordn = int(commit_lsn), int(ordinal)
+    return f"DELETE FROM {target} WHERE {tl} < {lsn} OR ({tl} = {lsn} AND {to} < {ordn})"
+
+
+def merge_sql(
+    target: str,
+    landing: str,
+    schema: TableSchema,
+    span: tuple[Position, Position] | None = None,
+    toast_aware: bool = True,
+) -> str:
+    """One MERGE that applies the latest change per key, ordered by (commit LSN, ordinal).
+
+    An older change never overwrites a newer one (the target keeps the LSN and ordinal of the
+    change that wrote each row), so replaying a batch changes nothing (I2). With ``toast_aware``,
+    a column listed in ``_ETL_UNCHANGED`` (an unchanged TOAST value not resolved within the
+    batch) keeps the target's value. ``span`` limits the landing rows to one step's
+    (commit LSN, ordinal) range.
+    """
+    q = snowflake_ident
+    table = str(schema.table)
+    keys = [q(c.name) for c in schema.key_columns]
+    lsn, ordn, op, unch = q(LSN_COLUMN), q(ORDINAL_COLUMN), q(OP_COLUMN), q(UNCHANGED_COLUMN)
+    tl, to = q(TARGET_LSN_COLUMN), q(TARGET_ORDINAL_COLUMN)
+    where = ""
+    if span is not None:
+        (first_lsn, first_ord), (last_lsn, last_ord) = span
+        where = (
+            f" WHERE ({lsn} > {int(first_lsn)} OR ({lsn} = {int(first_lsn)} AND {ordn} >= {int(first_ord)}))"
+            f" AND ({lsn} < {int(last_lsn)} OR ({lsn} = {int(last_lsn)} AND {ordn} <= {int(last_ord)}))"
+        )
+    latest = (
+        f"SELECT * FROM {landing}{where} QUALIFY ROW_NUMBER() OVER "
+        f"(PARTITION BY {', '.join(keys)} ORDER BY {lsn} DESC, {ordn} DESC) = 1"
+    )
+    exprs = []
+    for i, c in enumerate(schema.columns):
+        name = q(c.name)
+        value = f"PARSE_JSON(l.{name})" if _is_variant(c, table) else f"l.{name}"
+        if toast_aware and c.ctype.toastable and not c.is_key:
+            # still unchanged after the batch's own earlier values: keep the target's value
+            value = f"CASE WHEN l.{unch} IS NOT NULL AND CONTAINS(l.{unch}, ',{i},') THEN tt.{name} ELSE {value} END"
+        exprs.append(f"{value} AS {name}")
+    source = f"SELECT {', '.join(exprs)}, l.{op}, l.{lsn}, l.{ordn} FROM ({latest}) AS l"
+    if toast_aware:
+        source += f" LEFT JOIN {target} AS tt ON ({' AND '.join(f'tt.{k} = l.{k}' for k in keys)})"
+    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+    newer = f"(s.{lsn} > t.{tl} OR (s.{lsn} = t.{tl} AND s.{ordn} > t.{to}))"
+    same_or_newer = f"(s.{lsn} > t.{tl} OR (s.{lsn} = t.{tl} AND s.{ordn} >= t.{to}))"
+    sets = [f"{q(c.name)} = s.{q(c.name)}" for c in schema.columns if not c.is_key]
+    sets += [f"{tl} = s.{lsn}", f"{to} = s.{ordn}"]
+    all_cols = [q(c.name) for c in schema.columns]
+    return (
+        f"MERGE INTO {target} AS t USING ({source}) AS s ON ({on}) "
+        f"WHEN MATCHED AND s.{op} = 'D' AND {same_or_newer} THEN DELETE "
+        f"WHEN MATCHED AND s.{op} <> 'D' AND {newer} THEN UPDATE SET {', '.join(sets)} "
+        f"WHEN NOT MATCHED AND s.{op} <> 'D' THEN INSERT ({', '.join([*all_cols, tl, to])}) "
+        f"VALUES ({', '.join([*(f's.{c}' for c in all_cols), f's.{lsn}', f's.{ordn}'])})"
+    )
