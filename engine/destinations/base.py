@@ -8,11 +8,31 @@ from typing import Protocol
 import pyarrow as pa
 
 from engine.batching.batcher import Batch
+from engine.errors import DestinationError, RetryPolicy
 from engine.source.catalog import TableSchema
 
 # Metadata columns every target table carries (DESIGN §4: they start with _etl_).
 TARGET_LSN_COLUMN = "_etl_commit_lsn"
 TARGET_ORDINAL_COLUMN = "_etl_ordinal"
+
+
+def check_target_columns(
+    target: str, where: str, schema: TableSchema, found: list[str] | None, expected: list[str]
+) -> None:
+    """A streaming table's target must exist with exactly the expected columns; else the table
+    needs a resync, and the error says so."""
+    if found is None:
+        raise DestinationError(
+            f"target table {target} is missing in {where}",
+            f"resync the table to copy it again: etl-tui pipeline resync <pipeline> --table '{schema.table}'",
+            retry=RetryPolicy.MANUAL,
+        )
+    if found != expected:
+        raise DestinationError(
+            f"target table {target} has columns {found}, expected {expected}",
+            "the source table changed shape; resync the table",
+            retry=RetryPolicy.MANUAL,
+        )
 
 
 class Destination(Protocol):

@@ -27,7 +27,7 @@ from engine.batching.batcher import (
     RowsStep,
     TruncateStep,
 )
-from engine.destinations.base import TARGET_LSN_COLUMN, TARGET_ORDINAL_COLUMN
+from engine.destinations.base import TARGET_LSN_COLUMN, TARGET_ORDINAL_COLUMN, check_target_columns
 from engine.errors import DestinationError, ErrorKind, RetryPolicy
 from engine.identifiers import TableName, quote_ident
 from engine.source.catalog import TableSchema
@@ -152,19 +152,7 @@ class DuckDbDestination:
             for schema in schemas:
                 expected = [*schema.column_names, TARGET_LSN_COLUMN, TARGET_ORDINAL_COLUMN]
                 found = self._columns(con, self.schema, schema.table.target_name())
-                if found is None:
-                    raise DestinationError(
-                        f"target table {self.target_sql(schema.table)} is missing in {self.path}",
-                        "resync the table to copy it again: "
-                        f"etl-tui pipeline resync <pipeline> --table '{schema.table}'",
-                        retry=RetryPolicy.MANUAL,
-                    )
-                if found != expected:
-                    raise DestinationError(
-                        f"target table {self.target_sql(schema.table)} has columns {found}, expected {expected}",
-                        "the source table changed shape; resync the table",
-                        retry=RetryPolicy.MANUAL,
-                    )
+                check_target_columns(self.target_sql(schema.table), str(self.path), schema, found, expected)
                 landing = self._columns(con, self.landing_schema, landing_name(schema.table))
                 if landing != [*schema.column_names, OP_COLUMN, LSN_COLUMN, ORDINAL_COLUMN, UNCHANGED_COLUMN]:
                     con.execute(self._landing_ddl(schema))

@@ -42,11 +42,11 @@ from engine.batching.batcher import (
     RowsStep,
     TruncateStep,
 )
-from engine.destinations.base import TARGET_LSN_COLUMN, TARGET_ORDINAL_COLUMN
+from engine.destinations.base import TARGET_LSN_COLUMN, TARGET_ORDINAL_COLUMN, check_target_columns
 from engine.destinations.snowflake.connection import SnowflakeConfig, classify, connect
 from engine.destinations.snowflake.naming import qualified, snowflake_column_name, snowflake_ident
 from engine.destinations.snowflake.typemap import check_values, snowflake_type, to_parquet_array
-from engine.errors import DestinationError, RetryPolicy
+from engine.errors import DestinationError
 from engine.identifiers import TableName
 from engine.source.catalog import ColumnSchema, TableSchema
 
@@ -200,19 +200,7 @@ class SnowflakeDestination:
                 names = [snowflake_column_name(n) for n in schema.column_names]
                 expected = [*names, *(snowflake_column_name(m) for m in (TARGET_LSN_COLUMN, TARGET_ORDINAL_COLUMN))]
                 found = self._columns(cur, self.config.schema, schema.table.target_name())
-                if found is None:
-                    raise DestinationError(
-                        f"target table {self.target_sql(schema.table)} is missing in Snowflake",
-                        "resync the table to copy it again: "
-                        f"etl-tui pipeline resync <pipeline> --table '{schema.table}'",
-                        retry=RetryPolicy.MANUAL,
-                    )
-                if found != expected:
-                    raise DestinationError(
-                        f"target table {self.target_sql(schema.table)} has columns {found}, expected {expected}",
-                        "the source table changed shape; resync the table",
-                        retry=RetryPolicy.MANUAL,
-                    )
+                check_target_columns(self.target_sql(schema.table), "Snowflake", schema, found, expected)
                 landing = self._columns(cur, self.config.landing_schema, landing_name(schema.table))
                 if landing != [*names, *(snowflake_column_name(m) for m in _LANDING_META)]:
                     cur.execute(self._landing_ddl(schema))

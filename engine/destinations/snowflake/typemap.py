@@ -171,9 +171,7 @@ def check_values(array: pa.Array, ctype: ColumnType, table: str, column: str) ->
         _check_size(to_parquet_array(array, ctype), MAX_VARCHAR_BYTES, "VARIANT", table, column, ctype.pg_display)
 
 
-def _check(
-    array: pa.Array, ctype: ColumnType, table: str, column: str, type_name: str, rows: pa.Array | None
-) -> None:
+def _check(array: pa.Array, ctype: ColumnType, table: str, column: str, type_name: str, rows: pa.Array | None) -> None:
     """``rows`` maps positions in a flattened array element list back to table rows."""
 
     def fail(idx: int, value: str, reason: str, hint: str) -> ValueConversionError:
@@ -187,29 +185,36 @@ def _check(
         days = array.cast(pa.int32())
         idx = _first(pc.or_(pc.less(days, _MIN_DAYS), pc.greater(days, _MAX_DAYS)))
         if idx is not None:
-            raise fail(idx, _format_days(days[idx].as_py()), "outside Snowflake's DATE range (years 1 to 9999)",
-                       _HINT_RANGE)
+            raise fail(
+                idx, _format_days(days[idx].as_py()), "outside Snowflake's DATE range (years 1 to 9999)", _HINT_RANGE
+            )
     elif kind in (ConvKind.TIMESTAMP, ConvKind.TIMESTAMPTZ):
         us = array.cast(pa.int64())
         idx = _first(pc.or_(pc.less(us, _MIN_US), pc.greater(us, _MAX_US)))
         if idx is not None:
             tz = kind is ConvKind.TIMESTAMPTZ
-            raise fail(idx, _format_us(us[idx].as_py(), tz), "outside Snowflake's timestamp range (years 1 to 9999)",
-                       _HINT_RANGE)
+            raise fail(
+                idx,
+                _format_us(us[idx].as_py(), tz),
+                "outside Snowflake's timestamp range (years 1 to 9999)",
+                _HINT_RANGE,
+            )
     elif kind is ConvKind.BYTEA:
         idx = _first(pc.greater(pc.binary_length(array), MAX_BINARY_BYTES))
         if idx is not None:
             size = len(array[idx].as_py())
-            raise fail(idx, f"<{size} bytes>", f"{size} bytes exceed Snowflake BINARY's {MAX_BINARY_BYTES} bytes",
-                       _HINT_SIZE)
+            raise fail(
+                idx, f"<{size} bytes>", f"{size} bytes exceed Snowflake BINARY's {MAX_BINARY_BYTES} bytes", _HINT_SIZE
+            )
     elif kind is ConvKind.STRING:
         idx = _first(pc.greater(pc.binary_length(array), MAX_VARCHAR_BYTES))
         if idx is not None:
             value = array[idx].as_py()
             size = len(value.encode())
             target = "VARIANT" if _is_json(ctype) else "VARCHAR"
-            raise fail(idx, value[:60], f"{size} bytes exceed Snowflake {target}'s {MAX_VARCHAR_BYTES} bytes",
-                       _HINT_SIZE)
+            raise fail(
+                idx, value[:60], f"{size} bytes exceed Snowflake {target}'s {MAX_VARCHAR_BYTES} bytes", _HINT_SIZE
+            )
     elif kind is ConvKind.ARRAY and ctype.element is not None:
         flat = array.flatten()
         parents = pc.list_parent_indices(array)
