@@ -351,9 +351,7 @@ class Collector(threading.Thread):
             return False, f"cannot reach Redis: {exc}"
         return True, ""
 
-    def _poll_sources(
-        self, sources: Iterable[Source], specs: list[PipelineSpec], now: float
-    ) -> dict[int, _SourcePoll]:
+    def _poll_sources(self, sources: Iterable[Source], specs: list[PipelineSpec], now: float) -> dict[int, _SourcePoll]:
         slot_names: dict[int, list[str]] = {}
         for spec in specs:
             slot_names.setdefault(spec.source.id, []).append(spec.pipeline.slot_name)
@@ -453,8 +451,7 @@ class Collector(threading.Thread):
         batches: tuple[BatchView, ...] = ()
         if activity is not None:
             batches = tuple(
-                BatchView(b.at, p.name, b.rows, b.tables, b.write_seconds, _lsn(b.checkpoint))
-                for b in activity.batches
+                BatchView(b.at, p.name, b.rows, b.tables, b.write_seconds, _lsn(b.checkpoint)) for b in activity.batches
             )
         return PipelineView(
             name=p.name,

@@ -234,9 +234,7 @@ class Operations:
             repo.remove_source(name)
         self._changed(f'source "{name}" deleted')
 
-    def save_destination(
-        self, name: str, type_: str, options: dict[str, str], *, original: str | None = None
-    ) -> None:
+    def save_destination(self, name: str, type_: str, options: dict[str, str], *, original: str | None = None) -> None:
         self._check("change a destination")
         try:
             kind = DestinationType(type_)
@@ -419,4 +417,3 @@ def _destination_config(kind: DestinationType, options: dict[str, str]) -> dict[
                 "a duckdb destination takes path, schema and landing_schema",
             )
     return config
-

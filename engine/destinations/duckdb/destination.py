@@ -41,8 +41,11 @@ def landing_name(table: TableName) -> str:
 
 
 class DuckDbDestination:
-    def __init__(self, path: str | Path, schema: str = "main", landing_schema: str = "etl_landing") -> None:
+    def __init__(
+        self, path: str | Path, schema: str = "main", landing_schema: str = "etl_landing", *, soft_deletes: bool = False
+    ) -> None:
         self.path = Path(path).expanduser()
+        self.soft_deletes = soft_deletes  # keep deleted rows with _etl_deleted = true
         self.schema = schema
         self.landing_schema = landing_schema
         if not self.path.parent.exists():

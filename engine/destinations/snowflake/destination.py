@@ -43,7 +43,8 @@ from engine.batching.batcher import (
     TruncateStep,
 )
 from engine.destinations.base import TARGET_LSN_COLUMN, TARGET_ORDINAL_COLUMN, check_target_columns
-from engine.destinations.snowflake.connection import SnowflakeConfig, classify, connect
+from engine.destinations.snowflake import connection as connection_module
+from engine.destinations.snowflake.connection import SnowflakeConfig, classify
 from engine.destinations.snowflake.naming import qualified, snowflake_column_name, snowflake_ident
 from engine.destinations.snowflake.typemap import check_values, snowflake_type, to_parquet_array
 from engine.errors import DestinationError
@@ -88,14 +89,18 @@ class SnowflakeDestination:
     def __init__(
         self,
         config: SnowflakeConfig,
-        connector: Callable[[SnowflakeConfig], SnowflakeConnection] = connect,
+        connector: Callable[[SnowflakeConfig], SnowflakeConnection] | None = None,
         *,
         atomic: bool = True,
+        soft_deletes: bool = False,
     ) -> None:
         """``atomic=False`` runs the apply statements without BEGIN/COMMIT; only for emulators
-        that cannot run MERGE inside a transaction (fakesnow), never against Snowflake."""
+        that cannot run MERGE inside a transaction (fakesnow). Replay stays harmless (I2), but
+        readers may see one table merged before another. ``soft_deletes`` keeps deleted rows
+        with ``_ETL_DELETED = TRUE`` instead of removing them."""
         self.config = config
         self.atomic = atomic
+        self.soft_deletes = soft_deletes
         self._connector = connector
         self._conn: SnowflakeConnection | None = None
         self._tmp = Path(tempfile.mkdtemp(prefix="etl-sf-"))
@@ -115,7 +120,8 @@ class SnowflakeDestination:
     @contextmanager
     def _cursor(self) -> Iterator[SnowflakeCursor]:
         if self._conn is None or self._conn.is_closed():
-            self._conn = self._connector(self.config)
+            # looked up at call time, so a wrapped connect (fault injection in tests) is honoured
+            self._conn = (self._connector or connection_module.connect)(self.config)
         cur = self._conn.cursor()
         try:
             yield cur
@@ -284,6 +290,16 @@ class SnowflakeDestination:
         picks += [_pick(n + j, _META_TYPES[m]) for j, m in enumerate(_LANDING_META)]
         return self._copy_sql(self.landing_sql(schema.table), columns, picks, prefix)
 
+    def _load_landing(self, cur: SnowflakeCursor, batch: Batch, files: list[pa.Table | None], run: str) -> None:
+        """Put each step's rows into its landing table (a Parquet file per step: PUT, then COPY).
+        ``files[i]`` is the landing file of ``batch.steps[i]`` (None for a TRUNCATE)."""
+        for i, (step, file) in enumerate(zip(batch.steps, files, strict=True)):
+            if file is None:
+                continue
+            prefix = f"apply/{run}/{i}"
+            self._put(cur, file, prefix)
+            cur.execute(self._landing_copy_sql(step.schema, prefix))
+
     def apply(self, pipeline_id: int, batch: Batch) -> None:
         # Everything that can be refused (values out of Snowflake's range) is checked before
         # anything is sent.
@@ -295,12 +311,7 @@ class SnowflakeDestination:
             # reads); leftovers of an attempt that never committed are dropped first.
             for landing in landings.values():
                 cur.execute(f"DELETE FROM {self.landing_sql(landing.table)}")
-            for i, (step, file) in enumerate(zip(batch.steps, files, strict=True)):
-                if file is None:
-                    continue
-                prefix = f"apply/{run}/{i}"
-                self._put(cur, file, prefix)
-                cur.execute(self._landing_copy_sql(step.schema, prefix))
+            self._load_landing(cur, batch, files, run)
             if self.atomic:
                 cur.execute("BEGIN")
             try:
