@@ -21,6 +21,7 @@ class ErrorKind(StrEnum):
     TABLE_MISSING = "table_missing"
     NO_REPLICA_IDENTITY = "no_replica_identity"
     UNSUPPORTED_TYPE = "unsupported_type"
+    SCHEMA_CHANGE = "schema_change"
     VALUE_CONVERSION = "value_conversion"
     SLOT = "slot"
     STATE_LOST = "state_lost"

@@ -22,6 +22,7 @@ from engine.config.models import PipelineSpec, PipelineStatus
 from engine.config.repository import NOTIFY_CHANNEL, ConfigRepository, connect_config_db
 from engine.errors import EtlError
 from engine.pipeline.runner import PipelineActivity, PipelineRunner, RunnerEvent
+from engine.source.schema_cache import SchemaCaches
 
 log = logging.getLogger("etl.manager")
 
@@ -54,6 +55,7 @@ class Manager:
         self._runners: dict[int, PipelineRunner] = {}
         self._specs: dict[int, PipelineSpec] = {}
         self._activity: dict[int, PipelineActivity] = {}
+        self.schema_caches = SchemaCaches()  # one per source, shared by its pipelines
         # Readers get these copies, replaced (never mutated) after each change, so they never wait
         # for a reconcile that is draining a runner.
         self._runners_view: dict[int, PipelineRunner] = {}
@@ -114,7 +116,12 @@ class Manager:
                 if pid not in self._runners:
                     activity = self._activity.setdefault(pid, PipelineActivity())
                     runner = PipelineRunner(
-                        spec, self._redis, limits=self._limits, on_event=self._emit, activity=activity
+                        spec,
+                        self._redis,
+                        limits=self._limits,
+                        on_event=self._emit,
+                        activity=activity,
+                        schema_cache=self.schema_caches.for_source(spec.source.id),
                     )
                     self._runners[pid] = runner
                     self._specs[pid] = spec

@@ -2,25 +2,80 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Callable, Iterable
+from enum import StrEnum
 from typing import Protocol
 
 import pyarrow as pa
 
 from engine.batching.batcher import Batch
 from engine.errors import DestinationError, RetryPolicy
-from engine.source.catalog import TableSchema
+from engine.identifiers import TableName
+from engine.source.catalog import ColumnSignature, TableSchema
 
 # Metadata columns every target table carries (DESIGN §4: they start with _etl_).
 TARGET_LSN_COLUMN = "_etl_commit_lsn"
 TARGET_ORDINAL_COLUMN = "_etl_ordinal"
+TARGET_DELETED_COLUMN = "_etl_deleted"  # with soft deletes: the row was deleted (or truncated) on the source
+TARGET_META_COLUMNS = frozenset(
+    {TARGET_LSN_COLUMN, TARGET_ORDINAL_COLUMN, TARGET_DELETED_COLUMN}
+    | {c.upper() for c in (TARGET_LSN_COLUMN, TARGET_ORDINAL_COLUMN, TARGET_DELETED_COLUMN)}
+)
+# Per target table, the source columns it was last made to match (written with the data it
+# describes, so after a crash it says exactly what shape the target is meant to have).
+SCHEMAS_TABLE = "_etl_schemas"
+
+
+class DeleteMode(StrEnum):
+    HARD = "hard"  # a deleted row is removed
+    SOFT = "soft"  # a deleted row stays with _etl_deleted = true
+    FLAGGED = "flagged"  # hard deletes into a table that has the flag (soft deletes were on before)
+
+    @classmethod
+    def choose(cls, soft_deletes: bool, has_flag: bool) -> DeleteMode:
+        return cls.SOFT if soft_deletes else cls.FLAGGED if has_flag else cls.HARD
+
+
+def encode_signature(columns: tuple[ColumnSignature, ...]) -> str:
+    return json.dumps([c.as_json() for c in columns])
+
+
+def decode_signature(text: str) -> tuple[ColumnSignature, ...]:
+    return tuple(ColumnSignature.from_json(c) for c in json.loads(text))
+
+
+class ShapeTracker:
+    """The shape each target is known to have now, and whether it has the deleted flag, so a
+    step whose schema differs (a schema change on the source) is noticed before it is merged."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._known: dict[TableName, tuple[tuple[ColumnSignature, ...], bool]] = {}
+
+    def known(self, schema: TableSchema, has_deleted: bool) -> None:
+        with self._lock:
+            self._known[schema.table] = (schema.signature, has_deleted)
+
+    def has_deleted_column(self, schema: TableSchema) -> bool | None:
+        """Whether the target has the deleted flag; None when its shape is not ``schema``'s."""
+        with self._lock:
+            entry = self._known.get(schema.table)
+        if entry is None or entry[0] != schema.signature:
+            return None
+        return entry[1]
+
+    def forget(self, table: TableName) -> None:
+        with self._lock:
+            self._known.pop(table, None)
 
 
 def check_target_columns(
     target: str, where: str, schema: TableSchema, found: list[str] | None, expected: list[str]
 ) -> None:
-    """A streaming table's target must exist with exactly the expected columns; else the table
-    needs a resync, and the error says so."""
+    """A streaming table's target must exist with exactly the expected source columns (its
+    _etl_ metadata columns aside); else the table needs a resync, and the error says so."""
     if found is None:
         raise DestinationError(
             f"target table {target} is missing in {where}",
@@ -46,8 +101,13 @@ class Destination(Protocol):
         """Drop the checkpoint of ``pipeline_id`` (its slot was created anew)."""
         ...
 
+    def recorded_columns(self, tables: Iterable[TableName]) -> dict[TableName, tuple[ColumnSignature, ...]]:
+        """The source columns each target was last made to match (absent: no record yet)."""
+        ...
+
     def prepare(self, schemas: Iterable[TableSchema]) -> None:
-        """Make sure landing and target tables exist with the right columns."""
+        """Make landing and target tables match ``schemas``; a target that was recorded with
+        another shape is brought to it, one without a record must already match."""
         ...
 
     def copy_table(
@@ -57,7 +117,9 @@ class Destination(Protocol):
         ...
 
     def apply(self, pipeline_id: int, batch: Batch) -> None:
-        """Land, merge and record the checkpoint of ``batch``, all in one transaction."""
+        """Land, merge and record the checkpoint of ``batch``, all in one transaction. A step
+        whose schema differs from its target's (a schema change on the source) first adds and
+        drops the target's columns to match."""
         ...
 
     def close(self) -> None: ...

@@ -17,6 +17,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -36,11 +37,13 @@ from engine.destinations.base import Destination
 from engine.destinations.factory import open_destination
 from engine.errors import ErrorKind, EtlError, RetryPolicy, TableError
 from engine.identifiers import TableName
+from engine.pipeline.schema_change import evolve
 from engine.source import catalog
-from engine.source.catalog import TableSchema
+from engine.source.catalog import ColumnSchema, ColumnSignature, TableSchema
 from engine.source.connection import connect_source
 from engine.source.copy import copy_table, estimate_rows
 from engine.source.lsn import format_lsn
+from engine.source.schema_cache import SchemaCache
 from engine.source.stream import ReplicationStream
 from engine.state.store import PipelineState
 from engine.state.table_state import TablePhase, TableState
@@ -207,9 +210,11 @@ class PipelineRunner(threading.Thread):
         limits: BatchLimits | None = None,
         on_event: Callable[[RunnerEvent], None] | None = None,
         activity: PipelineActivity | None = None,
+        schema_cache: SchemaCache | None = None,
     ) -> None:
         super().__init__(name=f"pipeline-{spec.name}", daemon=True)
         self.spec = spec
+        self._schema_cache = schema_cache or SchemaCache(spec.source.id)
         self._redis = redis_client
         self._limits = limits or BatchLimits()
         self._on_event = on_event
@@ -299,6 +304,8 @@ class PipelineRunner(threading.Thread):
             schemas = self._resolve_tables(conn)
             catalog.ensure_publication(conn, spec.pipeline.publication_name, schemas.keys())
             self._ensure_slot(conn, destination)
+            kept = {t: s for t, s in schemas.items() if not self._needs_copy(t)}
+            schemas.update(self._applied_shapes(conn, kept, destination))
         to_copy = [t for t, s in schemas.items() if self._needs_copy(t)]
         if to_copy:
             self._set_state(RunnerState.COPYING)
@@ -335,7 +342,7 @@ class PipelineRunner(threading.Thread):
         schemas: dict[TableName, TableSchema] = {}
         for table in self.spec.pipeline.tables:
             try:
-                schema = catalog.describe_table(conn, table)
+                schema = self._schema_cache.describe(conn, table)
                 catalog.check_select_privilege(conn, table)
             except TableError as exc:
                 self._table_error(table, exc)
@@ -347,6 +354,43 @@ class PipelineRunner(threading.Thread):
                 self._store.set(table, TableState(TablePhase.INIT))
             schemas[table] = schema
         return schemas
+
+    def _applied_shapes(
+        self, conn: psycopg.Connection, schemas: dict[TableName, TableSchema], destination: Destination
+    ) -> dict[TableName, TableSchema]:
+        """The shape each already-copied table has at the destination. After a schema change
+        made while the engine was down, that differs from today's catalog: the stream replays
+        changes of the old shape first and announces the change when it reaches it."""
+        shapes: dict[TableName, TableSchema] = {}
+        for table, sigs in destination.recorded_columns(schemas).items():
+            current = schemas[table]
+            if sigs == current.signature:
+                continue
+            try:
+                columns = tuple(self._column_from(conn, table, sig, current) for sig in sigs)
+            except EtlError as exc:
+                self._table_error(table, exc)
+                continue
+            shapes[table] = TableSchema(table, current.oid, columns, current.replica_identity)
+        return shapes
+
+    def _column_from(
+        self, conn: psycopg.Connection, table: TableName, sig: ColumnSignature, current: TableSchema
+    ) -> ColumnSchema:
+        for col in current.columns:
+            if col.signature == sig:
+                return col
+        try:
+            ctype = self._schema_cache.column_type(conn, sig.type_oid, sig.typmod, table, sig.name)
+        except (LookupError, ValueError) as exc:
+            raise TableError(
+                str(table),
+                f"table {table}: the type of its replicated column {sig.name} (oid {sig.type_oid}) is gone: {exc}",
+                f"resync the table: etl-tui pipeline resync {self.spec.name} --table '{table}'",
+                kind=ErrorKind.SCHEMA_CHANGE,
+                retry=RetryPolicy.MANUAL,
+            ) from exc
+        return ColumnSchema(sig.name, sig.type_oid, sig.typmod, ctype, sig.is_key, sig.attnum)
 
     def _ensure_slot(self, conn: psycopg.Connection, destination: Destination) -> None:
         spec = self.spec
@@ -614,7 +658,9 @@ class PipelineRunner(threading.Thread):
                             flush()
                     continue
                 if kind == RELATION:
-                    self._on_relation(cast(pgoutput.Relation, decode(payload)), schemas, active, min_lsn)
+                    rel = cast(pgoutput.Relation, decode(payload))
+                    if self._on_relation(rel, schemas, active, min_lsn, commit_lsn) and not batcher.empty:
+                        flush()  # a batch holds one shape per table: the destination reshapes between batches
                     continue
                 if kind == TRUNCATE:
                     trunc = cast(pgoutput.Truncate, decode(payload))
@@ -643,28 +689,43 @@ class PipelineRunner(threading.Thread):
         schemas: dict[TableName, TableSchema],
         active: dict[int, tuple[TableSchema, int]],
         min_lsn: dict[TableName, int],
-    ) -> None:
+        commit_lsn: int,
+    ) -> bool:
+        """Follow the shape the stream announces; True when it changed (ADD/DROP COLUMN)."""
         table = TableName(rel.namespace, rel.name)
         schema = schemas.get(table)
         if schema is None or self._phase(table) is TablePhase.ERRORED:
             active.pop(rel.relid, None)
-            return
-        cols = [(c.name, c.type_oid) for c in rel.columns]
-        expected = [(c.name, c.type_oid) for c in schema.columns]
-        if cols != expected:
+            return False
+        since = min_lsn.get(table, 0)
+        if commit_lsn < since:
+            # Changes the copy already holds: their shape may predate it. They are skipped; the
+            # schema change that led to the copied shape brings another Relation message.
+            same = [(c.name, c.type_oid, c.type_modifier) for c in rel.columns] == [
+                (c.name, c.type_oid, c.typmod) for c in schema.columns
+            ]
+            active[rel.relid] = (schema, since if same else _NEVER)
+            return False
+        try:
+            with _CatalogLink(self.spec) as link:
+                new, change = evolve(
+                    schema,
+                    rel,
+                    lambda name, oid, typmod: self._schema_cache.column_type(link.conn, oid, typmod, table, name),
+                    lambda: self._schema_cache.attnums(link.conn, rel.relid),
+                    self.spec.name,
+                )
+        except TableError as exc:
             active.pop(rel.relid, None)
-            self._table_error(
-                table,
-                TableError(
-                    str(table),
-                    f"table {table} changed shape on the source: columns are now {[c for c, _ in cols]}",
-                    f"resync the table to copy it with its new shape: etl-tui pipeline resync {self.spec.name}",
-                    kind=ErrorKind.UNSUPPORTED_TYPE,
-                    retry=RetryPolicy.MANUAL,
-                ),
-            )
-            return
-        active[rel.relid] = (schema, min_lsn.get(table, 0))
+            self._table_error(table, exc)
+            return False
+        active[rel.relid] = (new, since)
+        if change is None:
+            return False
+        schemas[table] = new
+        self._schema_cache.remember(new)
+        self._event("table", f"table {table}: schema changed on the source ({change.describe()})", table)
+        return True
 
     def _apply(self, batch: Batch, destination: Destination) -> None:
         for failed in batch.failed:
@@ -828,6 +889,31 @@ class _ApplyWorker(threading.Thread):
                 self._done.append(_Applied(batch.checkpoint, failed))
             except BaseException as exc:  # handed to the stream thread, which restarts the session
                 self.error = exc
+
+
+_NEVER = 1 << 64  # a commit LSN no change reaches
+
+
+class _CatalogLink:
+    """A catalog connection opened only if a schema change needs one (type or position lookup)."""
+
+    def __init__(self, spec: PipelineSpec) -> None:
+        self._spec = spec
+        self._stack = ExitStack()
+        self._conn: psycopg.Connection | None = None
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        if self._conn is None:
+            what = f'source "{self._spec.source.name}"'
+            self._conn = self._stack.enter_context(connect_source(self._spec.source.dsn, what))
+        return self._conn
+
+    def __enter__(self) -> _CatalogLink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
 
 
 def _key_changed(schema: TableSchema, old: tuple[object, ...], new: tuple[object, ...]) -> bool:

@@ -21,6 +21,30 @@ class ColumnSchema:
     typmod: int
     ctype: ColumnType
     is_key: bool
+    attnum: int = 0  # position in pg_attribute: a rename keeps it, ADD COLUMN takes a new one
+
+    @property
+    def signature(self) -> ColumnSignature:
+        return ColumnSignature(self.name, self.type_oid, self.typmod, self.attnum, self.is_key)
+
+
+@dataclass(frozen=True)
+class ColumnSignature:
+    """What a destination records about each column of a target table it keeps in step."""
+
+    name: str
+    type_oid: int
+    typmod: int
+    attnum: int
+    is_key: bool
+
+    def as_json(self) -> list[object]:
+        return [self.name, self.type_oid, self.typmod, self.attnum, self.is_key]
+
+    @classmethod
+    def from_json(cls, value: list[object]) -> ColumnSignature:
+        name, oid, typmod, attnum, is_key = value
+        return cls(str(name), int(oid), int(typmod), int(attnum), bool(is_key))  # type: ignore[call-overload]
 
 
 @dataclass(frozen=True)
@@ -37,6 +61,10 @@ class TableSchema:
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    @property
+    def signature(self) -> tuple[ColumnSignature, ...]:
+        return tuple(c.signature for c in self.columns)
 
     def same_shape(self, other: TableSchema) -> bool:
         return [(c.name, c.type_oid, c.typmod, c.is_key) for c in self.columns] == [
@@ -82,7 +110,7 @@ WHERE n.nspname = %s AND c.relname = %s
 # Key columns: the primary key for REPLICA IDENTITY DEFAULT, the identity index for USING INDEX,
 # and the primary key (when there is one) for FULL.
 _COLUMNS_SQL = """
-SELECT a.attname, a.atttypid, a.atttypmod,
+SELECT a.attname, a.atttypid, a.atttypmod, a.attnum,
        coalesce(a.attnum = ANY (
            SELECT unnest(i.indkey) FROM pg_index i
            WHERE i.indrelid = a.attrelid
@@ -115,7 +143,7 @@ def describe_table(conn: psycopg.Connection, table: TableName) -> TableSchema:
             retry=RetryPolicy.MANUAL,
         )
     columns: list[ColumnSchema] = []
-    for name, type_oid, typmod, is_key in conn.execute(_COLUMNS_SQL, (ident, oid)).fetchall():
+    for name, type_oid, typmod, attnum, is_key in conn.execute(_COLUMNS_SQL, (ident, oid)).fetchall():
         try:
             info = load_type_info(conn, int(type_oid), int(typmod))
             ctype = map_type(info, str(table), name)
@@ -127,7 +155,7 @@ def describe_table(conn: psycopg.Connection, table: TableName) -> TableSchema:
                 kind=ErrorKind.UNSUPPORTED_TYPE,
                 retry=RetryPolicy.MANUAL,
             ) from exc
-        columns.append(ColumnSchema(name, int(type_oid), int(typmod), ctype, bool(is_key)))
+        columns.append(ColumnSchema(name, int(type_oid), int(typmod), ctype, bool(is_key), int(attnum)))
     schema = TableSchema(table, oid, tuple(columns), ident)
     if ident == "n" or not schema.key_columns:
         fix = (

@@ -27,10 +27,21 @@ from engine.batching.batcher import (
     RowsStep,
     TruncateStep,
 )
-from engine.destinations.base import TARGET_LSN_COLUMN, TARGET_ORDINAL_COLUMN, check_target_columns
+from engine.destinations.base import (
+    SCHEMAS_TABLE,
+    TARGET_DELETED_COLUMN,
+    TARGET_LSN_COLUMN,
+    TARGET_META_COLUMNS,
+    TARGET_ORDINAL_COLUMN,
+    DeleteMode,
+    ShapeTracker,
+    check_target_columns,
+    decode_signature,
+    encode_signature,
+)
 from engine.errors import DestinationError, ErrorKind, RetryPolicy
 from engine.identifiers import TableName, quote_ident
-from engine.source.catalog import TableSchema
+from engine.source.catalog import ColumnSignature, TableSchema
 
 CHECKPOINT_TABLE = "_etl_checkpoints"
 LOCK_WAIT_SECONDS = 30.0
@@ -46,6 +57,7 @@ class DuckDbDestination:
     ) -> None:
         self.path = Path(path).expanduser()
         self.soft_deletes = soft_deletes  # keep deleted rows with _etl_deleted = true
+        self._shapes = ShapeTracker()
         self.schema = schema
         self.landing_schema = landing_schema
         if not self.path.parent.exists():
@@ -60,6 +72,10 @@ class DuckDbDestination:
             con.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._checkpoint_table} "
                 "(pipeline_id BIGINT, lsn BIGINT, updated_at TIMESTAMPTZ)"
+            )
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._schemas_table} "
+                "(target_table VARCHAR, columns VARCHAR, updated_at TIMESTAMPTZ)"
             )
 
     def describe(self) -> str:
@@ -107,6 +123,10 @@ class DuckDbDestination:
     def _checkpoint_table(self) -> str:
         return f"{quote_ident(self.landing_schema)}.{quote_ident(CHECKPOINT_TABLE)}"
 
+    @property
+    def _schemas_table(self) -> str:
+        return f"{quote_ident(self.landing_schema)}.{quote_ident(SCHEMAS_TABLE)}"
+
     def target_sql(self, table: TableName) -> str:
         return f"{quote_ident(self.schema)}.{quote_ident(table.target_name())}"
 
@@ -129,6 +149,8 @@ class DuckDbDestination:
     def _target_ddl(self, schema: TableSchema) -> str:
         cols = [f"{quote_ident(c.name)} {c.ctype.duckdb}" for c in schema.columns]
         cols += [f"{quote_ident(TARGET_LSN_COLUMN)} BIGINT", f"{quote_ident(TARGET_ORDINAL_COLUMN)} BIGINT"]
+        if self.soft_deletes:
+            cols.append(f"{quote_ident(TARGET_DELETED_COLUMN)} BOOLEAN DEFAULT false")
         return f"CREATE TABLE {self.target_sql(schema.table)} ({', '.join(cols)})"
 
     def _landing_ddl(self, schema: TableSchema) -> str:
@@ -149,21 +171,70 @@ class DuckDbDestination:
         ).fetchall()
         return [r[0] for r in rows] or None
 
+    def recorded_columns(self, tables: Iterable[TableName]) -> dict[TableName, tuple[ColumnSignature, ...]]:
+        wanted = {t.target_name(): t for t in tables}
+        if not wanted:
+            return {}
+        with self._connect() as con:
+            rows = con.execute(f"SELECT target_table, columns FROM {self._schemas_table}").fetchall()
+        return {wanted[name]: decode_signature(cols) for name, cols in rows if name in wanted}
+
+    def _record(self, con: duckdb.DuckDBPyConnection, schema: TableSchema) -> None:
+        name = schema.table.target_name()
+        con.execute(f"DELETE FROM {self._schemas_table} WHERE target_table = ?", [name])
+        con.execute(
+            f"INSERT INTO {self._schemas_table} VALUES (?, ?, now())", [name, encode_signature(schema.signature)]
+        )
+
+    def _reshape(self, con: duckdb.DuckDBPyConnection, schema: TableSchema, found: list[str]) -> None:
+        """Bring the target to ``schema`` by name (replay-safe: IF [NOT] EXISTS), then the landing table."""
+        target = self.target_sql(schema.table)
+        wanted = set(schema.column_names)
+        for name in found:
+            if name not in wanted and name not in TARGET_META_COLUMNS:
+                con.execute(f"ALTER TABLE {target} DROP COLUMN IF EXISTS {quote_ident(name)}")
+        for c in schema.columns:
+            if c.name not in found:
+                con.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {quote_ident(c.name)} {c.ctype.duckdb}")
+        con.execute(self._landing_ddl(schema))
+        self._record(con, schema)
+
     def prepare(self, schemas: Iterable[TableSchema]) -> None:
-        """Landing tables are (re)created to match the source; targets must already match."""
+        """Make targets and landing tables match ``schemas``. A target recorded with another
+        shape is brought to it (a schema change applied before a crash); a target without a
+        record must already match."""
+        schemas = list(schemas)
+        recorded = self.recorded_columns(s.table for s in schemas)
         with self._connect() as con:
             for schema in schemas:
-                expected = [*schema.column_names, TARGET_LSN_COLUMN, TARGET_ORDINAL_COLUMN]
                 found = self._columns(con, self.schema, schema.table.target_name())
-                check_target_columns(self.target_sql(schema.table), str(self.path), schema, found, expected)
+                data = [c for c in found if c not in TARGET_META_COLUMNS] if found is not None else None
+                if found is not None and schema.table in recorded and data != list(schema.column_names):
+                    self._reshape(con, schema, found)
+                    found = self._columns(con, self.schema, schema.table.target_name())
+                    data = [c for c in found or [] if c not in TARGET_META_COLUMNS]
+                check_target_columns(
+                    self.target_sql(schema.table), str(self.path), schema, data, list(schema.column_names)
+                )
+                assert found is not None
+                if self.soft_deletes and TARGET_DELETED_COLUMN not in found:
+                    con.execute(
+                        f"ALTER TABLE {self.target_sql(schema.table)} ADD COLUMN {quote_ident(TARGET_DELETED_COLUMN)}"
+                        " BOOLEAN DEFAULT false"
+                    )
+                    found.append(TARGET_DELETED_COLUMN)
                 landing = self._columns(con, self.landing_schema, landing_name(schema.table))
                 if landing != [*schema.column_names, OP_COLUMN, LSN_COLUMN, ORDINAL_COLUMN, UNCHANGED_COLUMN]:
                     con.execute(self._landing_ddl(schema))
+                if schema.table not in recorded:
+                    self._record(con, schema)
+                self._shapes.known(schema, TARGET_DELETED_COLUMN in found)
 
     def copy_table(
         self, schema: TableSchema, batches: Iterable[pa.RecordBatch], on_progress: Callable[[int], None]
     ) -> int:
         names = ", ".join(quote_ident(c.name) for c in schema.columns)
+        extra = ", false" if self.soft_deletes else ""
         total = 0
         with self._connect(threads=os.cpu_count() or 1) as con:
             con.execute("BEGIN")
@@ -172,31 +243,41 @@ class DuckDbDestination:
             con.execute(self._landing_ddl(schema))
             for batch in batches:
                 con.register("etl_copy_batch", batch)
-                con.execute(f"INSERT INTO {self.target_sql(schema.table)} SELECT {names}, 0, 0 FROM etl_copy_batch")
+                con.execute(
+                    f"INSERT INTO {self.target_sql(schema.table)} SELECT {names}, 0, 0{extra} FROM etl_copy_batch"
+                )
                 con.unregister("etl_copy_batch")
                 total += batch.num_rows
                 on_progress(total)
+            self._record(con, schema)
             con.execute("COMMIT")
+        self._shapes.known(schema, self.soft_deletes)
         return total
 
     def drop_table(self, table: TableName) -> None:
         with self._connect() as con:
             con.execute(f"DROP TABLE IF EXISTS {self.target_sql(table)}")
             con.execute(f"DROP TABLE IF EXISTS {self.landing_sql(table)}")
+            con.execute(f"DELETE FROM {self._schemas_table} WHERE target_table = ?", [table.target_name()])
+        self._shapes.forget(table)
 
     # ---- apply -------------------------------------------------------------------------------
     def apply(self, pipeline_id: int, batch: Batch) -> None:
+        reshaped: list[tuple[TableSchema, bool]] = []
         with self._connect() as con:
             con.execute("BEGIN")
             for step in batch.steps:
                 if isinstance(step, TruncateStep):
-                    con.execute(
-                        f"DELETE FROM {self.target_sql(step.schema.table)} WHERE {quote_ident(TARGET_LSN_COLUMN)} < ?"
-                        f" OR ({quote_ident(TARGET_LSN_COLUMN)} = ? AND {quote_ident(TARGET_ORDINAL_COLUMN)} < ?)",
-                        [step.commit_lsn, step.commit_lsn, step.ordinal],
-                    )
-                else:
-                    self._merge(con, step)
+                    self._truncate(con, step)
+                    continue
+                has_deleted = self._shapes.has_deleted_column(step.schema)
+                if has_deleted is None:  # a new shape: the schema changed on the source
+                    target = step.schema.table.target_name()
+                    found = self._columns(con, self.schema, target) or []
+                    self._reshape(con, step.schema, found)
+                    has_deleted = TARGET_DELETED_COLUMN in found
+                    reshaped.append((step.schema, has_deleted))
+                self._merge(con, step, has_deleted)
             if batch.checkpoint is not None:
                 con.execute(f"DELETE FROM {self._checkpoint_table} WHERE pipeline_id = ?", [pipeline_id])
                 con.execute(
@@ -204,8 +285,23 @@ class DuckDbDestination:
                     [pipeline_id, batch.checkpoint],
                 )
             con.execute("COMMIT")
+        for schema, has_deleted in reshaped:  # only once committed
+            self._shapes.known(schema, has_deleted)
 
-    def _merge(self, con: duckdb.DuckDBPyConnection, step: RowsStep) -> None:
+    def _truncate(self, con: duckdb.DuckDBPyConnection, step: TruncateStep) -> None:
+        tl, to = quote_ident(TARGET_LSN_COLUMN), quote_ident(TARGET_ORDINAL_COLUMN)
+        target = self.target_sql(step.schema.table)
+        older = f"{tl} < ? OR ({tl} = ? AND {to} < ?)"
+        if self.soft_deletes:
+            # the rows stay, flagged, and take the TRUNCATE's position so no older change revives them
+            con.execute(
+                f"UPDATE {target} SET {quote_ident(TARGET_DELETED_COLUMN)} = true, {tl} = ?, {to} = ? WHERE {older}",
+                [step.commit_lsn, step.ordinal, step.commit_lsn, step.commit_lsn, step.ordinal],
+            )
+        else:
+            con.execute(f"DELETE FROM {target} WHERE {older}", [step.commit_lsn, step.commit_lsn, step.ordinal])
+
+    def _merge(self, con: duckdb.DuckDBPyConnection, step: RowsStep, has_deleted: bool) -> None:
         schema = step.schema
         landing = self.landing_sql(schema.table)
         cols = [quote_ident(c.name) for c in schema.columns]
@@ -214,14 +310,17 @@ class DuckDbDestination:
         con.register("etl_batch", step.batch)
         con.execute(f"INSERT INTO {landing} SELECT {', '.join(cols + meta)}, {unchanged} FROM etl_batch")
         con.unregister("etl_batch")
-        con.execute(merge_sql(self.target_sql(schema.table), landing, schema, step.has_unchanged))
+        deletes = DeleteMode.choose(self.soft_deletes, has_deleted)
+        con.execute(merge_sql(self.target_sql(schema.table), landing, schema, step.has_unchanged, deletes))
         con.execute(f"DELETE FROM {landing}")
 
     def close(self) -> None:
         """Nothing stays open between writes."""
 
 
-def merge_sql(target: str, landing: str, schema: TableSchema, toast_aware: bool) -> str:
+def merge_sql(
+    target: str, landing: str, schema: TableSchema, toast_aware: bool, deletes: DeleteMode = DeleteMode.HARD
+) -> str:
     """One MERGE that applies the latest change per key, ordered by (commit LSN, ordinal).
 
     An older change never overwrites a newer one (the target keeps the LSN and ordinal of the
@@ -276,10 +375,20 @@ def merge_sql(target: str, landing: str, schema: TableSchema, toast_aware: bool)
     non_keys = [q(c.name) for c in schema.columns if not c.is_key]
     sets = [f"{n} = {update_value(n)}" for n in non_keys] + [f"{tl} = s.{lsn}", f"{to} = s.{ordn}"]
     all_cols = [q(c.name) for c in schema.columns]
+    insert_cols = [*all_cols, tl, to]
+    insert_values = [*(value(c) for c in all_cols), "s." + lsn, "s." + ordn]
+    on_delete = "DELETE"
+    if deletes is not DeleteMode.HARD:
+        deleted = q(TARGET_DELETED_COLUMN)
+        sets.append(f"{deleted} = false")
+        insert_cols.append(deleted)
+        insert_values.append("false")
+        if deletes is DeleteMode.SOFT:
+            on_delete = f"UPDATE SET {deleted} = true, {tl} = s.{lsn}, {to} = s.{ordn}"
     return (
         f"MERGE INTO {target} AS t USING ({source}) AS s ON ({on}) "
-        f"WHEN MATCHED AND s.{op} = 'D' AND {same_or_newer} THEN DELETE "
+        f"WHEN MATCHED AND s.{op} = 'D' AND {same_or_newer} THEN {on_delete} "
         f"WHEN MATCHED AND s.{op} <> 'D' AND {newer} THEN UPDATE SET {', '.join(sets)} "
-        f"WHEN NOT MATCHED AND s.{op} <> 'D' THEN INSERT ({', '.join([*all_cols, tl, to])}) "
-        f"VALUES ({', '.join([*(value(c) for c in all_cols), 's.' + lsn, 's.' + ordn])})"
+        f"WHEN NOT MATCHED AND s.{op} <> 'D' THEN INSERT ({', '.join(insert_cols)}) "
+        f"VALUES ({', '.join(insert_values)})"
     )

@@ -42,14 +42,25 @@ from engine.batching.batcher import (
     RowsStep,
     TruncateStep,
 )
-from engine.destinations.base import TARGET_LSN_COLUMN, TARGET_ORDINAL_COLUMN, check_target_columns
+from engine.destinations.base import (
+    SCHEMAS_TABLE,
+    TARGET_DELETED_COLUMN,
+    TARGET_LSN_COLUMN,
+    TARGET_META_COLUMNS,
+    TARGET_ORDINAL_COLUMN,
+    DeleteMode,
+    ShapeTracker,
+    check_target_columns,
+    decode_signature,
+    encode_signature,
+)
 from engine.destinations.snowflake import connection as connection_module
 from engine.destinations.snowflake.connection import SnowflakeConfig, classify
 from engine.destinations.snowflake.naming import qualified, snowflake_column_name, snowflake_ident
 from engine.destinations.snowflake.typemap import check_values, snowflake_type, to_parquet_array
 from engine.errors import DestinationError
 from engine.identifiers import TableName
-from engine.source.catalog import ColumnSchema, TableSchema
+from engine.source.catalog import ColumnSchema, ColumnSignature, TableSchema
 
 __all__ = ["CHECKPOINT_TABLE", "STAGE_NAME", "SnowflakeDestination", "landing_name", "merge_sql"]
 
@@ -102,6 +113,7 @@ class SnowflakeDestination:
         self.atomic = atomic
         self.soft_deletes = soft_deletes
         self._connector = connector
+        self._shapes = ShapeTracker()
         self._conn: SnowflakeConnection | None = None
         self._tmp = Path(tempfile.mkdtemp(prefix="etl-sf-"))
         with self._cursor() as cur:
@@ -110,6 +122,10 @@ class SnowflakeDestination:
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS {self._checkpoint_table} "
                 "(PIPELINE_ID NUMBER(19,0), LSN NUMBER(20,0), UPDATED_AT TIMESTAMP_TZ)"
+            )
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._schemas_table} "
+                "(TARGET_TABLE VARCHAR, COLUMNS VARCHAR, UPDATED_AT TIMESTAMP_TZ)"
             )
             cur.execute(f"CREATE STAGE IF NOT EXISTS {self._stage}")
 
@@ -152,6 +168,10 @@ class SnowflakeDestination:
         return qualified(self.config.database, self.config.landing_schema, CHECKPOINT_TABLE)
 
     @property
+    def _schemas_table(self) -> str:
+        return qualified(self.config.database, self.config.landing_schema, SCHEMAS_TABLE.upper())
+
+    @property
     def _stage(self) -> str:
         return qualified(self.config.database, self.config.landing_schema, STAGE_NAME)
 
@@ -183,6 +203,8 @@ class SnowflakeDestination:
             f"{snowflake_ident(TARGET_LSN_COLUMN)} NUMBER(20,0)",
             f"{snowflake_ident(TARGET_ORDINAL_COLUMN)} NUMBER(20,0)",
         ]
+        if self.soft_deletes:
+            cols.append(f"{snowflake_ident(TARGET_DELETED_COLUMN)} BOOLEAN DEFAULT FALSE")
         return f"CREATE OR REPLACE TABLE {self.target_sql(schema.table)} ({', '.join(cols)})"
 
     def _landing_ddl(self, schema: TableSchema) -> str:
@@ -199,22 +221,78 @@ class SnowflakeDestination:
         )
         return [str(r[0]) for r in cur.fetchall()] or None
 
+    def recorded_columns(self, tables: Iterable[TableName]) -> dict[TableName, tuple[ColumnSignature, ...]]:
+        wanted = {t.target_name(): t for t in tables}
+        if not wanted:
+            return {}
+        with self._cursor() as cur:
+            cur.execute(f"SELECT TARGET_TABLE, COLUMNS FROM {self._schemas_table}")
+            rows = cur.fetchall()
+        return {wanted[str(r[0])]: decode_signature(str(r[1])) for r in rows if str(r[0]) in wanted}
+
+    def _record_sql(self, schema: TableSchema) -> list[str]:
+        name = _literal(schema.table.target_name())
+        return [
+            f"DELETE FROM {self._schemas_table} WHERE TARGET_TABLE = {name}",
+            f"INSERT INTO {self._schemas_table} (TARGET_TABLE, COLUMNS, UPDATED_AT) "
+            f"SELECT {name}, {_literal(encode_signature(schema.signature))}, CURRENT_TIMESTAMP()",
+        ]
+
+    def _reshape(self, cur: SnowflakeCursor, schema: TableSchema, found: list[str]) -> None:
+        """Bring the target to ``schema`` by name, then recreate the landing table. Snowflake
+        commits DDL at once, so every statement is safe to repeat (IF [NOT] EXISTS): after a
+        crash, the recorded shape (written with the data) says where to go again."""
+        target = self.target_sql(schema.table)
+        table = str(schema.table)
+        wanted = {snowflake_column_name(n) for n in schema.column_names}
+        for name in found:
+            if name not in wanted and name not in TARGET_META_COLUMNS:
+                cur.execute(f"ALTER TABLE {target} DROP COLUMN IF EXISTS {snowflake_ident(name)}")
+        for c in schema.columns:
+            if snowflake_column_name(c.name) not in found:
+                sf_type = snowflake_type(c.ctype, table=table, column=c.name)
+                cur.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {snowflake_ident(c.name)} {sf_type}")
+        cur.execute(self._landing_ddl(schema))
+
     def prepare(self, schemas: Iterable[TableSchema]) -> None:
-        """Landing tables are (re)created to match the source; targets must already match."""
+        """Make targets and landing tables match ``schemas``. A target recorded with another
+        shape is brought to it (a schema change interrupted by a crash); a target without a
+        record must already match."""
+        schemas = list(schemas)
+        recorded = self.recorded_columns(s.table for s in schemas)
         with self._cursor() as cur:
             for schema in schemas:
                 names = [snowflake_column_name(n) for n in schema.column_names]
-                expected = [*names, *(snowflake_column_name(m) for m in (TARGET_LSN_COLUMN, TARGET_ORDINAL_COLUMN))]
-                found = self._columns(cur, self.config.schema, schema.table.target_name())
-                check_target_columns(self.target_sql(schema.table), "Snowflake", schema, found, expected)
+                target = schema.table.target_name()
+                found = self._columns(cur, self.config.schema, target)
+                data = [c for c in found if c not in TARGET_META_COLUMNS] if found is not None else None
+                if found is not None and schema.table in recorded and data != names:
+                    self._reshape(cur, schema, found)
+                    found = self._columns(cur, self.config.schema, target)
+                    data = [c for c in found or [] if c not in TARGET_META_COLUMNS]
+                check_target_columns(self.target_sql(schema.table), "Snowflake", schema, data, names)
+                assert found is not None
+                deleted = snowflake_column_name(TARGET_DELETED_COLUMN)
+                if self.soft_deletes and deleted not in found:
+                    cur.execute(
+                        f"ALTER TABLE {self.target_sql(schema.table)} ADD COLUMN IF NOT EXISTS "
+                        f"{snowflake_ident(TARGET_DELETED_COLUMN)} BOOLEAN DEFAULT FALSE"
+                    )
+                    found.append(deleted)
                 landing = self._columns(cur, self.config.landing_schema, landing_name(schema.table))
                 if landing != [*names, *(snowflake_column_name(m) for m in _LANDING_META)]:
                     cur.execute(self._landing_ddl(schema))
+                if recorded.get(schema.table) != schema.signature:
+                    for statement in self._record_sql(schema):
+                        cur.execute(statement)
+                self._shapes.known(schema, deleted in found)
 
     def drop_table(self, table: TableName) -> None:
         with self._cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {self.target_sql(table)}")
             cur.execute(f"DROP TABLE IF EXISTS {self.landing_sql(table)}")
+            cur.execute(f"DELETE FROM {self._schemas_table} WHERE TARGET_TABLE = {_literal(table.target_name())}")
+        self._shapes.forget(table)
 
     # ---- files -----------------------------------------------------------------------------------
     def _put(self, cur: SnowflakeCursor, table: pa.Table, prefix: str) -> None:
@@ -250,8 +328,10 @@ class SnowflakeDestination:
                     check_values(batch.column(i), col.ctype, table, col.name)
                     arrays.append(to_parquet_array(batch.column(i), col.ctype))
                 zeros = pa.array([0] * batch.num_rows, pa.int64())
-                names = [f"c{i}" for i in range(n)] + [f"c{n}", f"c{n + 1}"]
-                self._put(cur, pa.Table.from_arrays([*arrays, zeros, zeros], names=names), prefix)
+                arrays += [zeros, zeros]
+                if self.soft_deletes:
+                    arrays.append(pa.array([False] * batch.num_rows, pa.bool_()))
+                self._put(cur, pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))]), prefix)
                 total += batch.num_rows
                 on_progress(total)
             if total:
@@ -262,7 +342,13 @@ class SnowflakeDestination:
                     sf_type = snowflake_type(col.ctype, table=table, column=col.name)
                     picks.append(f"PARSE_JSON($1:c{i}::VARCHAR)" if sf_type == "VARIANT" else _pick(i, sf_type))
                 picks += [_pick(n, "NUMBER(20,0)"), _pick(n + 1, "NUMBER(20,0)")]
+                if self.soft_deletes:
+                    columns.append(snowflake_ident(TARGET_DELETED_COLUMN))
+                    picks.append(_pick(n + 2, "BOOLEAN"))
                 cur.execute(self._copy_sql(self.target_sql(schema.table), columns, picks, prefix))
+            for statement in self._record_sql(schema):
+                cur.execute(statement)
+        self._shapes.known(schema, self.soft_deletes)
         return total
 
     # ---- apply -------------------------------------------------------------------------------------
@@ -306,7 +392,18 @@ class SnowflakeDestination:
         files = [self._landing_file(step) if isinstance(step, RowsStep) else None for step in batch.steps]
         run = uuid.uuid4().hex
         landings = {s.schema.table: s.schema for s in batch.steps if isinstance(s, RowsStep)}
+        flags: dict[TableName, bool] = {}
+        reshaped: list[TableSchema] = []
         with self._cursor() as cur:
+            # A new shape (schema change on the source): DDL first, as Snowflake commits DDL at once.
+            for schema in landings.values():
+                has_deleted = self._shapes.has_deleted_column(schema)
+                if has_deleted is None:
+                    found = self._columns(cur, self.config.schema, schema.table.target_name()) or []
+                    self._reshape(cur, schema, found)
+                    has_deleted = snowflake_column_name(TARGET_DELETED_COLUMN) in found
+                    reshaped.append(schema)
+                flags[schema.table] = has_deleted
             # Landing loads run before the transaction (the landing tables hold nothing anyone
             # reads); leftovers of an attempt that never committed are dropped first.
             for landing in landings.values():
@@ -318,12 +415,17 @@ class SnowflakeDestination:
                 for step in batch.steps:
                     target = self.target_sql(step.schema.table)
                     if isinstance(step, TruncateStep):
-                        cur.execute(truncate_sql(target, step.commit_lsn, step.ordinal))
+                        cur.execute(truncate_sql(target, step.commit_lsn, step.ordinal, soft=self.soft_deletes))
                     else:
                         landing_table = self.landing_sql(step.schema.table)
-                        cur.execute(merge_sql(target, landing_table, step.schema, _span(step), step.has_unchanged))
+                        mode = DeleteMode.choose(self.soft_deletes, flags[step.schema.table])
+                        span = _span(step)
+                        cur.execute(merge_sql(target, landing_table, step.schema, span, step.has_unchanged, mode))
                 for landing in landings.values():
                     cur.execute(f"DELETE FROM {self.landing_sql(landing.table)}")
+                for schema in reshaped:
+                    for statement in self._record_sql(schema):
+                        cur.execute(statement)
                 if batch.checkpoint is not None:
                     cur.execute(f"DELETE FROM {self._checkpoint_table} WHERE PIPELINE_ID = {int(pipeline_id)}")
                     cur.execute(
@@ -332,6 +434,8 @@ class SnowflakeDestination:
                     )
                 if self.atomic:
                     cur.execute("COMMIT")
+                for schema in reshaped:  # only once committed
+                    self._shapes.known(schema, flags[schema.table])
             except BaseException:
                 try:
                     if self.atomic:
@@ -396,11 +500,17 @@ def _resolve_unchanged(step: RowsStep, columns: list[pa.Array]) -> tuple[list[pa
     return out, pa.array(text, pa.string())
 
 
-def truncate_sql(target: str, commit_lsn: int, ordinal: int) -> str:
-    """Delete what a TRUNCATE at (commit LSN, ordinal) removed: rows written before it."""
+def truncate_sql(target: str, commit_lsn: int, ordinal: int, soft: bool = False) -> str:
+    """Delete what a TRUNCATE at (commit LSN, ordinal) removed: rows written before it. With
+    ``soft`` the rows stay, flagged, and take the TRUNCATE's position so no older change revives
+    them."""
     tl, to = snowflake_ident(TARGET_LSN_COLUMN), snowflake_ident(TARGET_ORDINAL_COLUMN)
     lsn, ordn = int(commit_lsn), int(ordinal)
-    return f"DELETE FROM {target} WHERE {tl} < {lsn} OR ({tl} = {lsn} AND {to} < {ordn})"
+    older = f"{tl} < {lsn} OR ({tl} = {lsn} AND {to} < {ordn})"
+    if soft:
+        deleted = snowflake_ident(TARGET_DELETED_COLUMN)
+        return f"UPDATE {target} SET {deleted} = TRUE, {tl} = {lsn}, {to} = {ordn} WHERE {older}"
+    return f"DELETE FROM {target} WHERE {older}"
 
 
 def merge_sql(
@@ -409,6 +519,7 @@ def merge_sql(
     schema: TableSchema,
     span: tuple[Position, Position] | None = None,
     toast_aware: bool = True,
+    deletes: DeleteMode = DeleteMode.HARD,
 ) -> str:
     """One MERGE that applies the latest change per key, ordered by (commit LSN, ordinal).
 
@@ -451,10 +562,20 @@ def merge_sql(
     sets = [f"{q(c.name)} = s.{q(c.name)}" for c in schema.columns if not c.is_key]
     sets += [f"{tl} = s.{lsn}", f"{to} = s.{ordn}"]
     all_cols = [q(c.name) for c in schema.columns]
+    insert_cols = [*all_cols, tl, to]
+    insert_values = [*(f"s.{c}" for c in all_cols), f"s.{lsn}", f"s.{ordn}"]
+    on_delete = "DELETE"
+    if deletes is not DeleteMode.HARD:
+        deleted = q(TARGET_DELETED_COLUMN)
+        sets.append(f"{deleted} = FALSE")
+        insert_cols.append(deleted)
+        insert_values.append("FALSE")
+        if deletes is DeleteMode.SOFT:
+            on_delete = f"UPDATE SET {deleted} = TRUE, {tl} = s.{lsn}, {to} = s.{ordn}"
     return (
         f"MERGE INTO {target} AS t USING ({source}) AS s ON ({on}) "
-        f"WHEN MATCHED AND s.{op} = 'D' AND {same_or_newer} THEN DELETE "
+        f"WHEN MATCHED AND s.{op} = 'D' AND {same_or_newer} THEN {on_delete} "
         f"WHEN MATCHED AND s.{op} <> 'D' AND {newer} THEN UPDATE SET {', '.join(sets)} "
-        f"WHEN NOT MATCHED AND s.{op} <> 'D' THEN INSERT ({', '.join([*all_cols, tl, to])}) "
-        f"VALUES ({', '.join([*(f's.{c}' for c in all_cols), f's.{lsn}', f's.{ordn}'])})"
+        f"WHEN NOT MATCHED AND s.{op} <> 'D' THEN INSERT ({', '.join(insert_cols)}) "
+        f"VALUES ({', '.join(insert_values)})"
     )

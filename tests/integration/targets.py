@@ -1,0 +1,139 @@
+"""Reading what a destination holds, the same way for DuckDB and for Snowflake (fakesnow in
+server mode, through the real connector), so one end-to-end test can run against both."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.config.models import DestinationType
+from engine.destinations.snowflake.naming import snowflake_ident
+from engine.identifiers import quote_ident
+from tests.integration.harness import duck_rows
+
+SNOWFLAKE_PASSWORD_ENV = "ETL_TEST_SNOWFLAKE_PASSWORD"
+
+
+@pytest.fixture(scope="session")
+def fakesnow_server() -> Iterator[dict[str, Any]]:
+    fakesnow = pytest.importorskip("fakesnow")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with fakesnow.server(port=None) as kwargs:
+            yield kwargs
+
+
+class Target:
+    """A destination under test: its config for the config DB, and a reader of its tables."""
+
+    type: DestinationType
+    schema: str
+
+    def config(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def rows(self, table: str, columns: list[str], where: str = "") -> list[tuple[Any, ...]]:
+        """``columns`` of ``table`` (source names), ordered by the first column."""
+        raise NotImplementedError
+
+    def columns(self, table: str) -> list[str]:
+        """The target table's columns as the destination names them."""
+        raise NotImplementedError
+
+
+class DuckTarget(Target):
+    type = DestinationType.DUCKDB
+
+    def __init__(self, path: Path, soft_deletes: bool = False) -> None:
+        self.path = path
+        self.schema = "main"
+        self.soft_deletes = soft_deletes
+
+    def config(self) -> dict[str, Any]:
+        return {"path": str(self.path), "soft_deletes": self.soft_deletes}
+
+    def rows(self, table: str, columns: list[str], where: str = "") -> list[tuple[Any, ...]]:
+        cols = ", ".join(quote_ident(c) for c in columns)
+        clause = f" WHERE {where}" if where else ""
+        return duck_rows(self.path, f"SELECT {cols} FROM main.{quote_ident(table)}{clause} ORDER BY 1")
+
+    def columns(self, table: str) -> list[str]:
+        rows = duck_rows(
+            self.path,
+            f"SELECT column_name FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = '{table}' "
+            "ORDER BY column_index",
+        )
+        return [r[0] for r in rows]
+
+
+class SnowflakeTarget(Target):
+    type = DestinationType.SNOWFLAKE
+
+    def __init__(self, server: dict[str, Any], database: str, soft_deletes: bool = False) -> None:
+        import snowflake.connector
+
+        self.server = server
+        self.database = database
+        self.schema = "ANALYTICS"
+        self.soft_deletes = soft_deletes
+        # fakesnow needs the database before a session can use it (a Snowflake account has one).
+        self._conn = snowflake.connector.connect(
+            **{k: v for k, v in server.items() if k != "network_timeout"}, network_timeout=30
+        )
+        self._conn.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "account": self.server["account"],
+            "user": self.server["user"],
+            "database": self.database,
+            "schema": "analytics",
+            "password_env": SNOWFLAKE_PASSWORD_ENV,
+            "host": self.server["host"],
+            "port": int(self.server["port"]),
+            "protocol": self.server["protocol"],
+            # fakesnow cannot MERGE inside BEGIN/COMMIT; replays stay harmless without it (I2)
+            "transactions": False,
+            "soft_deletes": self.soft_deletes,
+        }
+
+    def _query(self, sql: str) -> list[tuple[Any, ...]]:
+        cur = self._conn.cursor()
+        cur.execute(sql)
+        return [tuple(r) for r in cur.fetchall()]
+
+    def rows(self, table: str, columns: list[str], where: str = "") -> list[tuple[Any, ...]]:
+        cols = ", ".join(snowflake_ident(c) for c in columns)
+        clause = f" WHERE {where}" if where else ""
+        target = f"{self.database}.{self.schema}.{snowflake_ident(table)}"
+        return self._query(f"SELECT {cols} FROM {target}{clause} ORDER BY 1")
+
+    def columns(self, table: str) -> list[str]:
+        from engine.destinations.snowflake.naming import snowflake_column_name
+
+        name = snowflake_column_name(table).replace("'", "''")
+        rows = self._query(
+            f"SELECT COLUMN_NAME FROM {self.database}.INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = "
+            f"'{self.schema}' AND TABLE_NAME = '{name}' ORDER BY ORDINAL_POSITION"
+        )
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def make_target(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, soft: bool = False
+) -> Target:
+    if kind == "duckdb":
+        return DuckTarget(tmp_path / "out.duckdb", soft_deletes=soft)
+    server = request.getfixturevalue("fakesnow_server")
+    monkeypatch.setenv(SNOWFLAKE_PASSWORD_ENV, server["password"])
+    database = "ETL_" + "".join(ch if ch.isalnum() else "_" for ch in request.node.name.upper())[:80]
+    target = SnowflakeTarget(server, database, soft_deletes=soft)
+    request.addfinalizer(target.close)
+    return target
