@@ -65,6 +65,15 @@ def evolve(
     :class:`UnsupportedTypeError`); ``attnums()`` reads the table's current column positions and
     is called only when columns were added. Raises :class:`TableError` for an unsafe change.
     """
+    if rel.replica_identity == "n":
+        raise _unsafe(old, "it was set to REPLICA IDENTITY NOTHING, so updates and deletes carry no key", pipeline)
+    if rel.replica_identity in ("d", "i"):
+        # with FULL every column is flagged; otherwise the flags are the key and must not move
+        keys_now = {c.name for c in rel.columns if c.is_key}
+        keys_before = {c.name for c in old.key_columns}
+        if keys_now and keys_now != keys_before and keys_before <= {c.name for c in rel.columns}:
+            before, after = ", ".join(sorted(keys_before)), ", ".join(sorted(keys_now))
+            raise _unsafe(old, f"its key changed from ({before}) to ({after})", pipeline)
     if [(c.name, c.type_oid, c.type_modifier) for c in rel.columns] == [
         (c.name, c.type_oid, c.typmod) for c in old.columns
     ]:
@@ -110,12 +119,5 @@ def evolve(
         hint = getattr(exc, "hint", "")
         kind = ErrorKind.UNSUPPORTED_TYPE
         raise TableError(str(old.table), str(exc), hint, kind=kind, retry=RetryPolicy.MANUAL) from exc
-    if old.replica_identity in ("d", "i"):
-        # with FULL every column is flagged; otherwise the flags are the key and must not move
-        keys_now = {c.name for c in rel.columns if c.is_key}
-        keys_before = {c.name for c in old.key_columns}
-        if keys_now and keys_now != keys_before:
-            before, after = ", ".join(sorted(keys_before)), ", ".join(sorted(keys_now))
-            raise _unsafe(old, f"its key changed from ({before}) to ({after})", pipeline)
     change = SchemaChange(tuple(c.name for c in added), tuple(c.name for c in dropped), tuple(retyped))
     return TableSchema(old.table, rel.relid, tuple(columns), old.replica_identity), change
