@@ -66,11 +66,6 @@ class TableSchema:
     def signature(self) -> tuple[ColumnSignature, ...]:
         return tuple(c.signature for c in self.columns)
 
-    def same_shape(self, other: TableSchema) -> bool:
-        return [(c.name, c.type_oid, c.typmod, c.is_key) for c in self.columns] == [
-            (c.name, c.type_oid, c.typmod, c.is_key) for c in other.columns
-        ]
-
 
 def server_version(conn: psycopg.Connection) -> int:
     return int(conn.info.server_version)
