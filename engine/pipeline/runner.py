@@ -659,7 +659,8 @@ class PipelineRunner(threading.Thread):
                     continue
                 if kind == RELATION:
                     rel = cast(pgoutput.Relation, decode(payload))
-                    if self._on_relation(rel, schemas, active, min_lsn, commit_lsn) and not batcher.empty:
+                    stale = skip_tx  # describes changes the destination already holds
+                    if self._on_relation(rel, schemas, active, min_lsn, commit_lsn, stale) and not batcher.empty:
                         flush()  # a batch holds one shape per table: the destination reshapes between batches
                     continue
                 if kind == TRUNCATE:
@@ -690,17 +691,20 @@ class PipelineRunner(threading.Thread):
         active: dict[int, tuple[TableSchema, int]],
         min_lsn: dict[TableName, int],
         commit_lsn: int,
+        stale: bool,
     ) -> bool:
-        """Follow the shape the stream announces; True when it changed (ADD/DROP COLUMN)."""
+        """Follow the shape the stream announces; True when it changed (ADD/DROP COLUMN).
+        ``stale``: the message belongs to a transaction the destination already holds."""
         table = TableName(rel.namespace, rel.name)
         schema = schemas.get(table)
         if schema is None or self._phase(table) is TablePhase.ERRORED:
             active.pop(rel.relid, None)
             return False
         since = min_lsn.get(table, 0)
-        if commit_lsn < since:
-            # Changes the copy already holds: their shape may predate it. They are skipped; the
-            # schema change that led to the copied shape brings another Relation message.
+        if stale or commit_lsn < since:
+            # Changes the copy or the destination already holds: their shape may predate the
+            # target's. They are skipped; the schema change that led to the target's shape
+            # brings another Relation message before any change that is applied.
             same = [(c.name, c.type_oid, c.type_modifier) for c in rel.columns] == [
                 (c.name, c.type_oid, c.typmod) for c in schema.columns
             ]

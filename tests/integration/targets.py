@@ -3,8 +3,6 @@ server mode, through the real connector), so one end-to-end test can run against
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +14,6 @@ from engine.identifiers import quote_ident
 from tests.integration.harness import duck_rows
 
 SNOWFLAKE_PASSWORD_ENV = "ETL_TEST_SNOWFLAKE_PASSWORD"
-
-
-@pytest.fixture(scope="session")
-def fakesnow_server() -> Iterator[dict[str, Any]]:
-    fakesnow = pytest.importorskip("fakesnow")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with fakesnow.server(port=None) as kwargs:
-            yield kwargs
 
 
 class Target:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import struct
-import warnings
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -34,14 +33,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 _OIDS = {"int4": 23, "int8": 20, "text": 25, "numeric": 1700, "jsonb": 3802, "date": 1082, "timestamptz": 1184}
 PASSWORD_ENV = "ETL_TEST_SNOWFLAKE_PASSWORD"
 _relids = itertools.count(16384)
-
-
-@pytest.fixture(scope="session")
-def fakesnow_server() -> Iterator[dict[str, Any]]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with fakesnow.server(port=None) as kwargs:
-            yield kwargs
 
 
 @pytest.fixture

@@ -79,7 +79,7 @@ def _scrub(text: str, secrets: list[str]) -> str:
     return text
 
 
-def _env_secret(config: SnowflakeConfig, name: str, what: str) -> str:
+def env_secret(config: SnowflakeConfig, name: str, what: str) -> str:
     value = os.environ.get(name)
     if not value:
         raise DestinationError(
@@ -94,7 +94,7 @@ def _env_secret(config: SnowflakeConfig, name: str, what: str) -> str:
 def _private_key_der(config: SnowflakeConfig, key_file: str) -> tuple[bytes, list[str]]:
     passphrase: str | None = None
     if config.private_key_passphrase_env:
-        passphrase = _env_secret(config, config.private_key_passphrase_env, "the private key passphrase")
+        passphrase = env_secret(config, config.private_key_passphrase_env, "the private key passphrase")
     try:
         pem = Path(key_file).expanduser().read_bytes()
     except OSError as exc:
@@ -149,7 +149,7 @@ def connect(config: SnowflakeConfig) -> SnowflakeConnection:
         kwargs["private_key"] = der
         kwargs["authenticator"] = "SNOWFLAKE_JWT"
     elif config.password_env:
-        password = _env_secret(config, config.password_env, "the password")
+        password = env_secret(config, config.password_env, "the password")
         kwargs["password"] = password
         secrets = [password]
     else:

@@ -66,7 +66,7 @@ __all__ = ["CHECKPOINT_TABLE", "STAGE_NAME", "SnowflakeDestination", "landing_na
 
 CHECKPOINT_TABLE = "_ETL_CHECKPOINTS"
 STAGE_NAME = "_ETL_STAGE"
-_LANDING_META = [OP_COLUMN, LSN_COLUMN, ORDINAL_COLUMN, UNCHANGED_COLUMN]
+LANDING_META = [OP_COLUMN, LSN_COLUMN, ORDINAL_COLUMN, UNCHANGED_COLUMN]
 _META_TYPES = {
     OP_COLUMN: "VARCHAR",
     LSN_COLUMN: "NUMBER(20,0)",
@@ -210,7 +210,7 @@ class SnowflakeDestination:
     def _landing_ddl(self, schema: TableSchema) -> str:
         table = str(schema.table)
         cols = [f"{snowflake_ident(c.name)} {_landing_type(c, table)}" for c in schema.columns]
-        cols += [f"{snowflake_ident(m)} {_META_TYPES[m]}" for m in _LANDING_META]
+        cols += [f"{snowflake_ident(m)} {_META_TYPES[m]}" for m in LANDING_META]
         return f"CREATE OR REPLACE TABLE {self.landing_sql(schema.table)} ({', '.join(cols)})"
 
     def _columns(self, cur: SnowflakeCursor, schema_name: str, table: str) -> list[str] | None:
@@ -280,7 +280,7 @@ class SnowflakeDestination:
                     )
                     found.append(deleted)
                 landing = self._columns(cur, self.config.landing_schema, landing_name(schema.table))
-                if landing != [*names, *(snowflake_column_name(m) for m in _LANDING_META)]:
+                if landing != [*names, *(snowflake_column_name(m) for m in LANDING_META)]:
                     cur.execute(self._landing_ddl(schema))
                 if recorded.get(schema.table) != schema.signature:
                     for statement in self._record_sql(schema):
@@ -371,9 +371,9 @@ class SnowflakeDestination:
     def _landing_copy_sql(self, schema: TableSchema, prefix: str) -> str:
         table = str(schema.table)
         n = len(schema.columns)
-        columns = [snowflake_ident(c.name) for c in schema.columns] + [snowflake_ident(m) for m in _LANDING_META]
+        columns = [snowflake_ident(c.name) for c in schema.columns] + [snowflake_ident(m) for m in LANDING_META]
         picks = [_pick(i, _landing_type(c, table)) for i, c in enumerate(schema.columns)]
-        picks += [_pick(n + j, _META_TYPES[m]) for j, m in enumerate(_LANDING_META)]
+        picks += [_pick(n + j, _META_TYPES[m]) for j, m in enumerate(LANDING_META)]
         return self._copy_sql(self.landing_sql(schema.table), columns, picks, prefix)
 
     def _load_landing(self, cur: SnowflakeCursor, batch: Batch, files: list[pa.Table | None], run: str) -> None:
