@@ -42,9 +42,10 @@ from pathlib import Path
 import psycopg
 import redis
 
+from engine.config.destination_options import destination_config, unset_env_vars
 from engine.config.models import Destination, DestinationType, PipelineSpec, Source
 from engine.config.repository import ConfigRepository
-from engine.errors import ErrorKind, EtlError, RetryPolicy
+from engine.errors import ConfigError, ErrorKind, EtlError, RetryPolicy
 from engine.identifiers import TableName
 from engine.manager import Manager
 from engine.pipeline.runner import ActivityView, RunnerEvent, RunnerState, RunnerView
@@ -504,6 +505,11 @@ class Collector(threading.Thread):
                 if not path or not folder.is_dir():
                     out.append(HealthView(name, False, f"folder {folder} does not exist"))
                     continue
+            if dest.type is DestinationType.SNOWFLAKE:
+                problem = _snowflake_problem(dest)
+                if problem is not None:
+                    out.append(HealthView(name, False, problem))
+                    continue
             out.append(HealthView(name, True, dest.describe()))
         return out
 
@@ -523,6 +529,18 @@ class Collector(threading.Thread):
         for store in (self._rates, self._last_total, self._lag_history):
             for pid in [pid for pid in store if pid not in ids]:
                 del store[pid]
+
+
+def _snowflake_problem(dest: Destination) -> str | None:
+    """What would keep a Snowflake destination from connecting that can be seen without
+    connecting (its key file, the environment variables of its secrets); the connection itself
+    is checked by its pipelines, whose errors the health row shows first."""
+    try:
+        config = destination_config(dest.type, dest.config, name=dest.name)
+    except ConfigError as exc:
+        return exc.reason
+    unset = unset_env_vars(config)
+    return f"${unset[0]} is not set in the engine's environment" if unset else None
 
 
 def _table_view(table: TableName, st: TableState | None, activity: ActivityView | None) -> TableView:

@@ -24,6 +24,7 @@ import redis
 
 from engine import admin
 from engine.collector import Collector
+from engine.config.destination_options import destination_config
 from engine.config.models import DestinationType, PipelineSpec, PipelineStatus
 from engine.config.repository import ConfigRepository
 from engine.errors import ConfigError, ErrorKind, EtlError, RetryPolicy
@@ -48,9 +49,9 @@ log = logging.getLogger("etl.operations")
 
 # Shown first, in this order, in a destination's options; any others follow by name.
 _OPTION_ORDER = ("path", "schema", "landing_schema")
-_DUCKDB_DEFAULTS = {"schema": "main", "landing_schema": "etl_landing"}
 # Options that say where the target tables and the checkpoint are (the landing schema is scratch).
-_WHERE_DATA_LIVES = ("path", "schema")
+# options that say where a destination's tables are: they cannot change under running pipelines
+_WHERE_DATA_LIVES = ("path", "schema", "account", "database", "host", "port")
 
 
 class ReadOnlyError(EtlError):
@@ -241,7 +242,7 @@ class Operations:
         except ValueError:
             allowed = ", ".join(t.value for t in DestinationType)
             raise ConfigError(f"unknown destination type {type_!r}", f"use one of: {allowed}") from None
-        config = _destination_config(kind, options)
+        config = destination_config(kind, options, name=name)
         with self._repository() as repo:
             if original is None:
                 dest = repo.add_destination(name, kind, config)
@@ -401,19 +402,3 @@ def _applied(spec: PipelineSpec, running: PipelineSpec | None) -> bool:
 def _options(config: Any) -> tuple[tuple[str, str], ...]:
     keys = [k for k in _OPTION_ORDER if k in config] + sorted(k for k in config if k not in _OPTION_ORDER)
     return tuple((k, str(config[k])) for k in keys)
-
-
-def _destination_config(kind: DestinationType, options: dict[str, str]) -> dict[str, Any]:
-    config = {k: v.strip() for k, v in options.items() if v is not None and v.strip()}
-    if kind is DestinationType.DUCKDB:
-        if not config.get("path"):
-            raise ConfigError("a duckdb destination needs a path", "give the database file, e.g. ./shop.duckdb")
-        for key, default in _DUCKDB_DEFAULTS.items():
-            config.setdefault(key, default)
-        unknown = sorted(set(config) - {"path", *_DUCKDB_DEFAULTS})
-        if unknown:
-            raise ConfigError(
-                f"unknown duckdb option(s): {', '.join(unknown)}",
-                "a duckdb destination takes path, schema and landing_schema",
-            )
-    return config

@@ -186,8 +186,12 @@ class EtlApp(App[None]):
             self.notify(f"{message.label}: done", severity="information")
         else:
             f = message.failure
-            self.notify(f"{f.reason}\nhint: {f.hint}" if f.hint else f.reason, title=f"{message.label} failed",
-                        severity="error", timeout=12)
+            self.notify(
+                f"{f.reason}\nhint: {f.hint}" if f.hint else f.reason,
+                title=f"{message.label} failed",
+                severity="error",
+                timeout=12,
+            )
         if message.config_changed:
             for screen in self.screen_stack:
                 if isinstance(screen, ConfigScreen):

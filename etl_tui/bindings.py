@@ -50,23 +50,73 @@ class KeySpec:
 
 
 KEYS: tuple[KeySpec, ...] = (
-    KeySpec("open-pipeline", "enter", "open_detail", "Open", "open the selected pipeline's tables", ("pipelines",),
-            key_display="⏎"),
-    KeySpec("start-pipeline", "s", "start_pipeline", "Start", "start the selected pipeline", ("pipelines", "detail"),
-            mutating=True),
-    KeySpec("pause-pipeline", "p", "pause_pipeline", "Pause", "pause the selected pipeline (its slot stops)",
-            ("pipelines", "detail"), mutating=True),
-    KeySpec("retry-table", "r", "retry_table", "Retry", "retry the selected errored table now", ("detail",),
-            mutating=True),
-    KeySpec("resync-table", "R", "resync_table", "Resync", "copy the selected table again (type its name to confirm)",
-            ("detail",), mutating=True),
+    KeySpec(
+        "open-pipeline",
+        "enter",
+        "open_detail",
+        "Open",
+        "open the selected pipeline's tables",
+        ("pipelines",),
+        key_display="⏎",
+    ),
+    KeySpec(
+        "start-pipeline",
+        "s",
+        "start_pipeline",
+        "Start",
+        "start the selected pipeline",
+        ("pipelines", "detail"),
+        mutating=True,
+    ),
+    KeySpec(
+        "pause-pipeline",
+        "p",
+        "pause_pipeline",
+        "Pause",
+        "pause the selected pipeline (its slot stops)",
+        ("pipelines", "detail"),
+        mutating=True,
+    ),
+    KeySpec(
+        "retry-table", "r", "retry_table", "Retry", "retry the selected errored table now", ("detail",), mutating=True
+    ),
+    KeySpec(
+        "resync-table",
+        "R",
+        "resync_table",
+        "Resync",
+        "copy the selected table again (type its name to confirm)",
+        ("detail",),
+        mutating=True,
+    ),
     KeySpec("back", "escape", "back", "Back", "back to the pipelines", ("detail",), key_display="esc"),
-    KeySpec("add-item", "a", "add_item", "Add", "add a source, destination or pipeline (the focused list)",
-            ("config",), mutating=True),
-    KeySpec("edit-item", "e", "edit_item", "Edit", "edit the selected source, destination or pipeline", ("config",),
-            mutating=True),
-    KeySpec("delete-item", "d", "delete_item", "Delete", "delete the selected item (type its name to confirm)",
-            ("config",), mutating=True),
+    KeySpec(
+        "add-item",
+        "a",
+        "add_item",
+        "Add",
+        "add a source, destination or pipeline (the focused list)",
+        ("config",),
+        mutating=True,
+    ),
+    KeySpec(
+        "edit-item",
+        "e",
+        "edit_item",
+        "Edit",
+        "edit the selected source, destination or pipeline",
+        ("config",),
+        mutating=True,
+    ),
+    KeySpec(
+        "delete-item",
+        "d",
+        "delete_item",
+        "Delete",
+        "delete the selected item (type its name to confirm)",
+        ("config",),
+        mutating=True,
+    ),
     KeySpec("reload", "ctrl+r", "reload", "Reload", "read the list again", ("redis", "config")),
     KeySpec("filter", "slash", "filter", "Filter", "filter the rows (esc clears)", TABLE_SCREENS, key_display="/"),
     KeySpec("help", "question_mark", "help", "Help", "list the keys of this screen", key_display="?"),
@@ -89,8 +139,9 @@ def spec_for_action(screen: str, action: str) -> KeySpec | None:
 
 
 def to_binding(spec: KeySpec) -> Binding:
-    return Binding(spec.key, spec.action, spec.label, show=spec.show, key_display=spec.key_display,
-                   tooltip=spec.help, id=spec.id)
+    return Binding(
+        spec.key, spec.action, spec.label, show=spec.show, key_display=spec.key_display, tooltip=spec.help, id=spec.id
+    )
 
 
 def screen_bindings(screen: str) -> list[BindingType]:

@@ -14,10 +14,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
+from engine.config.destination_options import destination_config, unset_env_vars
 from engine.config.models import DestinationType, PipelineStatus
-from engine.config.repository import ConfigRepository
+from engine.config.repository import ConfigRepository, validate_object_name
 from engine.errors import ConfigError, EtlError
 from engine.identifiers import parse_table_list
 from engine.settings import Settings, load_settings
@@ -52,10 +52,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
     with connect_config_db(settings.config_db_url) as conn:
         applied = apply_migrations(conn)
-    print(
-        f"applied {len(applied)} migration(s)"
-        + (": " + ", ".join(m.name for m in applied) if applied else "")
-    )
+    print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(m.name for m in applied) if applied else ""))
     return EXIT_OK
 
 
@@ -72,18 +69,48 @@ def cmd_source(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def _destination_options(args: argparse.Namespace) -> dict[str, object]:
+    """What was given on the command line, by config key (None: not given)."""
+    if args.password is not None or args.private_key_passphrase is not None:
+        secret = "--password" if args.password is not None else "--private-key-passphrase"
+        raise ConfigError(
+            f"{secret} is not accepted: secrets never go on the command line (shell history, ps)",
+            "put it in an environment variable and give its name: "
+            + ("--password-env VAR" if args.password is not None else "--private-key-passphrase-env VAR"),
+        )
+    return {
+        "path": args.path,
+        "schema": args.schema,
+        "landing_schema": args.landing_schema,
+        "account": args.account,
+        "user": args.user,
+        "database": args.database,
+        "warehouse": args.warehouse,
+        "role": args.role,
+        "private_key_file": args.private_key_file,
+        "private_key_passphrase_env": args.private_key_passphrase_env,
+        "password_env": args.password_env,
+        "host": args.host,
+        "port": args.port,
+        "protocol": args.protocol,
+        "loader": args.loader,
+        "soft_deletes": True if args.soft_deletes else None,
+        "transactions": False if args.no_transactions else None,
+    }
+
+
 def cmd_destination(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "add":
+        # checked before connecting, so a typo is reported even when the config DB is down
+        type_ = DestinationType(args.type)
+        validate_object_name("destination", args.name)
+        config = destination_config(type_, _destination_options(args), name=args.name)
     with _repo(settings) as repo:
         if args.action == "add":
-            if args.type == DestinationType.DUCKDB and not args.path:
-                raise ConfigError("--path is required for a duckdb destination", "pass --path FILE.duckdb")
-            config: dict[str, Any] = {
-                "path": args.path,
-                "schema": args.schema,
-                "landing_schema": args.landing_schema,
-            }
-            dest = repo.add_destination(args.name, DestinationType(args.type), config)
+            dest = repo.add_destination(args.name, type_, config)
             print(f"destination {dest.name} added ({dest.describe()})")
+            for var in unset_env_vars(dest.config):
+                print(f"warning: ${var} is not set here; the engine reads it when it connects", file=sys.stderr)
         elif args.action == "list":
             _print_rows(
                 ["NAME", "TYPE", "TARGET"],
@@ -254,12 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="etl-tui",
         description="Replicate PostgreSQL tables into an analytical destination through logical replication.",
     )
-    parser.add_argument(
-        "--no-ui", action="store_true", help="run the engine headless (SIGTERM drains and exits)"
-    )
-    parser.add_argument(
-        "--readonly", action="store_true", help="console: refuse every action that changes anything"
-    )
+    parser.add_argument("--no-ui", action="store_true", help="run the engine headless (SIGTERM drains and exits)")
+    parser.add_argument("--readonly", action="store_true", help="console: refuse every action that changes anything")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
     sub = parser.add_subparsers(dest="command")
 
@@ -273,17 +296,45 @@ def build_parser() -> argparse.ArgumentParser:
     p = src.add_parser("remove")
     p.add_argument("name")
 
-    dst = sub.add_parser("destination", help="manage destinations").add_subparsers(
-        dest="action", required=True
+    dst = sub.add_parser("destination", help="manage destinations").add_subparsers(dest="action", required=True)
+    p = dst.add_parser(
+        "add",
+        help="add a destination",
+        description="Secrets are never given here: a private key file, and names of environment variables.",
+        allow_abbrev=False,  # else --password would be taken as --password-env
     )
-    p = dst.add_parser("add", help="add a destination")
     p.add_argument("name")
     p.add_argument("--type", required=True, choices=[t.value for t in DestinationType])
-    p.add_argument("--path", help="duckdb: the database file")
-    p.add_argument("--schema", default="main", help="schema of the target tables (default main)")
+    p.add_argument("--schema", help="schema of the target tables (duckdb: default main; snowflake: required)")
     p.add_argument(
-        "--landing-schema", default="etl_landing", help="schema of the landing tables (default etl_landing)"
+        "--landing-schema", help="schema of the landing tables (default etl_landing; snowflake: ETL_LANDING)"
     )
+    p.add_argument(
+        "--soft-deletes", action="store_true", help="keep deleted rows, flagged _etl_deleted, instead of removing them"
+    )
+    g = p.add_argument_group("duckdb")
+    g.add_argument("--path", help="the database file")
+    g = p.add_argument_group("snowflake")
+    g.add_argument("--account", help="account identifier, e.g. myorg-myaccount")
+    g.add_argument("--user")
+    g.add_argument("--database")
+    g.add_argument("--warehouse")
+    g.add_argument("--role")
+    g.add_argument("--private-key-file", help="PEM private key of the user (key-pair authentication)")
+    g.add_argument("--private-key-passphrase-env", metavar="VAR", help="environment variable holding its passphrase")
+    g.add_argument("--password-env", metavar="VAR", help="environment variable holding the password")
+    g.add_argument("--host", help="another endpoint than <account>.snowflakecomputing.com (an emulator, a proxy)")
+    g.add_argument("--port", help="port of --host")
+    g.add_argument("--protocol", help="https (default) or http, with --host")
+    g.add_argument("--loader", help="copy (PUT + COPY INTO, default) or streaming (Snowpipe Streaming)")
+    g.add_argument(
+        "--no-transactions",
+        action="store_true",
+        help="MERGE outside a transaction: only for emulators such as fakesnow that cannot MERGE inside one",
+    )
+    # refused with a hint rather than an "unrecognized argument"
+    p.add_argument("--password", help=argparse.SUPPRESS)
+    p.add_argument("--private-key-passphrase", help=argparse.SUPPRESS)
     dst.add_parser("list")
     p = dst.add_parser("remove")
     p.add_argument("name")
@@ -301,21 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("name")
     p = pl.add_parser("remove", help="remove a pipeline, its slot and publication, and its state")
     p.add_argument("name")
-    p.add_argument(
-        "--keep-slot", action="store_true", help="leave the replication slot and publication on the source"
-    )
-    p = pl.add_parser(
-        "resync", help="copy tables again from scratch (drops and recreates the slot for a full resync)"
-    )
+    p.add_argument("--keep-slot", action="store_true", help="leave the replication slot and publication on the source")
+    p = pl.add_parser("resync", help="copy tables again from scratch (drops and recreates the slot for a full resync)")
     p.add_argument("name")
     p.add_argument("--table", help="only these tables (comma-separated); the slot is kept")
 
     p = sub.add_parser("status", help="per pipeline: desired and actual state, tables, slot lag, last error")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser(
-        "demo", help="everything embedded: a throwaway Postgres + Redis, a shop database, a pipeline"
-    )
+    p = sub.add_parser("demo", help="everything embedded: a throwaway Postgres + Redis, a shop database, a pipeline")
     p.add_argument("--no-ui", action="store_true", help="print progress instead of opening the console")
     p.add_argument("--readonly", action="store_true", help="console: refuse every action that changes anything")
     p.add_argument("--dir", default=".etl-tui-demo", help="working folder (default .etl-tui-demo)")

@@ -75,14 +75,30 @@ def board(now: float = FIXED_NOW) -> BoardSnapshot:
         desired="start",
         actual="streaming",
         tables=(
-            TableView("public.orders", "ready", rows_copied=182_400, inserts=48_210, updates=12_877, deletes=312,
-                      last_event_at=now - 1.2),
-            TableView("public.order_items", "ready", rows_copied=611_050, inserts=131_904, updates=4_551, deletes=980,
-                      last_event_at=now - 1.2),
-            TableView("public.customers", "ready", rows_copied=40_118, inserts=1_204, updates=3_310,
-                      last_event_at=now - 14.0),
-            TableView('public."Order Items"', "ready", rows_copied=5_000, inserts=220, updates=14,
-                      last_event_at=now - 95.0),
+            TableView(
+                "public.orders",
+                "ready",
+                rows_copied=182_400,
+                inserts=48_210,
+                updates=12_877,
+                deletes=312,
+                last_event_at=now - 1.2,
+            ),
+            TableView(
+                "public.order_items",
+                "ready",
+                rows_copied=611_050,
+                inserts=131_904,
+                updates=4_551,
+                deletes=980,
+                last_event_at=now - 1.2,
+            ),
+            TableView(
+                "public.customers", "ready", rows_copied=40_118, inserts=1_204, updates=3_310, last_event_at=now - 14.0
+            ),
+            TableView(
+                'public."Order Items"', "ready", rows_copied=5_000, inserts=220, updates=14, last_event_at=now - 95.0
+            ),
         ),
         rows_per_second=_series(60, lambda i: 1150 + 260 * math.sin(i / 5) + 90 * math.sin(i / 1.7)),
         lag_bytes=int(4.1 * MiB),
@@ -98,12 +114,20 @@ def board(now: float = FIXED_NOW) -> BoardSnapshot:
         desired="start",
         actual="copying",
         tables=(
-            TableView("public.invoices", "ready", rows_copied=1_204_332, inserts=8_120, updates=2_041,
-                      last_event_at=now - 3.0),
-            TableView("public.payments", "data_sync", rows_copied=620_000, copy_total=1_000_000,
-                      last_event_at=now - 1.0),
-            TableView("public.ledger", "catchup", rows_copied=2_400_000, copy_total=2_400_000, inserts=3_420,
-                      last_event_at=now - 2.0),
+            TableView(
+                "public.invoices", "ready", rows_copied=1_204_332, inserts=8_120, updates=2_041, last_event_at=now - 3.0
+            ),
+            TableView(
+                "public.payments", "data_sync", rows_copied=620_000, copy_total=1_000_000, last_event_at=now - 1.0
+            ),
+            TableView(
+                "public.ledger",
+                "catchup",
+                rows_copied=2_400_000,
+                copy_total=2_400_000,
+                inserts=3_420,
+                last_event_at=now - 2.0,
+            ),
             TableView("public.refunds", "init"),
         ),
         rows_per_second=_series(60, lambda i: 38_000 + 6_000 * math.sin(i / 7) + (i % 5) * 400),
@@ -127,8 +151,15 @@ def board(now: float = FIXED_NOW) -> BoardSnapshot:
         desired="start",
         actual="retrying",
         tables=(
-            TableView("public.contacts", "ready", rows_copied=88_000, inserts=410, updates=2_980, deletes=12,
-                      last_event_at=now - 48.0),
+            TableView(
+                "public.contacts",
+                "ready",
+                rows_copied=88_000,
+                inserts=410,
+                updates=2_980,
+                deletes=12,
+                last_event_at=now - 48.0,
+            ),
             TableView(
                 "public.deals",
                 "errored",
@@ -157,8 +188,11 @@ def board(now: float = FIXED_NOW) -> BoardSnapshot:
         destination_target="duckdb:./shop.duckdb",
         desired="start",
         actual="errored",
-        tables=(TableView("public.audit_log", "ready", rows_copied=9_800_000, inserts=51_000,
-                          last_event_at=now - 86_400.0 * 2),),
+        tables=(
+            TableView(
+                "public.audit_log", "ready", rows_copied=9_800_000, inserts=51_000, last_event_at=now - 86_400.0 * 2
+            ),
+        ),
         rows_per_second=_series(60, lambda i: 0.0),
         lag_bytes=None,
         confirmed_lsn=_lsn(0x0_1200_0000),
@@ -170,12 +204,42 @@ def board(now: float = FIXED_NOW) -> BoardSnapshot:
         ),
     )
     slots = (
-        SlotView("shop_sync", "etl_shop_sync_1", "shop", True, 4411, "reserved", int(4.1 * MiB), 18 * MiB,
-                 int(9.8 * GiB), lag_history=tuple(int((3 + 2 * math.sin(i / 4)) * MiB) for i in range(60))),
-        SlotView("billing_sync", "etl_billing_sync_2", "billing", True, 4420, "extended", 220 * MiB, 260 * MiB,
-                 int(1.2 * GiB), lag_history=tuple((150 + i) * MiB for i in range(60))),
-        SlotView("crm_sync", "etl_crm_sync_3", "crm", False, None, "reserved", 38 * MiB, 52 * MiB,
-                 int(3.9 * GiB), lag_history=tuple(int((20 + i * 0.3) * MiB) for i in range(60))),
+        SlotView(
+            "shop_sync",
+            "etl_shop_sync_1",
+            "shop",
+            True,
+            4411,
+            "reserved",
+            int(4.1 * MiB),
+            18 * MiB,
+            int(9.8 * GiB),
+            lag_history=tuple(int((3 + 2 * math.sin(i / 4)) * MiB) for i in range(60)),
+        ),
+        SlotView(
+            "billing_sync",
+            "etl_billing_sync_2",
+            "billing",
+            True,
+            4420,
+            "extended",
+            220 * MiB,
+            260 * MiB,
+            int(1.2 * GiB),
+            lag_history=tuple((150 + i) * MiB for i in range(60)),
+        ),
+        SlotView(
+            "crm_sync",
+            "etl_crm_sync_3",
+            "crm",
+            False,
+            None,
+            "reserved",
+            38 * MiB,
+            52 * MiB,
+            int(3.9 * GiB),
+            lag_history=tuple(int((20 + i * 0.3) * MiB) for i in range(60)),
+        ),
         SlotView("legacy_sync", "etl_legacy_sync_4", "shop", False, None, "lost", None, None, -int(0.4 * GiB)),
     )
     health = (
@@ -208,8 +272,14 @@ def events(now: float = FIXED_NOW) -> tuple[EventView, ...]:
         (420, "info", "config", "pipeline reports_sync added (pending: source unreachable)", "reports_sync", None),
         (400, "warning", "state", 'source "reports" unreachable: connection refused', None, None),
         (360, "info", "table", "copy started (~2.4M rows)", "billing_sync", "public.ledger"),
-        (300, "error", "table", "public.deals has no primary key and no replica identity index", "crm_sync",
-         "public.deals"),
+        (
+            300,
+            "error",
+            "table",
+            "public.deals has no primary key and no replica identity index",
+            "crm_sync",
+            "public.deals",
+        ),
         (240, "info", "table", "copy finished: 2.4M rows in 3m 58s", "billing_sync", "public.ledger"),
         (238, "info", "table", "catching up from 2/0E000000", "billing_sync", "public.ledger"),
         (200, "info", "table", "copy started (~1.0M rows)", "billing_sync", "public.payments"),
@@ -223,8 +293,9 @@ def events(now: float = FIXED_NOW) -> tuple[EventView, ...]:
         (12, "info", "retry", "retry 3 in 8s … then every 30s", "crm_sync", None),
         (3, "info", "state", "batch of 5.6k rows applied up to 1/A2B3C4D0", "shop_sync", None),
     ]
-    return tuple(EventView(now - age, level, kind, msg, pipeline, table) for age, level, kind, msg, pipeline, table
-                 in raw)
+    return tuple(
+        EventView(now - age, level, kind, msg, pipeline, table) for age, level, kind, msg, pipeline, table in raw
+    )
 
 
 def redis_keys() -> list[RedisKeyView]:
@@ -233,14 +304,20 @@ def redis_keys() -> list[RedisKeyView]:
     for pid, name in pipelines.items():
         prefix = f"etl:pipeline:{pid}:"
         keys += [
-            RedisKeyView(prefix + "tables", "hash", None,
-                         '{"public.orders": {"phase": "ready", "snapshot_lsn": "1/2A000000"}, …}' if pid == 1
-                         else f'{{… {name} table phases …}}'),
+            RedisKeyView(
+                prefix + "tables",
+                "hash",
+                None,
+                '{"public.orders": {"phase": "ready", "snapshot_lsn": "1/2A000000"}, …}'
+                if pid == 1
+                else f"{{… {name} table phases …}}",
+            ),
             RedisKeyView(prefix + "checkpoint", "string", None, _lsn(0x1_A2B3_C4D0 + pid)),
             RedisKeyView(prefix + "slot", "string", None, f"etl_{name}_{pid}"),
             RedisKeyView(prefix + "status", "string", 30, f'{{"pipeline": "{name}", "state": "…", "at": …}}'),
-            RedisKeyView(prefix + "counters", "hash", None, '{"public.orders|insert": "48210", …}' if pid == 1
-                         else "{…}"),
+            RedisKeyView(
+                prefix + "counters", "hash", None, '{"public.orders|insert": "48210", …}' if pid == 1 else "{…}"
+            ),
         ]
     return keys
 
@@ -254,20 +331,55 @@ def config() -> ConfigView:
             SourceConfigView("reports", "postgresql://etl:****@reports-db:5432/reports"),
         ),
         destinations=(
-            DestinationConfigView("local", "duckdb", "duckdb:./shop.duckdb",
-                                  (("path", "./shop.duckdb"), ("schema", "main"), ("landing_schema", "etl_landing"))),
-            DestinationConfigView("warehouse", "duckdb", "duckdb:/srv/warehouse.duckdb",
-                                  (("path", "/srv/warehouse.duckdb"), ("schema", "analytics"),
-                                   ("landing_schema", "etl_landing"))),
+            DestinationConfigView(
+                "local",
+                "duckdb",
+                "duckdb:./shop.duckdb",
+                (("path", "./shop.duckdb"), ("schema", "main"), ("landing_schema", "etl_landing")),
+            ),
+            DestinationConfigView(
+                "warehouse",
+                "duckdb",
+                "duckdb:/srv/warehouse.duckdb",
+                (("path", "/srv/warehouse.duckdb"), ("schema", "analytics"), ("landing_schema", "etl_landing")),
+            ),
+            DestinationConfigView(
+                "snowflake",
+                "snowflake",
+                "snowflake:myorg-analytics/ANALYTICS.PUBLIC",
+                (
+                    ("schema", "PUBLIC"),
+                    ("landing_schema", "ETL_LANDING"),
+                    ("account", "myorg-analytics"),
+                    ("database", "ANALYTICS"),
+                    ("loader", "copy"),
+                    ("private_key_file", "/etc/etl-tui/snowflake_key.p8"),
+                    ("private_key_passphrase_env", "SNOWFLAKE_KEY_PASSPHRASE"),
+                    ("user", "ETL_LOADER"),
+                    ("warehouse", "LOAD_WH"),
+                ),
+            ),
         ),
         pipelines=(
-            PipelineConfigView("shop_sync", "shop", "local", "start",
-                               ("public.orders", "public.order_items", "public.customers", 'public."Order Items"'),
-                               True),
-            PipelineConfigView("billing_sync", "billing", "warehouse", "start",
-                               ("public.invoices", "public.payments", "public.ledger", "public.refunds"), True),
-            PipelineConfigView("crm_sync", "crm", "warehouse", "start",
-                               ("public.contacts", "public.deals", "public.notes"), True),
+            PipelineConfigView(
+                "shop_sync",
+                "shop",
+                "local",
+                "start",
+                ("public.orders", "public.order_items", "public.customers", 'public."Order Items"'),
+                True,
+            ),
+            PipelineConfigView(
+                "billing_sync",
+                "billing",
+                "warehouse",
+                "start",
+                ("public.invoices", "public.payments", "public.ledger", "public.refunds"),
+                True,
+            ),
+            PipelineConfigView(
+                "crm_sync", "crm", "warehouse", "start", ("public.contacts", "public.deals", "public.notes"), True
+            ),
             PipelineConfigView("legacy_sync", "shop", "local", "start", ("public.audit_log",), True),
             PipelineConfigView("reports_sync", "reports", "warehouse", "start", ("public.daily_totals",), False),
         ),
@@ -313,8 +425,9 @@ class FixtureBackend:
 
     def _act(self, name: str, *args: object) -> None:
         if self._readonly:
-            raise EtlError("the console is read-only", "start it without --readonly to change anything",
-                           kind=ErrorKind.CONFIG)
+            raise EtlError(
+                "the console is read-only", "start it without --readonly to change anything", kind=ErrorKind.CONFIG
+            )
         if self.gate is not None:
             self.gate.wait(timeout=30)
         with self._lock:
@@ -340,9 +453,7 @@ class FixtureBackend:
     def delete_source(self, name: str) -> None:
         self._act("delete_source", name)
 
-    def save_destination(
-        self, name: str, type_: str, options: dict[str, str], *, original: str | None = None
-    ) -> None:
+    def save_destination(self, name: str, type_: str, options: dict[str, str], *, original: str | None = None) -> None:
         self._act("save_destination", name, type_, dict(options), original)
 
     def delete_destination(self, name: str) -> None:

@@ -195,7 +195,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 # ---- errors and countdowns ------------------------------------------------------------------------
 def retry_label(error: ErrorView, now: float) -> str:
-    """"retry in 12s" for a timed retry, otherwise what the operator has to do."""
+    """ "retry in 12s" for a timed retry, otherwise what the operator has to do."""
     if error.retry_policy == "timed":
         if error.next_retry_at is None:
             return "retrying"
@@ -344,12 +344,20 @@ def tables_cell(p: PipelineView) -> Cell:
 def error_cell(p: PipelineView, now: float, width: int = 36) -> Cell:
     if p.last_error is not None:
         e = p.last_error
-        return Cell(retry_label(e, now), Tone.ERROR if e.retry_policy != "timed" else Tone.WARN,
-                    sub=truncate(e.reason, width), sub_tone=Tone.NORMAL)
+        return Cell(
+            retry_label(e, now),
+            Tone.ERROR if e.retry_policy != "timed" else Tone.WARN,
+            sub=truncate(e.reason, width),
+            sub_tone=Tone.NORMAL,
+        )
     for t in p.tables:
         if t.error is not None:
-            return Cell(f"{t.name}: {retry_label(t.error, now)}", Tone.ERROR, sub=truncate(t.error.reason, width),
-                        sub_tone=Tone.NORMAL)
+            return Cell(
+                f"{t.name}: {retry_label(t.error, now)}",
+                Tone.ERROR,
+                sub=truncate(t.error.reason, width),
+                sub_tone=Tone.NORMAL,
+            )
     return Cell("—", Tone.MUTED)
 
 
@@ -499,10 +507,11 @@ def slot_brief_lines(s: SlotView | None) -> list[Cell]:
     headroom = headroom_cell(s)
     lines = [
         Cell(f"{s.slot} on source {s.source}"),
-        Cell(f"{active} · wal_status {s.wal_status or '—'}",
-             Tone.OK if s.active and not s.warning else Tone.WARN),
-        Cell(f"confirmed lag {human_bytes(s.confirmed_lag_bytes)} · restart lag {human_bytes(s.restart_lag_bytes)}",
-             lag_tone(s.confirmed_lag_bytes, None)),
+        Cell(f"{active} · wal_status {s.wal_status or '—'}", Tone.OK if s.active and not s.warning else Tone.WARN),
+        Cell(
+            f"confirmed lag {human_bytes(s.confirmed_lag_bytes)} · restart lag {human_bytes(s.restart_lag_bytes)}",
+            lag_tone(s.confirmed_lag_bytes, None),
+        ),
         Cell(f"safe WAL {headroom.text}  {headroom.sub}", headroom.tone),
         Cell(f"lag {sparkline(s.lag_history, 30)}", Tone.MUTED),
     ]
@@ -580,12 +589,13 @@ def headroom_cell(s: SlotView) -> Cell:
     budget = used + max(0, s.safe_wal_size)
     fraction = max(0, s.safe_wal_size) / budget if budget else 0.0
     tone = Tone.ERROR if s.safe_wal_size <= 0 else Tone.WARN if fraction < HEADROOM_WARN_FRACTION else Tone.OK
-    return Cell(human_bytes(s.safe_wal_size), tone, sub=f"{progress_bar(fraction, 10)} {fraction * 100:3.0f}%",
-                sub_tone=tone)
+    return Cell(
+        human_bytes(s.safe_wal_size), tone, sub=f"{progress_bar(fraction, 10)} {fraction * 100:3.0f}%", sub_tone=tone
+    )
 
 
 def short_warning(warning: str | None, width: int = 24) -> str:
-    """"slot lost: WAL needed was removed; …" → "slot lost" (the whole text is in the warnings panel)."""
+    """ "slot lost: WAL needed was removed; …" → "slot lost" (the whole text is in the warnings panel)."""
     if not warning:
         return "—"
     return truncate(warning.split(":", 1)[0], width)
@@ -664,8 +674,10 @@ def redis_rows(keys: Sequence[RedisKeyView]) -> list[Row]:
             (
                 Cell(k.key),
                 Cell(k.type),
-                Cell("no expiry" if k.ttl_seconds is None else human_duration(k.ttl_seconds),
-                     Tone.MUTED if k.ttl_seconds is None else Tone.NORMAL),
+                Cell(
+                    "no expiry" if k.ttl_seconds is None else human_duration(k.ttl_seconds),
+                    Tone.MUTED if k.ttl_seconds is None else Tone.NORMAL,
+                ),
                 Cell(truncate(k.preview.replace("\n", " "), 90), Tone.MUTED),
             ),
         )
@@ -678,6 +690,10 @@ def source_rows(config: ConfigView) -> list[Row]:
     return [Row(s.name, (Cell(s.name), Cell(s.dsn_redacted))) for s in config.sources]
 
 
+# Options a destination's TARGET column already shows (duckdb:PATH, snowflake:ACCOUNT/DATABASE.SCHEMA).
+_IN_TARGET = {"duckdb": ("path",), "snowflake": ("account", "database", "schema")}
+
+
 def destination_rows(config: ConfigView) -> list[Row]:
     return [
         Row(
@@ -686,7 +702,10 @@ def destination_rows(config: ConfigView) -> list[Row]:
                 Cell(d.name),
                 Cell(d.type),
                 Cell(d.target),
-                Cell(", ".join(f"{k}={v}" for k, v in d.options if k != "path"), Tone.MUTED),
+                Cell(
+                    ", ".join(f"{k}={v}" for k, v in d.options if k not in _IN_TARGET.get(d.type, ("path",))),
+                    Tone.MUTED,
+                ),
             ),
         )
         for d in config.destinations
@@ -749,8 +768,9 @@ def with_password(dsn: str, password: str) -> str:
         return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
     escaped = "'" + password.replace("\\", "\\\\").replace("'", "\\'") + "'"
     if re.search(rf"\bpassword\s*=\s*{re.escape(MASK)}", dsn, re.IGNORECASE):
-        return re.sub(rf"(\bpassword\s*=\s*){re.escape(MASK)}", lambda m: m.group(1) + escaped, dsn,
-                      flags=re.IGNORECASE)
+        return re.sub(
+            rf"(\bpassword\s*=\s*){re.escape(MASK)}", lambda m: m.group(1) + escaped, dsn, flags=re.IGNORECASE
+        )
     if re.search(r"\bpassword\s*=", dsn, re.IGNORECASE):
         raise FormError("the DSN already has a password: leave the password field empty or remove it from the DSN")
     return f"{dsn} password={escaped}"

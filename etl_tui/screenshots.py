@@ -40,6 +40,9 @@ SCENES: dict[str, Scene] = {
     "help": Scene(("question_mark",), about="keys of the home screen"),
     "resync-confirm": Scene(("down", "enter", "down", "R"), about="resync asks for the table name"),
     "source-form": Scene(("7", "e"), about="editing a source: the password stays masked"),
+    "snowflake-form": Scene(
+        ("7", "tab", "down", "down", "e"), about="editing a Snowflake destination: key file and env var names only"
+    ),
     "filtered": Scene(("6", "slash", *"crm"), about="events filtered with /"),
     "readonly": Scene((), readonly=True, about="read-only: no changing keys"),
 }

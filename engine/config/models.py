@@ -21,6 +21,7 @@ class PipelineStatus(StrEnum):
 
 class DestinationType(StrEnum):
     DUCKDB = "duckdb"
+    SNOWFLAKE = "snowflake"
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,10 @@ class Destination:
     def describe(self) -> str:
         if self.type is DestinationType.DUCKDB:
             return f"duckdb:{self.config.get('path')}"
+        if self.type is DestinationType.SNOWFLAKE:
+            # where the tables are; the credentials are never part of it
+            c = self.config
+            return f"snowflake:{c.get('account')}/{c.get('database')}.{c.get('schema')}"
         return str(self.type)
 
 

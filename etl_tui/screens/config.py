@@ -161,8 +161,9 @@ class ConfigScreen(BoardScreen):
 
             def save_source(d: SourceDraft | None) -> None:
                 if d is not None:
-                    self._save(f"save source {d.name}", partial(backend.save_source, d.name, d.dsn,
-                                                                original=d.original))
+                    self._save(
+                        f"save source {d.name}", partial(backend.save_source, d.name, d.dsn, original=d.original)
+                    )
 
             self.app.push_screen(SourceForm(source), save_source)
         elif self._list == "destinations":
@@ -170,8 +171,10 @@ class ConfigScreen(BoardScreen):
 
             def save_destination(d: DestinationDraft | None) -> None:
                 if d is not None:
-                    self._save(f"save destination {d.name}",
-                               partial(backend.save_destination, d.name, d.type, d.options, original=d.original))
+                    self._save(
+                        f"save destination {d.name}",
+                        partial(backend.save_destination, d.name, d.type, d.options, original=d.original),
+                    )
 
             self.app.push_screen(DestinationForm(dest), save_destination)
         else:
@@ -179,9 +182,10 @@ class ConfigScreen(BoardScreen):
 
             def save_pipeline(d: PipelineDraft | None) -> None:
                 if d is not None:
-                    self._save(f"save pipeline {d.name}",
-                               partial(backend.save_pipeline, d.name, d.source, d.destination, d.tables,
-                                       original=d.original))
+                    self._save(
+                        f"save pipeline {d.name}",
+                        partial(backend.save_pipeline, d.name, d.source, d.destination, d.tables, original=d.original),
+                    )
 
             self.app.push_screen(
                 PipelineForm([s.name for s in config.sources], [d.name for d in config.destinations], pipeline),

@@ -4,6 +4,7 @@ cancelled); the screen that opened it sends the draft to the backend from a work
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import ClassVar, Generic, TypeVar
 
 from textual import on
@@ -11,9 +12,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
+from engine.config.destination_options import Loader, SnowflakeProtocol, destination_config, parse_flag
 from engine.config.models import DestinationType
+from engine.errors import ConfigError
 from engine.status_board import DestinationConfigView, PipelineConfigView, SourceConfigView
 from etl_tui.presenters import FormError, required, source_dsn_for_save
 
@@ -121,7 +124,51 @@ class SourceForm(FormModal[SourceDraft]):
         return SourceDraft(required(self.value("name"), "a name"), dsn, self.original.name if self.original else None)
 
 
+@dataclass(frozen=True)
+class _Field:
+    key: str
+    label: str
+    types: frozenset[DestinationType]
+    placeholder: str = ""
+
+
+_DUCKDB = frozenset({DestinationType.DUCKDB})
+_SNOWFLAKE = frozenset({DestinationType.SNOWFLAKE})
+_BOTH = _DUCKDB | _SNOWFLAKE
+# Text fields, in form order; protocol, loader and the two switches follow them.
+_DESTINATION_FIELDS = (
+    _Field("path", "Path (duckdb file)", _DUCKDB, "./shop.duckdb"),
+    _Field("account", "Account", _SNOWFLAKE, "myorg-myaccount"),
+    _Field("user", "User", _SNOWFLAKE, "ETL_LOADER"),
+    _Field("database", "Database", _SNOWFLAKE, "ANALYTICS"),
+    _Field("schema", "Schema of the target tables", _BOTH),
+    _Field("landing_schema", "Schema of the landing tables", _BOTH),
+    _Field("warehouse", "Warehouse", _SNOWFLAKE, "optional: the user's default"),
+    _Field("role", "Role", _SNOWFLAKE, "optional: the user's default"),
+    _Field("private_key_file", "Private key file", _SNOWFLAKE, "key-pair authentication, e.g. ~/.snowflake/etl_key.p8"),
+    _Field("private_key_passphrase_env", "Passphrase env var", _SNOWFLAKE, "optional: name of the variable"),
+    _Field("password_env", "Password env var", _SNOWFLAKE, "instead of a key: name of the variable"),
+    _Field("host", "Host", _SNOWFLAKE, "optional: an emulator or a proxy"),
+    _Field("port", "Port", _SNOWFLAKE, "with a host"),
+)
+_SCHEMA_PLACEHOLDERS = {
+    DestinationType.DUCKDB: ("main", "etl_landing"),
+    DestinationType.SNOWFLAKE: ("required, e.g. PUBLIC", "ETL_LANDING"),
+}
+
+
 class DestinationForm(FormModal[DestinationDraft]):
+    """One row per option, only those of the chosen type shown. Secrets are never typed here:
+    a key file and the names of environment variables, checked as the command line checks them."""
+
+    DEFAULT_CSS = """
+    DestinationForm .form-row { height: 1; }
+    DestinationForm .form-row Label { width: 30; color: $text-muted; }
+    DestinationForm .form-row Input, DestinationForm .form-row Select { width: 1fr; }
+    DestinationForm .form-switches { height: 1; margin-top: 1; }
+    DestinationForm .form-switches Checkbox { width: auto; margin-right: 2; }
+    """
+
     def __init__(self, original: DestinationConfigView | None = None) -> None:
         super().__init__()
         self.original = original
@@ -131,34 +178,102 @@ class DestinationForm(FormModal[DestinationDraft]):
         o = self.original
         options = dict(o.options) if o else {}
         types = [(t.value, t.value) for t in DestinationType]
-        yield from _field("Name", Input(o.name if o else "", placeholder="local", id="name"))
-        yield from _field(
-            "Type", Select(types, value=o.type if o else types[0][1], allow_blank=False, id="type")
+        yield from _row("Name", Input(o.name if o else "", placeholder="local", id="name", compact=True), _BOTH)
+        yield from _row(
+            "Type",
+            Select(types, value=o.type if o else types[0][1], allow_blank=False, id="type", compact=True),
+            _BOTH,
         )
-        yield from _field("Path (duckdb file)", Input(options.get("path", ""), placeholder="./shop.duckdb", id="path"))
-        yield from _field("Schema of the target tables", Input(options.get("schema", "main"), id="schema"))
-        yield from _field(
-            "Schema of the landing tables", Input(options.get("landing_schema", "etl_landing"), id="landing_schema")
+        for f in _DESTINATION_FIELDS:
+            widget = Input(options.get(f.key, ""), placeholder=f.placeholder, id=f.key, compact=True)
+            yield from _row(f.label, widget, f.types)
+        yield from _row(
+            "Protocol",
+            Select(
+                _choices(SnowflakeProtocol),
+                value=options.get("protocol", "https"),
+                allow_blank=False,
+                id="protocol",
+                compact=True,
+            ),
+            _SNOWFLAKE,
         )
+        yield from _row(
+            "Loader",
+            Select(_choices(Loader), value=options.get("loader", "copy"), allow_blank=False, id="loader", compact=True),
+            _SNOWFLAKE,
+        )
+        with Horizontal(classes="form-switches"):
+            yield Checkbox(
+                "Keep deleted rows (flagged _etl_deleted)",
+                _flag(options, "soft_deletes", False),
+                id="soft_deletes",
+                compact=True,
+            )
+            yield Checkbox(
+                "MERGE in a transaction (off only for emulators such as fakesnow)",
+                _flag(options, "transactions", True),
+                id="transactions",
+                compact=True,
+            )
+
+    def on_mount(self) -> None:
+        self._show(self._type())
+
+    @on(Select.Changed, "#type")
+    def _type_changed(self) -> None:
+        self._show(self._type())
+
+    def _type(self) -> DestinationType:
+        return DestinationType(self.selected("type") or DestinationType.DUCKDB)
+
+    def _show(self, type_: DestinationType) -> None:
+        for row in self.query(".form-row"):
+            row.display = row.has_class(f"for-{type_}")
+        self.query_one("#transactions", Checkbox).display = type_ is DestinationType.SNOWFLAKE
+        schema, landing = _SCHEMA_PLACEHOLDERS[type_]
+        self.query_one("#schema", Input).placeholder = schema
+        self.query_one("#landing_schema", Input).placeholder = landing
 
     def build(self) -> DestinationDraft:
-        type_ = self.selected("type")
-        options = {
-            "path": self.value("path").strip(),
-            "schema": self.value("schema").strip() or "main",
-            "landing_schema": self.value("landing_schema").strip() or "etl_landing",
-        }
-        if type_ == DestinationType.DUCKDB and not options["path"]:
-            raise FormError("a duckdb destination needs the path of its database file")
-        return DestinationDraft(
-            required(self.value("name"), "a name"), type_, options, self.original.name if self.original else None
-        )
+        name = required(self.value("name"), "a name")
+        type_ = self._type()
+        options = {f.key: self.value(f.key).strip() for f in _DESTINATION_FIELDS if type_ in f.types}
+        if type_ is DestinationType.SNOWFLAKE:
+            if options.get("host"):
+                options["protocol"] = self.selected("protocol")
+            options["loader"] = self.selected("loader")
+            if not self.query_one("#transactions", Checkbox).value:
+                options["transactions"] = "false"
+        if self.query_one("#soft_deletes", Checkbox).value:
+            options["soft_deletes"] = "true"
+        options = {k: v for k, v in options.items() if v}
+        try:
+            destination_config(type_, options, name=name)
+        except ConfigError as exc:
+            raise FormError(str(exc)) from None
+        return DestinationDraft(name, str(type_), options, self.original.name if self.original else None)
+
+
+def _row(label: str, widget: Input | Select[str], types: frozenset[DestinationType]) -> ComposeResult:
+    with Horizontal(classes="form-row " + " ".join(f"for-{t}" for t in sorted(types))):
+        yield Label(label)
+        yield widget
+
+
+def _choices(values: type[StrEnum]) -> list[tuple[str, str]]:
+    return [(v.value, v.value) for v in values]
+
+
+def _flag(options: dict[str, str], key: str, default: bool) -> bool:
+    try:
+        return parse_flag(options[key]) if key in options else default
+    except ConfigError:
+        return default
 
 
 class PipelineForm(FormModal[PipelineDraft]):
-    def __init__(
-        self, sources: list[str], destinations: list[str], original: PipelineConfigView | None = None
-    ) -> None:
+    def __init__(self, sources: list[str], destinations: list[str], original: PipelineConfigView | None = None) -> None:
         super().__init__()
         self.sources = sources
         self.destinations = destinations
@@ -170,13 +285,21 @@ class PipelineForm(FormModal[PipelineDraft]):
         yield from _field("Name", Input(o.name if o else "", placeholder="shop_sync", id="name"))
         yield from _field(
             "Source",
-            Select([(s, s) for s in self.sources], value=o.source if o else Select.NULL, prompt="choose a source",
-                   id="source"),
+            Select(
+                [(s, s) for s in self.sources],
+                value=o.source if o else Select.NULL,
+                prompt="choose a source",
+                id="source",
+            ),
         )
         yield from _field(
             "Destination",
-            Select([(d, d) for d in self.destinations], value=o.destination if o else Select.NULL,
-                   prompt="choose a destination", id="destination"),
+            Select(
+                [(d, d) for d in self.destinations],
+                value=o.destination if o else Select.NULL,
+                prompt="choose a destination",
+                id="destination",
+            ),
         )
         yield from _field(
             'Tables (comma-separated; quote names that need it: public."Order Items")',

@@ -41,8 +41,10 @@ class HelpScreen(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         title = next((s.title for s in SCREENS if s.name == self._screen), self._screen)
         with VerticalScroll(id="dialog", classes="modal-dialog help"):
-            yield Label(f"Keys · {title}" + (" · read-only: changing actions are off" if self._readonly else ""),
-                        classes="modal-title")
+            yield Label(
+                f"Keys · {title}" + (" · read-only: changing actions are off" if self._readonly else ""),
+                classes="modal-title",
+            )
             yield Static(_key_table("This screen", self._visible(screen_keys(self._screen))))
             yield Static(_key_table("Everywhere", [*self._visible(global_keys()), ("ctrl+p", "command palette")]))
             yield Static(_key_table("Screens", [(s.key, f"{s.title}: {s.help}") for s in SCREENS]))

@@ -26,12 +26,19 @@ COLUMNS = (
     Column("warning", "WARNING"),
 )
 NOTES = [
-    Cell("CONFIRMED LAG: WAL written since the last change durable at the destination (what a restart replays).",
-         Tone.MUTED),
-    Cell("RESTART LAG: WAL the source keeps for this slot. SAFE WAL: how much more it may keep before "
-         "max_slot_wal_keep_size lets PostgreSQL remove it (the slot is then lost).", Tone.MUTED),
-    Cell("An inactive slot still holds WAL back: the source disk fills until the pipeline runs again or is "
-         "removed.", Tone.MUTED),
+    Cell(
+        "CONFIRMED LAG: WAL written since the last change durable at the destination (what a restart replays).",
+        Tone.MUTED,
+    ),
+    Cell(
+        "RESTART LAG: WAL the source keeps for this slot. SAFE WAL: how much more it may keep before "
+        "max_slot_wal_keep_size lets PostgreSQL remove it (the slot is then lost).",
+        Tone.MUTED,
+    ),
+    Cell(
+        "An inactive slot still holds WAL back: the source disk fills until the pipeline runs again or is removed.",
+        Tone.MUTED,
+    ),
 ]
 
 

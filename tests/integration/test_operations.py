@@ -44,7 +44,7 @@ def test_migrate_applies_once(
 ) -> None:
     _env(settings, monkeypatch)
     assert main(["migrate"]) == 0
-    assert "applied 1 migration(s): 001_create_tables" in capsys.readouterr().out
+    assert "applied 2 migration(s): 001_create_tables, 002_snowflake_destinations" in capsys.readouterr().out
     assert main(["migrate"]) == 0
     assert "applied 0 migration(s)" in capsys.readouterr().out
 

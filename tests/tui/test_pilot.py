@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.widgets import Checkbox, Input, Select, Static
 
 from engine.errors import EtlError
 from engine.status_board import BoardSnapshot
@@ -22,7 +22,7 @@ from etl_tui.screens.config import ConfigScreen
 from etl_tui.screens.confirm import ConfirmModal, TypeNameModal
 from etl_tui.screens.detail import DetailScreen
 from etl_tui.screens.events import EventsScreen
-from etl_tui.screens.forms import SourceForm
+from etl_tui.screens.forms import DestinationForm, SourceForm
 from etl_tui.screens.help import HelpScreen
 from etl_tui.screens.pipelines import PipelinesScreen, PipelineTable
 from etl_tui.screens.redis_state import RedisScreen
@@ -380,6 +380,113 @@ def test_config_forms_send_typed_drafts() -> None:
         ("save_source", ("shop", None, "shop")),
         ("save_source", ("shop", "postgresql://replicator:n3w@db.internal:5432/shop", "shop")),
         ("save_source", ("analytics", "postgresql://etl@analytics-db/analytics", None)),
+    ]
+
+
+def shown(form: DestinationForm, field: str) -> bool:
+    widget = form.query_one(f"#{field}")
+    return widget.display and widget.parent is not None and widget.parent.display  # a row hides its field
+
+
+def test_destination_form_creates_a_snowflake_destination(tmp_path: Path) -> None:
+    key = tmp_path / "etl_key.p8"
+    key.write_text("-----BEGIN PRIVATE KEY-----\n")
+    backend = FixtureBackend()
+
+    def form_error(app: EtlApp) -> str:
+        return str(app.screen.query_one("#form-error", Static).render())
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "7", "tab", "a")
+        form = app.screen
+        assert isinstance(form, DestinationForm)
+        assert shown(form, "path") and not shown(form, "account") and not shown(form, "transactions")
+        form.query_one("#type", Select).value = "snowflake"
+        await settle(pilot)
+        assert not shown(form, "path") and shown(form, "account") and shown(form, "transactions")
+        assert form.query_one("#landing_schema", Input).placeholder == "ETL_LANDING"
+        for field, value in {
+            "name": "wh",
+            "account": "myorg-analytics",
+            "user": "ETL_LOADER",
+            "database": "ANALYTICS",
+            "schema": "PUBLIC",
+        }.items():
+            form.query_one(f"#{field}", Input).value = value
+        await press(pilot, "enter")
+        assert app.screen is form and "has no credentials" in form_error(app)  # the CLI's check and words
+        form.query_one("#password_env", Input).value = "SF_PASSWORD"
+        form.query_one("#private_key_file", Input).value = str(key)
+        await press(pilot, "enter")
+        assert app.screen is form and "both a private key file and a password" in form_error(app)
+        form.query_one("#password_env", Input).value = ""
+        form.query_one("#port", Input).value = "8080"
+        await press(pilot, "enter")
+        assert app.screen is form and "--port needs --host" in form_error(app)
+        form.query_one("#host", Input).value = "127.0.0.1"
+        form.query_one("#protocol", Select).value = "http"
+        form.query_one("#soft_deletes", Checkbox).value = True
+        form.query_one("#transactions", Checkbox).value = False
+        await press(pilot, "enter")
+        assert not isinstance(app.screen, DestinationForm)
+
+    drive(backend, scenario)
+    assert backend.calls == [
+        (
+            "save_destination",
+            (
+                "wh",
+                "snowflake",
+                {
+                    "account": "myorg-analytics",
+                    "user": "ETL_LOADER",
+                    "database": "ANALYTICS",
+                    "schema": "PUBLIC",
+                    "private_key_file": str(key),
+                    "host": "127.0.0.1",
+                    "port": "8080",
+                    "protocol": "http",
+                    "loader": "copy",
+                    "transactions": "false",
+                    "soft_deletes": "true",
+                },
+                None,
+            ),
+        )
+    ]
+
+
+def test_destination_form_edits_keep_the_stored_options() -> None:
+    backend = FixtureBackend()
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "7", "tab", "down", "down", "e")
+        form = app.screen
+        assert isinstance(form, DestinationForm)
+        assert form.query_one("#account", Input).value == "myorg-analytics"
+        assert form.query_one("#transactions", Checkbox).value  # stored config has no "transactions": on
+        form.query_one("#private_key_file", Input).value = ""
+        await press(pilot, "enter")
+        assert app.screen is form  # without a key file or a password variable it cannot save
+        await press(pilot, "escape")
+        await press(pilot, "up", "e")  # a duckdb destination: its own fields only
+        form = app.screen
+        assert isinstance(form, DestinationForm)
+        assert form.query_one("#path", Input).value == "/srv/warehouse.duckdb"
+        assert not shown(form, "account") and not shown(form, "transactions")
+        await press(pilot, "enter")
+
+    drive(backend, scenario)
+    assert backend.calls == [
+        (
+            "save_destination",
+            (
+                "warehouse",
+                "duckdb",
+                {"path": "/srv/warehouse.duckdb", "schema": "analytics", "landing_schema": "etl_landing"},
+                "warehouse",
+            ),
+        )
     ]
 
 
