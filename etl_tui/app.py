@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 
 from engine.status_board import BoardSnapshot
@@ -107,7 +108,12 @@ class EtlApp(App[None]):
             self._take_snapshot()
         for screen in self.screen_stack:
             if isinstance(screen, BoardScreen) and screen.is_mounted:
-                screen.refresh_view(body=not self.frozen)
+                try:
+                    screen.refresh_view(body=not self.frozen)
+                except NoMatches:
+                    # the timer can fire while the app is closing and the screen's widgets are
+                    # already gone; a screen that is still there is drawn again on the next tick
+                    continue
 
     def action_toggle_freeze(self) -> None:
         self.frozen = not self.frozen
