@@ -38,3 +38,17 @@ def scrub(text: str, secrets: list[str]) -> str:
         if secret and len(secret) >= 3:
             text = text.replace(secret, MASK)
     return text
+
+
+# password=... in free text, but not inside a URL query (masked by _QUERY_PASSWORD)
+_KV_PASSWORD_IN_TEXT = re.compile(r"(?<![?&])(\bpassword\s*=\s*)('(?:[^'\\]|\\.|'')*'|\S+)", re.IGNORECASE)
+# a URL with a password in its user info, anywhere in a text: scheme://user:secret@host (the
+# password may itself hold an unescaped @: everything up to the last @ of the URL goes)
+_URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)([^\s/]+)(@)", re.IGNORECASE)
+
+
+def redact_text(text: str) -> str:
+    """Mask passwords in free text that may quote a DSN or URL (log lines, driver errors)."""
+    text = _URL_USERINFO.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+    text = _QUERY_PASSWORD.sub(lambda m: m.group(1) + MASK, text)
+    return _KV_PASSWORD_IN_TEXT.sub(lambda m: m.group(1) + MASK, text)
