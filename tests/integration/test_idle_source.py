@@ -58,8 +58,8 @@ def test_an_errored_table_never_pins_the_slot(settings: Settings, source_dsn: st
     with psycopg.connect(source_dsn, autocommit=True) as conn:
         conn.execute("CREATE TABLE good (id int PRIMARY KEY, v text)")
         conn.execute("CREATE TABLE keyless (id int, v text)")  # errored: no key
-    duck = f"{tmp_path}/o.duckdb"
-    _configure(settings, source_dsn, duck, "public.good,public.keyless")
+    duck = tmp_path / "o.duckdb"
+    _configure(settings, source_dsn, str(duck), "public.good,public.keyless")
     with EngineThread(settings) as engine:
         runner = engine.runner("p1")
         slot = runner.spec.pipeline.slot_name
