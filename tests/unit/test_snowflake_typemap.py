@@ -245,3 +245,69 @@ def test_array_all_null_and_sliced() -> None:
     assert to_parquet_array(pa.nulls(2, pa.list_(pa.int32())), ctype).to_pylist() == [None, None]
     data = values(ctype, ["{1}", "{2,3}", None, "{4}"]).slice(1)
     assert to_parquet_array(data, ctype).to_pylist() == ["[2,3]", None, "[4]"]
+
+
+# ---- JSON that Snowflake would refuse or change
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "shown"),
+    [
+        ("jsonb", "123456789012345678901234567890.123456789", "changes it to 1.2345678901234568e+29"),
+        ("jsonb", '{"a": [1, 12345678901234567890123456789012345678901]}', "as a DOUBLE"),
+        ("json", "1e1000", "outside Snowflake's DOUBLE range"),
+        ("json", "[1e-400]", "changes it to 0.0"),
+        ("json", '{"b": 1, "a": 2, "a": 3}', "key 'a' twice"),
+        ("json", '[{"x": {"k": 1, "k": 1}}]', "key 'k' twice"),
+    ],
+)
+def test_json_refused(name: str, text: str, shown: str) -> None:
+    ctype = ct(name)
+    with pytest.raises(ValueConversionError) as exc:
+        check_values(values(ctype, ['{"ok": 1}', None, text]), ctype, "public.t", "c")
+    assert exc.value.index == 2 and shown in exc.value.reason, exc.value.reason
+    assert exc.value.table == "public.t" and exc.value.hint
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "12345678901234567890123456789012345678",  # 38 digits: NUMBER(38,0)
+        "1234567890123456789012345678.0123456789",
+        "0.0000000000000000000000000000000000001",  # scale 37
+        "0.00000000000000000000000000000000000000012",  # past scale 37, but 1.2e-40 as a DOUBLE is the same
+        "1.5e-1",
+        "1E2",
+        "-0",
+        '{"e": "1e1000", "n": 2.50, "s": "' + "9" * 50 + '"}',  # in strings, digits are just text
+    ],
+)
+def test_json_numbers_kept(text: str) -> None:
+    for name in ("json", "jsonb"):
+        ctype = ct(name)
+        check_values(values(ctype, [text]), ctype, "t", "c")
+
+
+def test_jsonb_duplicate_keys_not_looked_for() -> None:
+    # jsonb has no duplicate keys; only json keeps them as written.
+    ctype = ct("jsonb")
+    check_values(values(ctype, ['{"a": 1, "b": {"c": [1, 2]}}']), ctype, "t", "c")
+
+
+def test_json_array_null_element_refused_and_numbers_checked() -> None:
+    ctype = arr("jsonb")
+    check_values(values(ctype, ['{"{\\"a\\": null}",NULL,"[]"}']), ctype, "t", "c")
+    with pytest.raises(ValueConversionError) as exc:
+        check_values(values(ctype, ["{1}", '{"{}","null"}']), ctype, "t", "c")
+    assert exc.value.index == 1 and "JSON null" in exc.value.reason
+    with pytest.raises(ValueConversionError) as exc:
+        check_values(values(ctype, ["{1}", "{2,1e1000}"]), ctype, "t", "c")
+    assert exc.value.index == 1 and "array element" in exc.value.reason
+
+
+def test_float_negative_zero_stays_a_double() -> None:
+    # PARSE_JSON reads -0 as the integer 0; with an exponent it is a DOUBLE and keeps its sign.
+    for name in ("float4", "float8"):
+        ctype = arr(name)
+        out = to_parquet_array(values(ctype, ["{-0,0,-1.5}"]), ctype).to_pylist()
+        assert out == ["[-0.0e0,0,-1.5]"]

@@ -130,6 +130,9 @@ def connect(config: SnowflakeConfig) -> SnowflakeConnection:
         "database": config.database,
         "schema": config.schema,
         "session_parameters": {
+            # timestamptz values travel as UTC instants; a session in another time zone must not
+            # reinterpret a wall-clock reading of them
+            "TIMEZONE": "UTC",
             "QUOTED_IDENTIFIERS_IGNORE_CASE": False,
             "CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False,
         },

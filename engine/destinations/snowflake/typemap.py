@@ -32,10 +32,18 @@ Choices worth knowing:
   seconds would change the value; intervals are stored as PostgreSQL's ISO 8601 text
   (``P1Y2M3DT4H5M6.5S``), which casts back losslessly in PostgreSQL and DuckDB.
 * VARIANT columns arrive as JSON *text*: the loader must ``PARSE_JSON`` them.  Inside array
-  JSON, numerics are JSON strings (``"1.5000000000"``) because Snowflake parses JSON numbers
-  with a fraction as DOUBLE and would round them; NaN/±Infinity become the strings ``"NaN"``,
-  ``"Infinity"``, ``"-Infinity"`` (not valid JSON numbers); bytea elements are hex strings
-  (Snowflake's default binary text format); dates, times and timestamps are ISO strings.
+  JSON, numerics are JSON strings (``"1.5000000000"``) so they keep their exact digits whatever
+  type ``PARSE_JSON`` picks for a number; NaN/±Infinity become the strings ``"NaN"``,
+  ``"Infinity"``, ``"-Infinity"`` (not valid JSON numbers) and a float's negative zero is
+  written ``-0.0e0`` (``PARSE_JSON`` reads ``-0`` as the integer 0, an exponent makes it a
+  DOUBLE); bytea elements are hex strings (Snowflake's default binary text format); dates,
+  times and timestamps are ISO strings.
+* ``PARSE_JSON`` keeps a JSON number exactly only as NUMBER (no exponent, at most 38 digits,
+  37 after the point); any other number becomes a DOUBLE.  json/jsonb values holding a number
+  that DOUBLE would change (``123456789012345678901234567890.5``, ``1e1000``) are rejected, as
+  are json objects with a duplicated key (``PARSE_JSON`` refuses them, and keeping one value
+  would drop the other) and JSON ``null`` elements of json/jsonb arrays (a VARIANT array reads
+  them back the same as NULL elements).
 * Snowflake dates and timestamps cover years 1 to 9999 only; BC and later values are rejected
   by :func:`check_values` instead of being shifted.  BINARY holds 8 MiB and VARCHAR/VARIANT
   16 MiB (16,777,216 bytes); longer values are rejected.
@@ -44,6 +52,7 @@ Choices worth knowing:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -78,6 +87,15 @@ _HINT_RANGE = (
     "(e.g. set it to NULL) or exclude the table"
 )
 _HINT_SIZE = "shorten the value in PostgreSQL or exclude the column's table"
+_HINT_JSON_NUMBER = "store the number as a JSON string in PostgreSQL, or exclude the table"
+_HINT_JSON_KEY = (
+    "remove the duplicate key in PostgreSQL (a jsonb column keeps only the last value), or exclude the table"
+)
+_HINT_JSON_NULL = "store a NULL element instead of the JSON null in PostgreSQL, or exclude the table"
+
+# Rows worth parsing: a number with an exponent or 38+ digits, or (json only) an object.
+_RISKY_NUMBER = r"[0-9][eE]|[0-9.]{39}"
+_RISKY_JSON = r"\{|" + _RISKY_NUMBER
 
 _SIMPLE: dict[ConvKind, str] = {
     ConvKind.INT16: "NUMBER(5,0)",
@@ -215,12 +233,73 @@ def _check(array: pa.Array, ctype: ColumnType, table: str, column: str, type_nam
             raise fail(
                 idx, value[:60], f"{size} bytes exceed Snowflake {target}'s {MAX_VARCHAR_BYTES} bytes", _HINT_SIZE
             )
+        if _is_json(ctype):
+            if rows is not None:
+                idx = _first(pc.equal(pc.utf8_trim_whitespace(array), "null"))
+                if idx is not None:
+                    reason = "a Snowflake VARIANT array reads a JSON null element back the same as a NULL element"
+                    raise fail(idx, "null", reason, _HINT_JSON_NULL)
+            found = _json_refusal(array, duplicate_keys=ctype.pg_display != "jsonb")
+            if found is not None:
+                idx, reason, hint = found
+                raise fail(idx, array[idx].as_py()[:60], reason, hint)
     elif kind is ConvKind.ARRAY and ctype.element is not None:
         flat = array.flatten()
         parents = pc.list_parent_indices(array)
         if rows is not None:
             parents = pc.take(rows, parents)
         _check(flat, ctype.element, table, column, type_name, parents)
+
+
+class _JsonRefusal(Exception):
+    def __init__(self, reason: str, hint: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.hint = hint
+
+
+def _json_number(text: str) -> None:
+    """Refuse a JSON number that ``PARSE_JSON`` would store as a DOUBLE of another value."""
+    if "e" not in text and "E" not in text:
+        whole, _, frac = text.lstrip("-").partition(".")
+        if len(whole.lstrip("0")) + len(frac) <= 38 and len(frac) <= _MAX_SCALE:
+            return  # a NUMBER(p,s): exact
+    double = float(text)
+    if not math.isfinite(double):
+        raise _JsonRefusal(f"the JSON number {text[:40]} is outside Snowflake's DOUBLE range", _HINT_JSON_NUMBER)
+    if Decimal(repr(double)) != Decimal(text):
+        raise _JsonRefusal(
+            f"Snowflake keeps the JSON number {text[:40]} as a DOUBLE, which changes it to {double!r}",
+            _HINT_JSON_NUMBER,
+        )
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> None:
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _JsonRefusal(
+                f"the JSON object has the key {key[:40]!r} twice, which Snowflake's PARSE_JSON refuses",
+                _HINT_JSON_KEY,
+            )
+        seen.add(key)
+
+
+def _json_refusal(array: pa.Array, duplicate_keys: bool) -> tuple[int, str, str] | None:
+    """The first JSON text that Snowflake would refuse or change: (index, reason, hint)."""
+    risky = pc.fill_null(pc.match_substring_regex(array, _RISKY_JSON if duplicate_keys else _RISKY_NUMBER), False)
+    if not pc.any(risky).as_py():
+        return None
+    pairs_hook = _unique_keys if duplicate_keys else None
+    for idx in pc.indices_nonzero(risky).to_pylist():
+        text = array[idx].as_py()
+        try:
+            json.loads(text, parse_float=_json_number, parse_int=_json_number, object_pairs_hook=pairs_hook)
+        except _JsonRefusal as exc:
+            return idx, exc.reason, exc.hint
+        except (ValueError, RecursionError):
+            continue  # not judged here (PostgreSQL accepted it); Snowflake reports what it refuses
+    return None
 
 
 def _check_size(text: pa.Array, limit: int, target: str, table: str, column: str, type_name: str) -> None:
@@ -301,7 +380,7 @@ def _per_value(fn: Callable[[Any], str]) -> Callable[[pa.Array, ColumnType], pa.
 def _float_json(values: pa.Array, _ctype: ColumnType) -> pa.Array:
     # Arrow prints the shortest text that round-trips (per float width), which is valid JSON.
     text = pc.cast(values, pa.string())
-    specials = {"nan": '"NaN"', "inf": '"Infinity"', "-inf": '"-Infinity"'}
+    specials = {"nan": '"NaN"', "inf": '"Infinity"', "-inf": '"-Infinity"', "-0": "-0.0e0"}
     for arrow_text, json_text in specials.items():
         text = pc.if_else(pc.equal(text, arrow_text), pa.scalar(json_text), text)
     return text
