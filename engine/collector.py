@@ -7,20 +7,22 @@ Each cycle it merges:
   once after :meth:`Collector.refresh_config` or a reconcile of the manager, and otherwise reused,
   so the console adds a few small queries every couple of seconds and no more;
 - the runners (actual state, table phases, counts, batches, copy progress) — read in memory;
-- each source's replication slots — one query per source on a connection kept open;
+- each source's replication slots, WAL rate and the alerts — the latest readings of the
+  :class:`~engine.wal_monitor.WalMonitor` (which polls the sources on threads of its own, so a
+  source that hangs never holds up a cycle here);
 - table phases of pipelines without a runner, and a PING — from Redis;
-- the events the runners emit, and those :meth:`Collector.record` adds (console actions).
+- the events the runners emit, alert notifications, and those :meth:`Collector.record` adds
+  (console actions).
 
 Any of the config DB, a source or Redis may be down: the snapshot says so in its health rows and
-publishing goes on. A source or the config DB that failed is tried again with a growing delay,
-so an unreachable host (a connect timeout) does not hold up every cycle.
+publishing goes on. The config DB, when it failed, is tried again with a growing delay.
 
 Measures:
 
 - rows/s: the growth of the pipeline's applied-row total (streamed and copied rows written to
   the destination) between two cycles, divided by the time between them; the last 60 are kept.
-- lag bytes: the source's WAL position minus the slot's ``confirmed_flush_lsn`` (what the source
-  keeps for us); when the slot cannot be read, what the runner received minus what it confirmed.
+- lag bytes: the source's WAL position minus the slot's ``confirmed_flush_lsn`` (what a restart
+  replays); when the slot cannot be read, what the runner received minus what it confirmed.
 - lag seconds: ``RunnerView.lag_seconds`` — now minus the later of the commit time of the last
   transaction durable at the destination and the last moment the runner had nothing pending.
   Every change still pending was committed after both, so this bounds its wait: about 0 while
@@ -36,12 +38,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 import redis
 
+from engine.alerts import Alert, AlertStatus, Severity
 from engine.config.destination_options import destination_config, unset_env_vars
 from engine.config.models import Destination, DestinationType, PipelineSpec, Source
 from engine.config.repository import ConfigRepository
@@ -49,8 +51,6 @@ from engine.errors import ConfigError, ErrorKind, EtlError, RetryPolicy
 from engine.identifiers import TableName
 from engine.manager import Manager
 from engine.pipeline.runner import ActivityView, RunnerEvent, RunnerState, RunnerView
-from engine.postgres_errors import classify_connect_error
-from engine.source.connection import source_conninfo
 from engine.source.lsn import format_lsn
 from engine.state.store import PipelineState
 from engine.state.table_state import TablePhase, TableState
@@ -65,25 +65,15 @@ from engine.status_board import (
     StatusBoard,
     TableView,
 )
+from engine.wal_monitor import SourceReading, WalMonitor
 
 log = logging.getLogger("etl.collector")
 
 RATE_SAMPLES = 60
 LAG_SAMPLES = 120
-CONNECT_TIMEOUT_SECONDS = 3  # a slow host delays one cycle by at most this, then backs off
-QUERY_TIMEOUT_MS = 3000
 MAX_RECONNECT_DELAY = 15.0
 
 _DESTINATION_KINDS = (ErrorKind.DESTINATION, ErrorKind.DESTINATION_BUSY)
-
-# One round trip per source: the WAL position even when none of the slots exists yet.
-_SLOTS_SQL = """
-SELECT w.lsn, s.slot_name, s.active, s.active_pid, {wal_status},
-       (s.confirmed_flush_lsn - '0/0'::pg_lsn)::bigint, (s.restart_lsn - '0/0'::pg_lsn)::bigint, {safe_wal_size}
-FROM (SELECT (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END
-              - '0/0'::pg_lsn)::bigint AS lsn) w
-LEFT JOIN pg_replication_slots s ON s.slot_name = ANY(%s)
-"""
 
 
 def event_view(event: RunnerEvent) -> EventView:
@@ -91,22 +81,13 @@ def event_view(event: RunnerEvent) -> EventView:
     return EventView(event.at, level, event.kind, event.message, event.pipeline, event.table)
 
 
-@dataclass(frozen=True)
-class _SlotRow:
-    active: bool
-    active_pid: int | None
-    wal_status: str | None
-    confirmed: int | None
-    restart: int | None
-    safe_wal_size: int | None
-
-
-@dataclass(frozen=True)
-class _SourcePoll:
-    ok: bool
-    detail: str
-    wal_lsn: int | None = None
-    slots: Mapping[str, _SlotRow] = field(default_factory=dict)
+def alert_event(alert: Alert) -> EventView:
+    """An alert notification as a line of the event log."""
+    if alert.status is AlertStatus.RESOLVED:
+        return EventView(alert.at, "info", "alert", f"resolved {alert.rule}: {alert.summary}", alert.pipeline)
+    level = "error" if alert.severity is Severity.CRITICAL else "warning"
+    what = f"still firing {alert.rule} (reminder {alert.repeat})" if alert.repeat else f"firing {alert.rule}"
+    return EventView(alert.at, level, "alert", f"{what}: {alert.summary}", alert.pipeline)
 
 
 class _Reconnecting:
@@ -122,58 +103,6 @@ class _Reconnecting:
 
     def succeeded(self) -> None:
         self.next_at, self.delay = 0.0, 1.0
-
-
-class _SourceLink:
-    """The collector's own connection to one source (its thread only)."""
-
-    def __init__(self, source: Source) -> None:
-        self.source = source
-        self.conn: psycopg.Connection | None = None
-        self.server_version = 0
-        self.retry = _Reconnecting()
-        self.last: _SourcePoll = _SourcePoll(False, "not polled yet")
-
-    def close(self) -> None:
-        if self.conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                self.conn.close()
-            self.conn = None
-
-    def poll(self, slots: list[str], now: float) -> _SourcePoll:
-        if self.conn is None and now < self.retry.next_at:
-            return self.last  # still backing off: report the last failure
-        what = f'source "{self.source.name}"'
-        try:
-            if self.conn is None:
-                self.conn = psycopg.connect(
-                    source_conninfo(self.source.dsn, "etl-tui console"),
-                    autocommit=True,
-                    connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                )
-                self.conn.execute(f"SET statement_timeout = {QUERY_TIMEOUT_MS}")
-                self.server_version = int(self.conn.info.server_version)
-            newer = self.server_version >= 130000  # wal_status and safe_wal_size came in PostgreSQL 13
-            query = _SLOTS_SQL.format(
-                wal_status="s.wal_status" if newer else "NULL::text",
-                safe_wal_size="s.safe_wal_size" if newer else "NULL::bigint",
-            )
-            rows = self.conn.execute(query, (slots,)).fetchall()
-        except psycopg.Error as exc:
-            self.close()
-            self.retry.failed(now)
-            reason = classify_connect_error(exc, what, self.source.dsn).reason
-            self.last = _SourcePoll(False, reason)
-            return self.last
-        self.retry.succeeded()
-        found = {
-            str(r[1]): _SlotRow(bool(r[2]), r[3], r[4], _int(r[5]), _int(r[6]), _int(r[7]))
-            for r in rows
-            if r[1] is not None
-        }
-        major = self.server_version // 10000
-        self.last = _SourcePoll(True, f"PostgreSQL {major}, {len(found)}/{len(slots)} slot(s)", _int(rows[0][0]), found)
-        return self.last
 
 
 class _ConfigLink:
@@ -228,7 +157,10 @@ class Collector(threading.Thread):
         interval: float = 1.0,
         events_limit: int = 1000,
         config_interval: float = 2.0,
+        monitor: WalMonitor | None = None,
     ) -> None:
+        """``monitor``: the engine's WAL monitor, started and stopped by its owner. Without one the
+        collector runs a monitor of its own that only reads the slots (no alerts)."""
         super().__init__(name="status-collector", daemon=True)
         self._manager = manager
         self._redis = redis_client
@@ -239,15 +171,18 @@ class Collector(threading.Thread):
         self._events: deque[EventView] = deque(maxlen=events_limit)
         self._events_lock = threading.Lock()
         self._config_stale = threading.Event()
+        self._owns_monitor = monitor is None
+        self._monitor = monitor or WalMonitor(config_db_url, interval=interval, config_interval=config_interval)
         # below: touched by the collector's thread only
         self._config = _ConfigLink(config_db_url)
-        self._sources: dict[int, _SourceLink] = {}
+        self._history_seq: dict[int, tuple[int, int]] = {}  # pipeline id → (source id, seq) last sampled
         self._rates: dict[int, deque[float]] = {}
         self._last_total: dict[int, tuple[float, int]] = {}
         self._lag_history: dict[int, deque[int]] = {}
         self._health_was: dict[str, bool] = {}
         self._seen_reconcile = 0.0
         manager.add_listener(self._on_runner_event)
+        self._monitor.add_listener(self._on_alert)
 
     # ---- inputs from other threads ------------------------------------------------------------
     def record(self, event: EventView) -> None:
@@ -262,14 +197,22 @@ class Collector(threading.Thread):
     def _on_runner_event(self, event: RunnerEvent) -> None:
         self.record(event_view(event))
 
+    def _on_alert(self, alert: Alert) -> None:
+        self.record(alert_event(alert))
+
     # ---- thread --------------------------------------------------------------------------------
     def stop(self, timeout: float = 10.0) -> None:
         self._stop_event.set()
         self._manager.remove_listener(self._on_runner_event)
+        self._monitor.remove_listener(self._on_alert)
         if self.is_alive():
             self.join(timeout)
+        if self._owns_monitor:
+            self._monitor.stop()
 
     def run(self) -> None:
+        if self._owns_monitor and not self._monitor.is_alive():
+            self._monitor.start()
         try:
             while not self._stop_event.is_set():
                 started = time.monotonic()
@@ -280,8 +223,6 @@ class Collector(threading.Thread):
                 self._stop_event.wait(max(0.05, self._interval - (time.monotonic() - started)))
         finally:
             self._config.close()
-            for link in self._sources.values():
-                link.close()
 
     # ---- one cycle -----------------------------------------------------------------------------
     def collect(self) -> BoardSnapshot:
@@ -296,6 +237,7 @@ class Collector(threading.Thread):
             self._config_stale.clear()
             self._seen_reconcile = reconciled
             self._config.load(now_mono)
+            self._monitor.refresh_config()  # so a new or edited pipeline's slot is watched at once
         cfg = self._config
         if cfg.ever_loaded:
             specs, sources, destinations = cfg.specs, cfg.sources, cfg.destinations
@@ -307,25 +249,27 @@ class Collector(threading.Thread):
         now = time.time()
 
         redis_ok, redis_detail = self._ping_redis()
-        polls = self._poll_sources(sources, specs, now_mono)
+        wal = self._monitor.latest()
+        readings = wal.sources
 
         pipelines: list[PipelineView] = []
         slots: list[SlotView] = []
         for spec in specs:
             view = views.get(spec.id)
             stored = self._stored_tables(spec, view, redis_ok)
-            poll = polls.get(spec.source.id)
-            slot = self._slot_view(spec, poll)
+            reading = readings.get(spec.source.id)
+            slot = self._slot_view(spec, reading)
             slots.append(slot)
-            row = poll.slots.get(spec.pipeline.slot_name) if poll is not None else None
-            confirmed = row.confirmed if row is not None else None
+            row = reading.slots.get(spec.pipeline.slot_name) if reading is not None and reading.ok else None
+            confirmed = row.confirmed_lsn if row is not None else None
             pipelines.append(self._pipeline_view(spec, view, stored, slot, confirmed, now, now_mono))
 
         health = [self._config_health()]
+        # a source the monitor has not read yet gets no row (rather than a false alarm at start)
         health += [
-            HealthView(f'source "{s.name}"', p.ok, p.detail)
+            HealthView(f'source "{s.name}"', r.ok, r.detail)
             for s in sorted(sources, key=lambda s: s.name)
-            if (p := polls.get(s.id)) is not None
+            if (r := readings.get(s.id)) is not None
         ]
         health.append(HealthView("Redis", redis_ok, redis_detail))
         health += self._destination_health(destinations, specs, views)
@@ -339,6 +283,9 @@ class Collector(threading.Thread):
             pipelines=tuple(pipelines),
             slots=tuple(slots),
             events=events,
+            alerts=wal.firing,
+            alert_history=wal.history,
+            alert_delivery=wal.delivery,
         )
         self._board.publish(snapshot)
         self._forget_gone({s.id for s in specs})
@@ -351,22 +298,6 @@ class Collector(threading.Thread):
         except redis.RedisError as exc:
             return False, f"cannot reach Redis: {exc}"
         return True, ""
-
-    def _poll_sources(self, sources: Iterable[Source], specs: list[PipelineSpec], now: float) -> dict[int, _SourcePoll]:
-        slot_names: dict[int, list[str]] = {}
-        for spec in specs:
-            slot_names.setdefault(spec.source.id, []).append(spec.pipeline.slot_name)
-        polls: dict[int, _SourcePoll] = {}
-        wanted = {s.id: s for s in sources}
-        for sid in list(self._sources):
-            link = self._sources[sid]
-            if sid not in wanted or link.source != wanted[sid]:  # removed, or its DSN or name changed
-                link.close()
-                del self._sources[sid]
-        for sid, source in wanted.items():
-            link = self._sources.setdefault(sid, _SourceLink(source))
-            polls[sid] = link.poll(slot_names.get(sid, []), now)
-        return polls
 
     def _stored_tables(
         self, spec: PipelineSpec, view: RunnerView | None, redis_ok: bool
@@ -381,12 +312,13 @@ class Collector(threading.Thread):
         except EtlError:
             return {}
 
-    def _slot_view(self, spec: PipelineSpec, poll: _SourcePoll | None) -> SlotView:
+    def _slot_view(self, spec: PipelineSpec, reading: SourceReading | None) -> SlotView:
         p = spec.pipeline
         history = self._lag_history.setdefault(spec.id, deque(maxlen=LAG_SAMPLES))
-        row = poll.slots.get(p.slot_name) if poll is not None and poll.ok else None
+        row = reading.slots.get(p.slot_name) if reading is not None and reading.ok else None
         if row is None:
-            unreadable = poll is None or not poll.ok
+            # unreadable, or not watched yet (the monitor reads the config a moment later): unknown
+            detail = reading.detail if reading is not None and not reading.ok else "not polled yet"
             return SlotView(
                 pipeline=p.name,
                 slot=p.slot_name,
@@ -398,14 +330,15 @@ class Collector(threading.Thread):
                 restart_lag_bytes=None,
                 safe_wal_size=None,
                 lag_history=tuple(history),
-                exists=not unreadable,  # unknown when unreadable: the error says why
-                error=f"cannot read the slot: {poll.detail if poll else 'not polled yet'}" if unreadable else None,
+                exists=False,
+                error=f"cannot read the slot: {detail}",
+                wal_growth_bytes_per_second=reading.growth_bytes_per_second if reading is not None else None,
             )
-        wal = poll.wal_lsn if poll is not None else None
-        confirmed = max(0, wal - row.confirmed) if wal is not None and row.confirmed is not None else None
-        restart = max(0, wal - row.restart) if wal is not None and row.restart is not None else None
-        if confirmed is not None:
-            history.append(confirmed)
+        assert reading is not None
+        sample = (reading.source_id, reading.seq)
+        if row.confirmed_lag_bytes is not None and self._history_seq.get(spec.id) != sample:
+            history.append(row.confirmed_lag_bytes)  # one sample per reading, however often we look
+            self._history_seq[spec.id] = sample
         return SlotView(
             pipeline=p.name,
             slot=p.slot_name,
@@ -413,10 +346,13 @@ class Collector(threading.Thread):
             active=row.active,
             active_pid=row.active_pid,
             wal_status=row.wal_status,
-            confirmed_lag_bytes=confirmed,
-            restart_lag_bytes=restart,
+            confirmed_lag_bytes=row.confirmed_lag_bytes,
+            restart_lag_bytes=row.restart_lag_bytes,
             safe_wal_size=row.safe_wal_size,
             lag_history=tuple(history),
+            exists=row.exists,
+            wal_growth_bytes_per_second=reading.growth_bytes_per_second,
+            exhaustion_seconds=row.exhaustion_seconds,
         )
 
     def _pipeline_view(
@@ -526,7 +462,7 @@ class Collector(threading.Thread):
                 self.record(EventView(now, "warning", "error", f"{h.component} unavailable: {h.detail}"))
 
     def _forget_gone(self, ids: set[int]) -> None:
-        for store in (self._rates, self._last_total, self._lag_history):
+        for store in (self._rates, self._last_total, self._lag_history, self._history_seq):
             for pid in [pid for pid in store if pid not in ids]:
                 del store[pid]
 
@@ -599,7 +535,3 @@ def _unique_destinations(specs: list[PipelineSpec]) -> list[Destination]:
 
 def _lsn(lsn: int | None) -> str | None:
     return format_lsn(lsn) if lsn else None
-
-
-def _int(value: object) -> int | None:
-    return None if value is None else int(value)  # type: ignore[call-overload]

@@ -21,6 +21,7 @@ from engine.batching.limits import BatchLimits
 from engine.config.models import PipelineSpec, PipelineStatus
 from engine.config.repository import NOTIFY_CHANNEL, ConfigRepository, connect_config_db
 from engine.errors import EtlError
+from engine.metrics import METRICS
 from engine.pipeline.runner import PipelineActivity, PipelineRunner, RunnerEvent
 from engine.source.schema_cache import SchemaCaches
 
@@ -55,6 +56,7 @@ class Manager:
         self._runners: dict[int, PipelineRunner] = {}
         self._specs: dict[int, PipelineSpec] = {}
         self._activity: dict[int, PipelineActivity] = {}
+        self._names: dict[int, str] = {}  # the name each pipeline's metrics carry
         self.schema_caches = SchemaCaches()  # one per source, shared by its pipelines
         # Readers get these copies, replaced (never mutated) after each change, so they never wait
         # for a reconcile that is draining a runner.
@@ -112,8 +114,12 @@ class Manager:
             known = {s.id for s in specs}
             for pid in [pid for pid in self._activity if pid not in known and pid not in self._runners]:
                 del self._activity[pid]  # the pipeline was removed
+                self._forget_metrics(pid)
             for pid, spec in wanted.items():
                 if pid not in self._runners:
+                    if self._names.get(pid, spec.name) != spec.name:
+                        self._forget_metrics(pid)  # renamed: the old name's series would never change again
+                    self._names[pid] = spec.name
                     activity = self._activity.setdefault(pid, PipelineActivity())
                     runner = PipelineRunner(
                         spec,
@@ -128,6 +134,11 @@ class Manager:
                     runner.start()
             self._publish_view()
         self.last_reconcile = time.time()
+
+    def _forget_metrics(self, pid: int) -> None:
+        name = self._names.pop(pid, None)
+        if name is not None and name not in self._names.values():
+            METRICS.forget_pipeline(name)
 
     def run(self, stop: threading.Event) -> None:
         """Reconcile until ``stop`` is set, then stop every runner gracefully."""

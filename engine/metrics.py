@@ -11,14 +11,26 @@ from __future__ import annotations
 import errno
 import logging
 import threading
+from contextlib import suppress
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
+from prometheus_client.metrics import MetricWrapperBase
 
 from engine.errors import ConfigError
+from engine.state.table_state import TablePhase
 
-__all__ = ["METRICS", "Metrics", "MetricsServer", "parse_addr", "start_metrics_server"]
+__all__ = [
+    "METRICS",
+    "METRIC_NAMES",
+    "Metrics",
+    "MetricsServer",
+    "bind_pipeline",
+    "observe_write",
+    "parse_addr",
+    "start_metrics_server",
+]
 
 log = logging.getLogger("etl.metrics")
 
@@ -55,7 +67,7 @@ class Metrics:
         )
         self.destination_write = Histogram(
             "etl_destination_write_seconds",
-            "Time spent in one destination step (phase: landing, merge, copy)",
+            "Time spent in one destination step (phase: landing, merge, or copy: a whole initial copy)",
             ["pipeline", "destination", "phase"],
             buckets=_DURATION_BUCKETS,
             registry=r,
@@ -132,8 +144,81 @@ class Metrics:
             registry=r,
         )
 
+    def set_table_phase(self, pipeline: str, table: str, phase: TablePhase) -> None:
+        """1 for ``phase``, 0 for every other phase, so a query by phase never sees two at once."""
+        for each in TablePhase:
+            self.table_phase.labels(pipeline, table, each.value).set(1 if each is phase else 0)
+
+    def forget_table(self, pipeline: str, table: str) -> None:
+        """The table left the pipeline: its phase series go (its counters stay, they are history)."""
+        for each in TablePhase:
+            _remove(self.table_phase, (pipeline, table, each.value))
+
+    def forget_pipeline(self, pipeline: str) -> None:
+        """Drop every series of a removed pipeline, so dashboards stop showing it."""
+        for metric in self.registry_metrics():
+            names: tuple[str, ...] = metric._labelnames
+            if "pipeline" not in names:
+                continue
+            found = {
+                tuple(sample.labels[n] for n in names)
+                for family in metric.collect()
+                for sample in family.samples
+                if sample.labels.get("pipeline") == pipeline
+            }
+            for values in found:
+                _remove(metric, values)
+
+    def registry_metrics(self) -> list[MetricWrapperBase]:
+        return [m for m in vars(self).values() if isinstance(m, MetricWrapperBase)]
+
+
+def _remove(metric: MetricWrapperBase, values: tuple[str, ...]) -> None:
+    with suppress(KeyError):  # older clients raise for a series that does not exist
+        metric.remove(*values)
+
 
 METRICS = Metrics()
+
+# The names as queried in Prometheus (counters with their ``_total``), in the README's order.
+METRIC_NAMES = (
+    "etl_up",
+    "etl_rows_replicated_total",
+    "etl_replicated_bytes_total",
+    "etl_batches_total",
+    "etl_batch_flush_seconds",
+    "etl_destination_write_seconds",
+    "etl_redis_operation_seconds",
+    "etl_errors_total",
+    "etl_table_phase",
+    "etl_copy_rows_total",
+    "etl_copy_progress_ratio",
+    "etl_replication_lag_bytes",
+    "etl_replication_lag_seconds",
+    "etl_slot_active",
+    "etl_slot_wal_status",
+    "etl_slot_safe_wal_size_bytes",
+    "etl_wal_growth_bytes_per_second",
+    "etl_slot_wal_exhaustion_seconds",
+    "etl_alerts_firing",
+    "etl_alert_webhook_deliveries_total",
+)
+
+# The pipeline whose work the current thread measures: a runner binds its threads, so a
+# destination (shared code, no pipeline in its calls) can label its timings.
+_bound = threading.local()
+
+
+def bind_pipeline(pipeline: str | None) -> None:
+    """Label what this thread measures with ``pipeline`` (None: measure nothing)."""
+    _bound.pipeline = pipeline
+
+
+def observe_write(destination: str, phase: str, seconds: float) -> None:
+    """One destination step of the bound pipeline; outside a runner (CLI, tools) nothing is recorded."""
+    pipeline: str | None = getattr(_bound, "pipeline", None)
+    if pipeline is not None:
+        METRICS.destination_write.labels(pipeline, destination, phase).observe(seconds)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from engine.config.repository import ConfigRepository
 from engine.errors import ConfigError, ErrorKind, EtlError, RetryPolicy
 from engine.identifiers import parse_table_list, parse_table_name
 from engine.manager import Manager
+from engine.preflight import CheckReport, run_preflight
 from engine.settings import Settings
 from engine.state.inspector import inspect_keys
 from engine.state.store import PipelineState
@@ -338,6 +339,13 @@ class Operations:
             pipeline=name,
             level="warning" if warned else "info",
         )
+
+    # ---- pre-flight checks ---------------------------------------------------------------------
+    def run_checks(self, pipeline: str | None = None) -> CheckReport:
+        """What ``etl-tui check`` reports; it only reads, so a read-only console may run it too."""
+        with self._repository() as repo:
+            specs = [s for s in repo.load_specs() if pipeline in (None, s.name)]
+        return run_preflight(specs)
 
     # ---- internals -----------------------------------------------------------------------------
     def _check(self, action: str) -> None:

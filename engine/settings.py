@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
+from engine.alerts import AlertThresholds
 from engine.batching.limits import BatchLimits
 from engine.errors import ConfigError
 from engine.redaction import redact_dsn
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_METRICS_ADDR = "[::]:9000"
+DEFAULT_WAL_MONITOR_INTERVAL_MS = 2000
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,9 @@ class Settings:
     metrics_addr: str = DEFAULT_METRICS_ADDR
     alert_webhook_url: str | None = None
     batch: BatchLimits = field(default_factory=BatchLimits)
+    alerts: AlertThresholds = field(default_factory=AlertThresholds)
+    wal_monitor_interval: float = DEFAULT_WAL_MONITOR_INTERVAL_MS / 1000
+    """Seconds between two readings of each source's slots (WAL_MONITOR_INTERVAL_MS)."""
 
     def __repr__(self) -> str:  # never show a password, even in a traceback
         return (
@@ -65,13 +70,52 @@ def load_settings(env: dict[str, str] | None = None, *, dotenv: bool = True) -> 
         config_db_url=url,
         redis_url=env.get("REDIS_URL", DEFAULT_REDIS_URL),
         metrics_addr=env.get("METRICS_ADDR", DEFAULT_METRICS_ADDR),
-        alert_webhook_url=env.get("ALERT_WEBHOOK_URL") or None,
+        alert_webhook_url=_webhook_url(env.get("ALERT_WEBHOOK_URL") or None),
         batch=BatchLimits(
             max_rows=_positive(env, "BATCH_MAX_ROWS", BatchLimits.max_rows),
             max_bytes=_positive(env, "BATCH_MAX_BYTES", BatchLimits.max_bytes),
             max_fill_seconds=_positive(env, "BATCH_MAX_FILL_MS", int(BatchLimits.max_fill_seconds * 1000)) / 1000,
         ),
+        alerts=AlertThresholds(
+            lag_bytes=_non_negative(env, "ALERT_LAG_BYTES", AlertThresholds.lag_bytes),
+            lag_seconds=_non_negative(env, "ALERT_LAG_SECONDS", AlertThresholds.lag_seconds),
+            inactive_seconds=_non_negative(env, "ALERT_INACTIVE_SECONDS", AlertThresholds.inactive_seconds),
+            exhaustion_seconds=_non_negative(env, "ALERT_EXHAUSTION_SECONDS", AlertThresholds.exhaustion_seconds),
+            repeat_seconds=_non_negative(env, "ALERT_REPEAT_SECONDS", AlertThresholds.repeat_seconds),
+        ),
+        wal_monitor_interval=_positive(env, "WAL_MONITOR_INTERVAL_MS", DEFAULT_WAL_MONITOR_INTERVAL_MS) / 1000,
     )
+
+
+def _webhook_url(url: str | None) -> str | None:
+    """Only http(s): urllib would also open file: and ftp: URLs. The URL is a secret (Slack puts a
+    token in its path), so errors name its scheme and host only."""
+    if url is None:
+        return None
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"ALERT_WEBHOOK_URL is not an http(s) URL (scheme {parts.scheme or 'missing'!r})",
+            "give e.g. https://hooks.slack.com/services/… or unset ALERT_WEBHOOK_URL",
+        )
+    return url.strip()
+
+
+def _non_negative(env: dict[str, str], name: str, default: int) -> int:
+    """A whole number, where 0 turns the alert rule off."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigError(
+            f"{name}={raw!r} is not a whole number of 0 or more",
+            f"unset {name}, give e.g. {default}, or 0 to turn it off",
+        )
+    return value
 
 
 def _positive(env: dict[str, str], name: str, default: int) -> int:

@@ -1,12 +1,15 @@
 """What `etl-tui status` (and later the console) shows: desired state from the config DB,
-actual state from the runners' published snapshots, slot positions from each source."""
+actual state from the runners' published snapshots, slot positions from each source, and the
+alerts the engine's WAL monitor recorded in Redis."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
 
+from engine.alerts import format_value, parse_iso_time, read_alerts
 from engine.config.repository import ConfigRepository
 from engine.errors import EtlError
 from engine.source import catalog
@@ -48,6 +51,8 @@ def collect_status(repo: ConfigRepository, client: redis.Redis | None) -> list[d
         except EtlError as exc:
             for spec in group:
                 slots[spec.id] = {"error": exc.reason, "hint": exc.hint}
+    alerts = collect_alerts(client) if client is not None else None
+    firing = (alerts or {}).get("firing", [])
     result = []
     for spec in specs:
         p = spec.pipeline
@@ -100,6 +105,58 @@ def collect_status(repo: ConfigRepository, client: redis.Redis | None) -> list[d
                 "last_error": (published or {}).get("last_error"),
                 "next_retry_at": (published or {}).get("next_retry_at"),
                 "state_store_error": state_error,
+                "alerts": [a for a in firing if a.get("pipeline") == p.name or a.get("slot") == p.slot_name],
             }
         )
     return result
+
+
+def collect_alerts(client: redis.Redis, limit: int = 20) -> dict[str, Any]:
+    """The firing alerts and the latest ``limit`` notifications (newest first), as the webhook
+    payloads (schema in :mod:`engine.alerts`); ``error`` says why they could not be read."""
+    try:
+        found = read_alerts(client, limit)
+    except redis.RedisError as exc:
+        return {
+            "firing": [],
+            "firing_updated_at": None,
+            "history": [],
+            "error": f"cannot read alerts from Redis: {exc}",
+        }
+    return {**found, "error": None}
+
+
+def alert_lines(alerts: dict[str, Any] | None, now: float | None = None) -> list[str]:
+    """``collect_alerts`` as text lines for `etl-tui status`."""
+    if alerts is None:
+        return []
+    if alerts.get("error"):
+        return [f"alerts: {alerts['error']}"]
+    now = time.time() if now is None else now
+    firing, history = alerts.get("firing", []), alerts.get("history", [])
+    lines = [f"alerts firing: {len(firing)}" if firing else "alerts firing: none"]
+    for a in firing:
+        since = _ago(a, "started_at", now)
+        lines.append(
+            f"  [{a.get('severity')}] {a.get('rule')} · pipeline {a.get('pipeline')} · since {since}"
+            f": {a.get('summary') or a.get('text')}"
+        )
+        if a.get("hint"):
+            lines.append(f"    hint: {a['hint']}")
+    if history:
+        lines.append(f"recent alert notifications (newest first, {len(history)}):")
+        for a in history:
+            value = format_value(a.get("value"), str(a.get("unit", "")))
+            lines.append(
+                f"  {str(a.get('at', '?')).replace('T', ' ').rstrip('Z')} {str(a.get('status', '?')).upper():<8} "
+                f"{a.get('rule')} · pipeline {a.get('pipeline')} · {value}"
+            )
+    return lines
+
+
+def _ago(alert: dict[str, Any], field: str, now: float) -> str:
+    try:
+        seconds = max(0.0, now - parse_iso_time(str(alert[field])))
+    except (KeyError, ValueError):
+        return "?"
+    return f"{format_value(seconds, 'seconds')} ago"

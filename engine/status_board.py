@@ -12,6 +12,8 @@ import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from engine.alerts import Alert, DeliveryStats
+
 
 class BoardMode(StrEnum):
     LIVE = "live"
@@ -89,6 +91,8 @@ class SlotView:
     lag_history: tuple[int, ...] = ()  # confirmed lag, one sample per poll, oldest first
     exists: bool = True
     error: str | None = None
+    wal_growth_bytes_per_second: float | None = None  # the source's WAL rate, smoothed
+    exhaustion_seconds: float | None = None  # until safe_wal_size runs out at that rate (None: never)
 
     @property
     def warning(self) -> str | None:
@@ -116,7 +120,7 @@ class HealthView:
 class EventView:
     at: float
     level: str  # info | warning | error
-    kind: str  # state | table | error | retry | config
+    kind: str  # state | table | error | retry | config | alert
     message: str
     pipeline: str | None = None
     table: str | None = None
@@ -129,6 +133,9 @@ class BoardSnapshot:
     pipelines: tuple[PipelineView, ...] = ()
     slots: tuple[SlotView, ...] = ()
     events: tuple[EventView, ...] = ()  # newest last
+    alerts: tuple[Alert, ...] = ()  # firing now, oldest first
+    alert_history: tuple[Alert, ...] = ()  # notifications (fired, repeated, resolved), newest last
+    alert_delivery: DeliveryStats | None = None  # None: no ALERT_WEBHOOK_URL
 
     def pipeline(self, name: str) -> PipelineView | None:
         return next((p for p in self.pipelines if p.name == name), None)

@@ -1,4 +1,4 @@
-"""The console: seven screens over one :class:`~etl_tui.backend.Backend`.
+"""The console: eight screens over one :class:`~etl_tui.backend.Backend`.
 
 Threading rule: the UI thread only reads ``backend.snapshot()`` (a lock-guarded read of the
 engine's status board) on a timer; every other backend call runs in a worker thread and reports
@@ -25,6 +25,7 @@ from etl_tui.commands import EtlCommands
 from etl_tui.copy_rates import CopyRates
 from etl_tui.messages import ActionFinished, Failure
 from etl_tui.screens.base import BoardScreen
+from etl_tui.screens.checks import ChecksScreen
 from etl_tui.screens.config import ConfigScreen
 from etl_tui.screens.confirm import ConfirmModal
 from etl_tui.screens.detail import DetailScreen
@@ -56,6 +57,7 @@ class EtlApp(App[None]):
         "redis": RedisScreen,
         "events": EventsScreen,
         "config": ConfigScreen,
+        "checks": ChecksScreen,
     }
     DEFAULT_MODE = "pipelines"
     BINDINGS: ClassVar[list[BindingType]] = app_bindings()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from engine.preflight import CheckReport
 from engine.status_board import BoardSnapshot, ConfigView, RedisKeyView
 
 
@@ -25,6 +26,11 @@ class Backend(Protocol):
         ...
 
     def config(self) -> ConfigView: ...
+
+    def run_checks(self, pipeline: str | None = None) -> CheckReport:
+        """Pre-flight checks of every pipeline (or one), as ``etl-tui check``: slow (it queries each
+        source) but read-only, so allowed in a read-only console."""
+        ...
 
     # ---- actions (each raises engine.errors.EtlError with reason and hint on failure, and
     # ReadOnlyError when the console runs with --readonly) -------------------------------------

@@ -27,9 +27,10 @@ SCREENS: tuple[ScreenSpec, ...] = (
     ScreenSpec("redis", "5", "Redis", "the engine's Redis keys (read-only)"),
     ScreenSpec("events", "6", "Events", "what the engine did, newest at the bottom"),
     ScreenSpec("config", "7", "Config", "sources, destinations and pipelines in the config DB"),
+    ScreenSpec("checks", "8", "Checks", "pre-flight checks of every pipeline: blockers, warnings, hints"),
 )
 SCREEN_NAMES = tuple(s.name for s in SCREENS)
-TABLE_SCREENS = ("pipelines", "detail", "throughput", "slots", "redis", "events", "config")
+TABLE_SCREENS = ("pipelines", "detail", "throughput", "slots", "redis", "events", "config", "checks")
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,14 @@ KEYS: tuple[KeySpec, ...] = (
         mutating=True,
     ),
     KeySpec("reload", "ctrl+r", "reload", "Reload", "read the list again", ("redis", "config")),
+    KeySpec(
+        "rerun-checks",
+        "ctrl+r",
+        "rerun_checks",
+        "Re-run",
+        "run the pre-flight checks again (each source is queried; nothing is changed)",
+        ("checks",),
+    ),
     KeySpec("filter", "slash", "filter", "Filter", "filter the rows (esc clears)", TABLE_SCREENS, key_display="/"),
     KeySpec("help", "question_mark", "help", "Help", "list the keys of this screen", key_display="?"),
     KeySpec("freeze", "space", "toggle_freeze", "Freeze", "freeze / resume the refresh (the cursor stays)"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
 import threading
 import time
@@ -221,6 +222,22 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from engine.preflight import run_preflight
+    from engine.preflight.text_report import render_text
+
+    with _repo(settings) as repo:
+        if args.pipeline:
+            repo.get_pipeline(args.pipeline)  # an unknown name is a usage error (exit 2)
+        specs = [s for s in repo.load_specs() if args.pipeline in (None, s.name)]
+    report = run_preflight(specs)
+    if args.json:
+        print(json.dumps(report.as_json(), indent=2))
+    else:
+        print(render_text(report, width=max(60, min(shutil.get_terminal_size().columns, 120))))
+    return EXIT_FAILED if report.has_blockers else EXIT_OK
+
+
 def _log_to_file(path: Path) -> None:
     """While the console owns the terminal, log lines go to a file (the Events screen shows them)."""
     root = logging.getLogger()
@@ -360,6 +377,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="per pipeline: desired and actual state, tables, slot lag, last error")
     p.add_argument("--json", action="store_true")
 
+    p = sub.add_parser(
+        "check",
+        help="pre-flight: what would stop each pipeline, each finding with a hint (exit 1 on a blocker)",
+        description="Checks each pipeline's source (connection, wal_level, slots, WAL senders, role, tables, keys, "
+        "privileges, row security, publication, types, TOAST, copy size) and its destination's configuration. "
+        "Read-only: nothing is created or changed.",
+    )
+    p.add_argument("pipeline", nargs="?", help="only this pipeline (default: every pipeline)")
+    p.add_argument("--json", action="store_true")
+
     p = sub.add_parser("demo", help="everything embedded: a throwaway Postgres + Redis, a shop database, a pipeline")
     p.add_argument("--no-ui", action="store_true", help="print progress instead of opening the console")
     p.add_argument("--readonly", action="store_true", help="console: refuse every action that changes anything")
@@ -376,6 +403,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "destination": cmd_destination,
     "pipeline": cmd_pipeline,
     "status": cmd_status,
+    "check": cmd_check,
 }
 
 

@@ -14,7 +14,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from engine.alerts import Alert, AlertStatus, DeliveryStats, Rule
+from engine.alerts import Severity as AlertSeverity
 from engine.errors import ErrorKind, EtlError
+from engine.preflight import Check, CheckReport, Finding, PipelineReport, Severity, SourceReport
 from engine.status_board import (
     BatchView,
     BoardSnapshot,
@@ -215,6 +218,7 @@ def board(now: float = FIXED_NOW) -> BoardSnapshot:
             18 * MiB,
             int(9.8 * GiB),
             lag_history=tuple(int((3 + 2 * math.sin(i / 4)) * MiB) for i in range(60)),
+            wal_growth_bytes_per_second=1.5 * MiB,
         ),
         SlotView(
             "billing_sync",
@@ -227,6 +231,8 @@ def board(now: float = FIXED_NOW) -> BoardSnapshot:
             260 * MiB,
             int(1.2 * GiB),
             lag_history=tuple((150 + i) * MiB for i in range(60)),
+            wal_growth_bytes_per_second=2.0 * MiB,
+            exhaustion_seconds=int(1.2 * GiB) / (2.0 * MiB),
         ),
         SlotView(
             "crm_sync",
@@ -239,9 +245,23 @@ def board(now: float = FIXED_NOW) -> BoardSnapshot:
             52 * MiB,
             int(3.9 * GiB),
             lag_history=tuple(int((20 + i * 0.3) * MiB) for i in range(60)),
+            wal_growth_bytes_per_second=0.2 * MiB,
+            exhaustion_seconds=int(3.9 * GiB) / (0.2 * MiB),
         ),
-        SlotView("legacy_sync", "etl_legacy_sync_4", "shop", False, None, "lost", None, None, -int(0.4 * GiB)),
+        SlotView(
+            "legacy_sync",
+            "etl_legacy_sync_4",
+            "shop",
+            False,
+            None,
+            "lost",
+            None,
+            None,
+            -int(0.4 * GiB),
+            wal_growth_bytes_per_second=1.5 * MiB,
+        ),
     )
+    firing, history = alerts(now)
     health = (
         HealthView("config DB", True, "postgresql://etl:****@cfg.internal:5432/etl"),
         HealthView('source "shop"', True),
@@ -258,7 +278,83 @@ def board(now: float = FIXED_NOW) -> BoardSnapshot:
         pipelines=(shop, billing, crm, legacy),
         slots=slots,
         events=events(now),
+        alerts=firing,
+        alert_history=history,
+        alert_delivery=DeliveryStats("https://hooks.slack.com", delivered=5, failed=1),
     )
+
+
+def alerts(now: float = FIXED_NOW) -> tuple[tuple[Alert, ...], tuple[Alert, ...]]:
+    """Firing alerts and the notifications so far (newest last), matching the slots above."""
+    lost = Alert(
+        AlertStatus.FIRING,
+        Rule.WAL_STATUS,
+        AlertSeverity.CRITICAL,
+        "shop",
+        "legacy_sync",
+        "etl_legacy_sync_4",
+        "lost",
+        None,
+        "",
+        now - 540,
+        now - 540,
+        "slot etl_legacy_sync_4 on source shop has wal_status lost: the WAL it needs was removed",
+        "the slot cannot be used any more: resync the pipeline (etl-tui pipeline resync legacy_sync)",
+    )
+    running_out = Alert(
+        AlertStatus.FIRING,
+        Rule.WAL_EXHAUSTION,
+        AlertSeverity.CRITICAL,
+        "billing",
+        "billing_sync",
+        "etl_billing_sync_2",
+        614.4,
+        3600,
+        "seconds",
+        now - 200,
+        now - 200,
+        "slot etl_billing_sync_2 on source billing will run out of safe WAL in about 10m 14s at the current WAL "
+        "rate (threshold 1h 00m)",
+        "start or speed up the pipeline, or raise max_slot_wal_keep_size on the source",
+    )
+    behind = Alert(
+        AlertStatus.FIRING,
+        Rule.LAG_BYTES,
+        AlertSeverity.WARNING,
+        "billing",
+        "billing_sync",
+        "etl_billing_sync_2",
+        220 * MiB,
+        200 * MiB,
+        "bytes",
+        now - 130,
+        now - 130,
+        "slot etl_billing_sync_2 on source billing is 220.0 MiB behind (threshold 200.0 MiB)",
+        "the pipeline is slower than the source or failing: look at its last error (etl-tui status)",
+    )
+    slow = Alert(
+        AlertStatus.FIRING,
+        Rule.LAG_SECONDS,
+        AlertSeverity.WARNING,
+        "shop",
+        "shop_sync",
+        "etl_shop_sync_1",
+        640.0,
+        600,
+        "seconds",
+        now - 900,
+        now - 900,
+        "changes have waited up to 10m 40s for the destination (threshold 10m 00s)",
+        "the destination falls behind or its writes fail: look at the pipeline's last error (etl-tui status)",
+    )
+    recovered = replace(
+        slow,
+        status=AlertStatus.RESOLVED,
+        value=2.0,
+        at=now - 780,
+        summary="lag age on slot etl_shop_sync_1 (source shop) is back to normal (2s) after 2m 00s",
+    )
+    return (lost, running_out, behind), (slow, recovered, lost, running_out, behind)
 
 
 def events(now: float = FIXED_NOW) -> tuple[EventView, ...]:
@@ -267,7 +363,14 @@ def events(now: float = FIXED_NOW) -> tuple[EventView, ...]:
         (605, "info", "state", "streaming from 1/A2A00000", "shop_sync", None),
         (600, "info", "state", "copying 4 tables", "billing_sync", None),
         (598, "info", "table", "copy finished: 1.2M rows in 41s", "billing_sync", "public.invoices"),
-        (540, "error", "error", "slot etl_legacy_sync_4 was invalidated (wal_status lost)", "legacy_sync", None),
+        (
+            540,
+            "error",
+            "alert",
+            "firing wal_status: slot etl_legacy_sync_4 is lost",
+            "legacy_sync",
+            None,
+        ),
         (539, "info", "state", "stopped: needs a resync", "legacy_sync", None),
         (420, "info", "config", "pipeline reports_sync added (pending: source unreachable)", "reports_sync", None),
         (400, "warning", "state", 'source "reports" unreachable: connection refused', None, None),
@@ -283,7 +386,7 @@ def events(now: float = FIXED_NOW) -> tuple[EventView, ...]:
         (240, "info", "table", "copy finished: 2.4M rows in 3m 58s", "billing_sync", "public.ledger"),
         (238, "info", "table", "catching up from 2/0E000000", "billing_sync", "public.ledger"),
         (200, "info", "table", "copy started (~1.0M rows)", "billing_sync", "public.payments"),
-        (130, "warning", "state", "slot etl_billing_sync_2 lag above 200 MiB", "billing_sync", None),
+        (130, "warning", "alert", "slot etl_billing_sync_2 lag above 200 MiB", "billing_sync", None),
         (95, "info", "config", "pipeline shop_sync: batch_max_rows 5000 → 10000", "shop_sync", None),
         (60, "warning", "retry", "replication connection refused: max_wal_senders reached", "crm_sync", None),
         (58, "info", "retry", "retry 1 in 2s", "crm_sync", None),
@@ -386,6 +489,237 @@ def config() -> ConfigView:
     )
 
 
+def check_report(now: float = FIXED_NOW) -> CheckReport:
+    """Pre-flight findings that match the board's story: crm out of WAL senders, legacy_sync's slot
+    lost, crm's public.deals without a key, the reports source unreachable."""
+    sev, chk = Severity, Check
+
+    def ok(check: Check, subject: str, found: str) -> Finding:
+        return Finding(sev.OK, check, subject, found)
+
+    def server(database: str, role: str, version: str, senders: Finding, slots: str) -> tuple[Finding, ...]:
+        return (
+            ok(chk.CONNECTION, f"database {database}", f'connected as role "{role}" (PostgreSQL {version})'),
+            ok(chk.WAL_LEVEL, "wal_level", "wal_level = logical"),
+            ok(chk.REPLICATION_ROLE, f"role {role}", f"role {role} has REPLICATION"),
+            ok(chk.REPLICATION_SLOTS, "max_replication_slots", slots),
+            senders,
+        )
+
+    def table(name: str, key: str, rows: int, size: str) -> Finding:
+        found = (
+            f"{name}: table, key ({key}) from the primary key, readable, all types supported, ~{rows:,} rows, {size}"
+        )
+        return ok(chk.TABLE, name, found)
+
+    def estimate(tables: int, rows: int, size: str, took: str) -> Finding:
+        return Finding(
+            sev.INFO,
+            chk.COPY_ESTIMATE,
+            "initial copy",
+            f"{tables} table(s), ~{rows:,} rows, {size}: {took} at 360k rows/s",
+            "an estimate from pg_table_size and reltuples, at the initial copy rate measured into DuckDB on a "
+            "2-core VM (README, Performance); wide rows, large values, a busy source or Snowflake take longer",
+        )
+
+    every_slot = "every pipeline's slot exists; a table resync needs 1 more (temporary) while it copies"
+    shop = SourceReport(
+        "shop",
+        "postgresql://replicator:****@db.internal:5432/shop",
+        server(
+            "shop",
+            "replicator",
+            "16.4",
+            ok(chk.WAL_SENDERS, "max_wal_senders", "max_wal_senders = 10, 1 in use, 9 free; 1 needed (legacy_sync)"),
+            f"max_replication_slots = 10, 2 in use, 8 free; {every_slot}",
+        ),
+        (
+            PipelineReport(
+                "shop_sync",
+                "local",
+                "duckdb:./shop.duckdb",
+                (
+                    ok(chk.SLOT, "slot etl_shop_sync_1", "slot etl_shop_sync_1 exists, active, wal_status = reserved"),
+                    ok(
+                        chk.PUBLICATION,
+                        "publication etl_pub_1_9f2c",
+                        "etl_pub_1_9f2c publishes insert, update, delete and truncate of exactly the pipeline's "
+                        "4 table(s)",
+                    ),
+                    table("public.orders", "id", 182_400, "41.2 MiB"),
+                    Finding(
+                        sev.INFO,
+                        chk.UNCHANGED_TOAST,
+                        "public.orders",
+                        "notes (text), payload (jsonb) may be stored out of line (TOAST): an UPDATE that leaves such "
+                        "a value alone sends it as 'unchanged' and the target keeps its value; if that UPDATE also "
+                        "changes the key, the row under its new key lacks the value (a known limitation, see README)",
+                        "nothing to do for ordinary updates; after such a key change: "
+                        "etl-tui pipeline resync shop_sync --table 'public.orders'",
+                    ),
+                    table("public.order_items", "order_id, line", 611_050, "88.0 MiB"),
+                    Finding(
+                        sev.WARNING,
+                        chk.ROW_SECURITY,
+                        "public.customers",
+                        "row-level security is on for public.customers and role replicator does not bypass it: the "
+                        "initial copy would miss the rows its policies hide, while later changes to them still arrive",
+                        "ALTER ROLE replicator BYPASSRLS; (as a superuser), or "
+                        "ALTER TABLE public.customers DISABLE ROW LEVEL SECURITY;",
+                    ),
+                    table('public."Order Items"', "id", 5_000, "1.1 MiB"),
+                    estimate(4, 838_568, "142.9 MiB", "about 2 s"),
+                    ok(chk.DESTINATION, "destination local", "DuckDB file shop.duckdb exists and is writable"),
+                ),
+            ),
+            PipelineReport(
+                "legacy_sync",
+                "local",
+                "duckdb:./shop.duckdb",
+                (
+                    Finding(
+                        sev.BLOCKER,
+                        chk.SLOT,
+                        "slot etl_legacy_sync_4",
+                        "slot etl_legacy_sync_4 was invalidated (wal_status = lost): the WAL it needed is gone",
+                        "etl-tui pipeline resync legacy_sync (new slot, every table copied again); "
+                        "consider raising max_slot_wal_keep_size",
+                    ),
+                    table("public.audit_log", "id", 9_800_000, "2.1 GiB"),
+                    estimate(1, 9_800_000, "2.1 GiB", "about 27 s"),
+                    ok(chk.DESTINATION, "destination local", "DuckDB file shop.duckdb exists and is writable"),
+                ),
+            ),
+        ),
+    )
+    billing = SourceReport(
+        "billing",
+        "host=billing.internal port=5432 dbname=billing user=replicator password=****",
+        server(
+            "billing",
+            "replicator",
+            "15.8",
+            ok(
+                chk.WAL_SENDERS,
+                "max_wal_senders",
+                "max_wal_senders = 10, 1 in use, 9 free; every pipeline already streams",
+            ),
+            f"max_replication_slots = 10, 1 in use, 9 free; {every_slot}",
+        ),
+        (
+            PipelineReport(
+                "billing_sync",
+                "warehouse",
+                "duckdb:/srv/warehouse.duckdb",
+                (
+                    ok(
+                        chk.SLOT,
+                        "slot etl_billing_sync_2",
+                        "slot etl_billing_sync_2 exists, active, wal_status = extended",
+                    ),
+                    Finding(
+                        sev.WARNING,
+                        chk.PUBLICATION,
+                        "publication etl_pub_2_41aa",
+                        "etl_pub_2_41aa lacks public.refunds",
+                        "the engine fixes it when the pipeline starts: ALTER PUBLICATION etl_pub_2_41aa ADD TABLE "
+                        "public.refunds;",
+                    ),
+                    table("public.invoices", "id", 1_204_332, "310.5 MiB"),
+                    table("public.payments", "id", 1_000_000, "201.7 MiB"),
+                    table("public.ledger", "entry_id", 2_400_000, "655.0 MiB"),
+                    table("public.refunds", "id", 31_870, "6.2 MiB"),
+                    estimate(4, 4_636_202, "1.1 GiB", "about 13 s"),
+                    ok(
+                        chk.DESTINATION,
+                        "destination warehouse",
+                        "DuckDB file /srv/warehouse.duckdb exists and is writable",
+                    ),
+                ),
+            ),
+        ),
+    )
+    crm = SourceReport(
+        "crm",
+        "postgresql://etl:****@crm-db:5432/crm",
+        server(
+            "crm",
+            "etl",
+            "14.12",
+            Finding(
+                sev.BLOCKER,
+                chk.WAL_SENDERS,
+                "max_wal_senders",
+                "max_wal_senders = 10, 10 in use, 0 free; 1 needed (crm_sync)",
+                "stop replication clients nobody needs (SELECT pid, application_name FROM pg_stat_replication;) or "
+                "ALTER SYSTEM SET max_wal_senders = 12; then restart PostgreSQL (this setting needs a restart)",
+            ),
+            f"max_replication_slots = 10, 4 in use, 6 free; {every_slot}",
+        ),
+        (
+            PipelineReport(
+                "crm_sync",
+                "warehouse",
+                "duckdb:/srv/warehouse.duckdb",
+                (
+                    ok(chk.SLOT, "slot etl_crm_sync_3", "slot etl_crm_sync_3 exists, inactive, wal_status = reserved"),
+                    ok(
+                        chk.PUBLICATION,
+                        "publication etl_pub_3_77d0",
+                        "etl_pub_3_77d0 publishes insert, update, delete and truncate of exactly the pipeline's "
+                        "2 table(s)",
+                    ),
+                    table("public.contacts", "id", 88_000, "19.4 MiB"),
+                    Finding(
+                        sev.BLOCKER,
+                        chk.REPLICA_IDENTITY,
+                        "public.deals",
+                        "public.deals has no primary key or replica identity index: changes cannot be matched by key",
+                        "ALTER TABLE public.deals ADD PRIMARY KEY (…); or, on NOT NULL columns, CREATE UNIQUE INDEX … "
+                        "ON public.deals (…); then ALTER TABLE public.deals REPLICA IDENTITY USING INDEX …;",
+                    ),
+                    table("public.notes", "id", 12_500, "3.0 MiB"),
+                    estimate(2, 100_500, "22.4 MiB", "under a second"),
+                    ok(
+                        chk.DESTINATION,
+                        "destination warehouse",
+                        "DuckDB file /srv/warehouse.duckdb exists and is writable",
+                    ),
+                ),
+            ),
+        ),
+    )
+    reports = SourceReport(
+        "reports",
+        "postgresql://etl:****@reports-db:5432/reports",
+        (
+            Finding(
+                sev.BLOCKER,
+                chk.CONNECTION,
+                "source reports",
+                'source "reports" (postgresql://etl:****@reports-db:5432/reports): cannot connect: connection to '
+                'server at "reports-db" (10.0.4.12), port 5432 failed: Connection refused',
+                "check that the server is running and reachable from this host (host, port, firewall)",
+            ),
+        ),
+        (
+            PipelineReport(
+                "reports_sync",
+                "warehouse",
+                "duckdb:/srv/warehouse.duckdb",
+                (
+                    ok(
+                        chk.DESTINATION,
+                        "destination warehouse",
+                        "DuckDB file /srv/warehouse.duckdb exists and is writable",
+                    ),
+                ),
+            ),
+        ),
+    )
+    return CheckReport((shop, billing, crm, reports), checked_at=now - 4.0, seconds=1.3)
+
+
 class FixtureBackend:
     """A :class:`~etl_tui.backend.Backend` over the data above that records every action.
 
@@ -422,6 +756,22 @@ class FixtureBackend:
 
     def config(self) -> ConfigView:
         return self.config_view
+
+    check_runs = 0  # how often run_checks was called
+
+    def run_checks(self, pipeline: str | None = None) -> CheckReport:
+        if self.gate is not None:
+            self.gate.wait(timeout=30)
+        self.check_runs += 1
+        report = check_report()
+        if pipeline is None:
+            return report
+        sources = tuple(
+            replace(src, pipelines=tuple(p for p in src.pipelines if p.pipeline == pipeline))
+            for src in report.sources
+            if any(p.pipeline == pipeline for p in src.pipelines)
+        )
+        return replace(report, sources=sources)
 
     def _act(self, name: str, *args: object) -> None:
         if self._readonly:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from engine.alerts import Alert, AlertStatus, DeliveryStats, Severity
 from engine.redaction import MASK
 from engine.status_board import (
     BatchView,
@@ -39,6 +40,9 @@ LAG_ERROR_SECONDS = 600.0
 LAG_SECONDS_MATTER_FROM_BYTES = 1024**2
 """Below this much WAL behind, the age of the last applied commit only says the source is idle."""
 HEADROOM_WARN_FRACTION = 0.25
+EXHAUSTION_ERROR_SECONDS = 3600.0
+"""Safe WAL running out sooner than this is an emergency (the default ALERT_EXHAUSTION_SECONDS)."""
+EXHAUSTION_WARN_SECONDS = 24 * 3600.0
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
 
 
@@ -580,7 +584,7 @@ def batch_rows(board: BoardSnapshot, limit: int = 50) -> list[Row]:
 _WAL_STATUS_TONES = {"reserved": Tone.OK, "extended": Tone.WARN, "unreserved": Tone.ERROR, "lost": Tone.ERROR}
 
 
-def headroom_cell(s: SlotView) -> Cell:
+def headroom_cell(s: SlotView, bar: int = 10) -> Cell:
     """safe_wal_size is what the slot may still fall behind before PostgreSQL may remove its WAL;
     restart lag + safe size approximates the whole budget (max_slot_wal_keep_size)."""
     if s.safe_wal_size is None:
@@ -590,8 +594,11 @@ def headroom_cell(s: SlotView) -> Cell:
     fraction = max(0, s.safe_wal_size) / budget if budget else 0.0
     tone = Tone.ERROR if s.safe_wal_size <= 0 else Tone.WARN if fraction < HEADROOM_WARN_FRACTION else Tone.OK
     return Cell(
-        human_bytes(s.safe_wal_size), tone, sub=f"{progress_bar(fraction, 10)} {fraction * 100:3.0f}%", sub_tone=tone
+        human_bytes(s.safe_wal_size), tone, sub=f"{progress_bar(fraction, bar)} {fraction * 100:3.0f}%", sub_tone=tone
     )
+
+
+SLOT_TREND_WIDTH = 8
 
 
 def short_warning(warning: str | None, width: int = 24) -> str:
@@ -599,6 +606,29 @@ def short_warning(warning: str | None, width: int = 24) -> str:
     if not warning:
         return "—"
     return truncate(warning.split(":", 1)[0], width)
+
+
+def human_byte_rate(bytes_per_second: float | None) -> str:
+    return "—" if bytes_per_second is None else f"{human_bytes(max(0.0, bytes_per_second))}/s"
+
+
+def wal_rate_cell(s: SlotView) -> Cell:
+    """How fast the slot's source writes WAL (the same for every slot of a source)."""
+    rate = s.wal_growth_bytes_per_second
+    return Cell(human_byte_rate(rate), Tone.MUTED if not rate or rate < 1 else Tone.NORMAL)
+
+
+def exhaustion_cell(s: SlotView) -> Cell:
+    """When safe_wal_size runs out at the current rate; — when unbounded or nothing eats into it."""
+    if s.wal_status == "lost":
+        return Cell("ran out", Tone.ERROR)
+    left = s.exhaustion_seconds
+    if left is None:
+        return Cell("—", Tone.MUTED)
+    tone = (
+        Tone.ERROR if left < EXHAUSTION_ERROR_SECONDS else Tone.WARN if left < EXHAUSTION_WARN_SECONDS else Tone.NORMAL
+    )
+    return Cell(human_duration(left), tone)
 
 
 def slot_rows(board: BoardSnapshot) -> list[Row]:
@@ -620,9 +650,94 @@ def slot_rows(board: BoardSnapshot) -> list[Row]:
                     Cell(s.wal_status or "—", _WAL_STATUS_TONES.get(s.wal_status or "", Tone.MUTED)),
                     Cell(human_bytes(s.confirmed_lag_bytes), lag_tone(s.confirmed_lag_bytes, None)),
                     Cell(human_bytes(s.restart_lag_bytes), lag_tone(s.restart_lag_bytes, None)),
-                    headroom_cell(s),
-                    Cell(sparkline(s.lag_history, 16), Tone.MUTED if not any(s.lag_history) else Tone.NORMAL),
+                    headroom_cell(s, bar=6),
+                    Cell(
+                        sparkline(s.lag_history, SLOT_TREND_WIDTH),
+                        Tone.MUTED if not any(s.lag_history) else Tone.NORMAL,
+                    ),
                     Cell(short_warning(warning), Tone.ERROR if warning else Tone.MUTED),
+                    wal_rate_cell(s),
+                    exhaustion_cell(s),
+                ),
+            )
+        )
+    return rows
+
+
+# ---- alerts ---------------------------------------------------------------------------------------
+def alert_tone(a: Alert) -> Tone:
+    if a.status == AlertStatus.RESOLVED:
+        return Tone.OK
+    return Tone.ERROR if a.severity == Severity.CRITICAL else Tone.WARN
+
+
+def alert_value(a: Alert) -> str:
+    """ "220.0 MiB > 200.0 MiB", "10m 14s < 1h 00m", "lost"."""
+
+    def fmt(v: float | str | None) -> str:
+        if v is None or isinstance(v, str):
+            return "—" if v is None else v
+        return human_bytes(v) if a.unit == "bytes" else human_duration(v) if a.unit == "seconds" else f"{v:g}"
+
+    if a.threshold is None:
+        return fmt(a.value)
+    if a.status == AlertStatus.RESOLVED:
+        return f"{fmt(a.value)} (limit {fmt(a.threshold)})"
+    # time left is bad when short; everything else when large
+    sign = "<" if a.rule == "wal_exhaustion" else ">"
+    return f"{fmt(a.value)} {sign} {fmt(a.threshold)}"
+
+
+def delivery_label(d: DeliveryStats | None) -> Cell:
+    if d is None:
+        return Cell("no ALERT_WEBHOOK_URL: alerts are recorded, not sent", Tone.MUTED)
+    tone = Tone.WARN if d.failed or d.dropped else Tone.MUTED
+    return Cell(f"webhook {d.target}: {d.delivered} sent, {d.failed} failed, {d.dropped} dropped", tone)
+
+
+def alerts_title(board: BoardSnapshot) -> str:
+    n = len(board.alerts)
+    return f"Alerts: {n or 'none'} firing · {delivery_label(board.alert_delivery).text}"
+
+
+def firing_alert_lines(board: BoardSnapshot) -> list[Cell]:
+    """Each firing alert and what to do about it (the alerts table has the figures)."""
+    return [Cell(f"▲ {a.rule} · {a.slot}: {a.hint}", alert_tone(a)) for a in board.alerts]
+
+
+def alert_rows(board: BoardSnapshot, now: float) -> list[Row]:
+    """The firing alerts (how long so far), then every notification, newest first."""
+    rows = [
+        Row(
+            f"firing|{a.key}",
+            (
+                Cell(clock_time(a.started_at)),
+                Cell(f"● {a.severity}", alert_tone(a)),
+                Cell(str(a.rule)),
+                Cell(a.pipeline),
+                Cell(a.slot),
+                Cell(alert_value(a), alert_tone(a)),
+                Cell(f"firing for {human_duration(now - a.started_at)}", alert_tone(a)),
+            ),
+        )
+        for a in board.alerts
+    ]
+    for a in reversed(board.alert_history):
+        if a.status == AlertStatus.RESOLVED:
+            state, lasted = "✓ resolved", f"lasted {human_duration(a.at - a.started_at)}"
+        else:
+            state, lasted = (f"↻ reminder {a.repeat}" if a.repeat else "▲ fired"), "—"
+        rows.append(
+            Row(
+                f"{a.at!r}|{a.key}|{a.status}|{a.repeat}",
+                (
+                    Cell(clock_time(a.at), Tone.MUTED),
+                    Cell(state, alert_tone(a)),
+                    Cell(str(a.rule)),
+                    Cell(a.pipeline),
+                    Cell(a.slot),
+                    Cell(alert_value(a)),
+                    Cell(lasted, Tone.MUTED),
                 ),
             )
         )

@@ -37,6 +37,7 @@ SCENES: dict[str, Scene] = {
     "redis": Scene(("5",), about="the engine's Redis keys"),
     "events": Scene(("6",), about="event log"),
     "config": Scene(("7",), about="sources, destinations, pipelines (one pending)"),
+    "checks": Scene(("8",), about="pre-flight checks: blockers first, the selected finding with its hint"),
     "help": Scene(("question_mark",), about="keys of the home screen"),
     "resync-confirm": Scene(("down", "enter", "down", "R"), about="resync asks for the table name"),
     "source-form": Scene(("7", "e"), about="editing a source: the password stays masked"),

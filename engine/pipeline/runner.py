@@ -18,7 +18,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, cast
@@ -27,7 +27,7 @@ import psycopg
 import redis
 from psycopg import sql
 
-from engine.batching.batcher import Batch, Batcher, Op, PendingBatch, RowsStep
+from engine.batching.batcher import Batch, Batcher, FailedTable, Op, PendingBatch, RowsStep
 from engine.batching.limits import BatchLimits
 from engine.config.models import PipelineSpec
 from engine.decoding import pgoutput
@@ -37,6 +37,7 @@ from engine.destinations.base import Destination
 from engine.destinations.factory import open_destination
 from engine.errors import ErrorKind, EtlError, RetryPolicy, TableError
 from engine.identifiers import TableName
+from engine.metrics import METRICS, bind_pipeline
 from engine.pipeline.schema_change import evolve
 from engine.source import catalog
 from engine.source.catalog import ColumnSchema, ColumnSignature, TableSchema
@@ -187,10 +188,16 @@ class RunnerView:
         Every change still pending was committed after the latest transaction made durable and
         after the last moment the runner had nothing pending, so ``now`` minus the later of those
         bounds its age: about 0 while caught up, growing while the destination falls behind."""
-        if self.state is not RunnerState.STREAMING and self.state is not RunnerState.RETRYING:
-            return None
-        since = max(self.applied_commit_at or 0.0, self.caught_up_at or 0.0)
-        return max(0.0, now - since) if since else None
+        return _lag_seconds(self.state, self.applied_commit_at, self.caught_up_at, now)
+
+
+def _lag_seconds(
+    state: RunnerState, applied_commit_at: float | None, caught_up_at: float | None, now: float
+) -> float | None:
+    if state is not RunnerState.STREAMING and state is not RunnerState.RETRYING:
+        return None
+    since = max(applied_commit_at or 0.0, caught_up_at or 0.0)
+    return max(0.0, now - since) if since else None
 
 
 @dataclass
@@ -223,7 +230,7 @@ class PipelineRunner(threading.Thread):
         self.last_error: EtlError | None = None
         self.next_retry_at: float | None = None
         self.stats = _Stats()
-        self._store = PipelineState(redis_client, spec.id)
+        self._store = PipelineState(redis_client, spec.id, pipeline=spec.name)
         self._acked = 0
         self._checkpoint = 0
         self._last_status = 0.0
@@ -232,6 +239,7 @@ class PipelineRunner(threading.Thread):
         # for the lag estimate (RunnerView.lag_seconds); plain floats, written by the stream thread
         self._applied_commit_at: float | None = None
         self._caught_up_at: float | None = None
+        self._lag_exported = False  # etl_replication_lag_seconds has a series for this pipeline
 
     # ---- control -----------------------------------------------------------------------------
     def stop(self) -> None:
@@ -256,6 +264,7 @@ class PipelineRunner(threading.Thread):
 
     # ---- main loop ---------------------------------------------------------------------------
     def run(self) -> None:
+        bind_pipeline(self.spec.name)  # copies run on this thread
         attempts = 0
         while not self._stop_event.is_set():
             try:
@@ -273,6 +282,7 @@ class PipelineRunner(threading.Thread):
                 )
             attempts += 1
             self.last_error = err
+            METRICS.errors.labels(self.spec.name, str(err.kind)).inc()
             if err.retry is RetryPolicy.TIMED and attempts < MAX_TIMED_ATTEMPTS:
                 delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(attempts, 8))
                 self.next_retry_at = time.time() + delay
@@ -331,6 +341,7 @@ class PipelineRunner(threading.Thread):
     def _table_error(self, table: TableName, err: EtlError) -> None:
         prev = self._store.get(table) or TableState(TablePhase.INIT)
         self._store.set(table, prev.errored(err))
+        METRICS.errors.labels(self.spec.name, str(err.kind)).inc()
         self._event("error", f"table {table}: {err}", table)
         self._publish(force=True)
 
@@ -469,13 +480,22 @@ class PipelineRunner(threading.Thread):
                         conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(created.snapshot)))
                         estimate = estimate_rows(conn, schema)
                         self.activity.copy_progress(table, 0, estimate)
+                        meter = _CopyMeter(self.spec.name, table)
 
-                        def progress(n: int, table: TableName = table, estimate: int = estimate) -> None:
+                        def progress(
+                            n: int, table: TableName = table, estimate: int = estimate, meter: _CopyMeter = meter
+                        ) -> None:
                             self.activity.copy_progress(table, n, max(estimate, n))
+                            meter.progress(n, estimate)
                             self._publish()
 
-                        rows = destination.copy_table(schema, copy_table(conn, schema), progress)
+                        batches = copy_table(conn, schema)
+                        try:
+                            rows = destination.copy_table(schema, batches, progress)
+                        finally:
+                            batches.close()  # a copy stopped midway must end its COPY before ROLLBACK
                         conn.execute("COMMIT")
+                        meter.done()
                     except EtlError as exc:
                         self.activity.copy_ended(table, None)
                         conn.execute("ROLLBACK")
@@ -563,7 +583,10 @@ class PipelineRunner(threading.Thread):
                         self._applied_commit_at = commit_times.popleft()[1]
                     self._promote_ready(result.checkpoint)
 
+        received = METRICS.bytes.labels(self.spec.name)
+
         def flush() -> None:
+            received.inc(batcher._bytes)  # per batch, not per change: the batcher already sums them
             pending = batcher.take()
             # once per batch, not per commit: the batch's checkpoint is normally the latest commit's end
             if (
@@ -676,6 +699,7 @@ class PipelineRunner(threading.Thread):
                 decode(payload)  # Origin, Type, Message: validated, nothing to apply
             # graceful stop: drain what is pending
             if not batcher.empty:
+                received.inc(batcher._bytes)
                 worker.submit(batcher.take())
         finally:
             worker.finish()
@@ -731,14 +755,31 @@ class PipelineRunner(threading.Thread):
         self._event("table", f"table {table}: schema changed on the source ({change.describe()})", table)
         return True
 
-    def _apply(self, batch: Batch, destination: Destination) -> None:
+    def _apply(self, batch: Batch, destination: Destination) -> Batch:
+        """Apply ``batch``; returns it as applied, with every table whose values were refused
+        (by the decoder or by the destination) left out and listed in ``failed``."""
         for failed in batch.failed:
             # Recorded before the checkpoint moves past the table's changes, so a restart re-copies it.
             self._table_error(failed.table, _conversion_error(failed.table, failed.error))
-        if not batch.steps and batch.checkpoint is None:
-            return
         started = time.monotonic()
-        destination.apply(self.spec.id, batch)
+        while True:
+            if not batch.steps and batch.checkpoint is None:
+                return batch
+            try:
+                destination.apply(self.spec.id, batch)
+                break
+            except ValueConversionError as exc:
+                # A destination checks every value before it sends anything (e.g. Snowflake's
+                # year range): only that table stops, the rest of the batch is applied.
+                table = next((s.schema.table for s in batch.steps if str(s.schema.table) == exc.table), None)
+                if table is None:
+                    raise
+                self._table_error(table, _conversion_error(table, exc))
+                batch = replace(
+                    batch,
+                    steps=tuple(s for s in batch.steps if s.schema.table != table),
+                    failed=(*batch.failed, FailedTable(table, exc)),
+                )
         seconds = time.monotonic() - started
         self.stats.last_flush_seconds = seconds
         self.stats.flushes += 1
@@ -752,7 +793,13 @@ class PipelineRunner(threading.Thread):
                 key = (table, {"I": "insert", "U": "update", "D": "delete"}[op])
                 counts[key] = counts.get(key, 0) + n
         self.activity.record_batch(time.time(), rows, seconds, batch.checkpoint)
+        name = self.spec.name
+        METRICS.batches.labels(name).inc()
+        METRICS.batch_flush.labels(name).observe(seconds)
+        for (table, operation), n in counts.items():
+            METRICS.rows.labels(name, str(table), operation).inc(n)
         self._store.add_counters(counts)
+        return batch
 
     def _promote_ready(self, lsn: int) -> None:
         for table, st in self._store.tables().items():
@@ -819,10 +866,40 @@ class PipelineRunner(threading.Thread):
         if not force and now - self._last_status < 1.0:
             return
         self._last_status = now
+        self._export_lag()
         try:
             self._store.publish_status(self.snapshot())
         except EtlError as exc:  # status is best effort; replication must not stop for it
             log.debug("status publish failed: %s", exc)
+
+    def _export_lag(self) -> None:
+        lag = _lag_seconds(self.state, self._applied_commit_at, self._caught_up_at, time.time())
+        labels = (self.spec.name, self.spec.pipeline.slot_name)
+        if lag is not None:
+            METRICS.lag_seconds.labels(*labels).set(lag)
+            self._lag_exported = True
+        elif self._lag_exported:  # not streaming: no lag to speak of, rather than a stale one
+            METRICS.lag_seconds.remove(*labels)
+            self._lag_exported = False
+
+
+class _CopyMeter:
+    """The copy metrics of one table copy, fed by the destination's progress callback (per chunk)."""
+
+    def __init__(self, pipeline: str, table: TableName) -> None:
+        self._rows = METRICS.copy_rows.labels(pipeline, str(table))
+        self._ratio = METRICS.copy_progress.labels(pipeline, str(table))
+        self._rows.inc(0)  # the series exists from the start, even for an empty table
+        self._ratio.set(0)
+        self._counted = 0
+
+    def progress(self, rows: int, estimate: int) -> None:
+        self._rows.inc(rows - self._counted)
+        self._counted = rows
+        self._ratio.set(rows / max(estimate, rows, 1))
+
+    def done(self) -> None:
+        self._ratio.set(1)
 
 
 @dataclass(frozen=True)
@@ -881,13 +958,13 @@ class _ApplyWorker(threading.Thread):
             raise self.error
 
     def run(self) -> None:
+        bind_pipeline(self._runner.spec.name)  # destination writes run on this thread
         while True:
             pending = self._queue.get()
             if pending is None or self.error is not None:
                 return
             try:
-                batch = pending.build(frozenset(self._errored))
-                self._runner._apply(batch, self._destination)
+                batch = self._runner._apply(pending.build(frozenset(self._errored)), self._destination)
                 failed = tuple(f.table for f in batch.failed)
                 self._errored.update(failed)
                 self._done.append(_Applied(batch.checkpoint, failed))

@@ -8,7 +8,7 @@ the same thing whichever path it took.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import psycopg
 import pyarrow as pa
@@ -56,10 +56,12 @@ def estimate_rows(conn: psycopg.Connection, schema: TableSchema) -> int:
     return int(row[0]) if row else 0
 
 
-def copy_table(conn: psycopg.Connection, schema: TableSchema) -> Iterator[pa.RecordBatch]:
+def copy_table(conn: psycopg.Connection, schema: TableSchema) -> Generator[pa.RecordBatch, None, None]:
     """Yield the table's rows as converted Arrow batches (user columns only).
 
-    The caller has opened a REPEATABLE READ transaction on ``conn`` at the exported snapshot.
+    The caller has opened a REPEATABLE READ transaction on ``conn`` at the exported snapshot, and
+    closes the generator if it stops early: that ends the COPY, which the connection needs before
+    it can run anything else (a ROLLBACK).
     """
     names = [c.name for c in schema.columns]
     query = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT csv)").format(

@@ -7,6 +7,11 @@ etl:pipeline:{id}:slot        str   the slot this state belongs to; present once
                                     slot without state (Redis flushed) is detected, never silently re-copied
 etl:pipeline:{id}:status      str   the runner's latest status snapshot (JSON), refreshed every second
 etl:pipeline:{id}:counters    hash  ``{table}|{op}`` → rows applied (op: insert|update|delete|copy)
+etl:alerts:history            list  the WAL monitor's alert notifications (webhook payload JSON, see
+                                    engine.alerts), newest first, capped at 200 (LPUSH + LTRIM)
+etl:alerts:firing             str   the alerts firing when the WAL monitor last changed them:
+                                    ``{"updated_at": ISO time, "alerts": [payload, …]}``; deleted when
+                                    none fire; read back at start so a restart neither repeats nor loses them
 """
 
 from __future__ import annotations
@@ -36,3 +41,11 @@ def status(pipeline_id: int) -> str:
 
 def counters(pipeline_id: int) -> str:
     return pipeline_prefix(pipeline_id) + "counters"
+
+
+def alert_history() -> str:
+    return f"{PREFIX}alerts:history"
+
+
+def alert_firing() -> str:
+    return f"{PREFIX}alerts:firing"

@@ -15,6 +15,7 @@ import redis
 
 from engine.errors import StateStoreError
 from engine.identifiers import TableName
+from engine.metrics import METRICS
 from engine.redaction import redact_dsn
 from engine.state import keys
 from engine.state.table_state import TableState
@@ -34,32 +35,42 @@ def connect_redis(url: str) -> redis.Redis:
     return client
 
 
-def _call(what: str, fn: Callable[[], T]) -> T:
+def _call(operation: str, what: str, fn: Callable[[], T]) -> T:
+    """Run one Redis round trip, timed as ``operation`` (failures included: a slow timeout counts)."""
+    started = time.perf_counter()
     try:
         return fn()
     except redis.RedisError as exc:
         raise StateStoreError(
             f"Redis {what} failed: {exc}", "check that Redis is up; the slot is not advanced meanwhile"
         ) from exc
+    finally:
+        METRICS.redis_operation.labels(operation).observe(time.perf_counter() - started)
 
 
 class PipelineState:
     """The state of one pipeline: table phases, checkpoint cache, slot marker, status, counters."""
 
-    def __init__(self, client: redis.Redis, pipeline_id: int) -> None:
+    def __init__(self, client: redis.Redis, pipeline_id: int, *, pipeline: str | None = None) -> None:
+        """``pipeline``: the pipeline's name, given by its runner, so table phases are also
+        exported as metrics (other readers of the state leave it out)."""
         self._r = client
         self.pipeline_id = pipeline_id
+        self.pipeline = pipeline
         self._tables: dict[TableName, TableState] = {}
         self._loaded = False
 
     # ---- table phases ------------------------------------------------------------------------
     def load(self) -> dict[TableName, TableState]:
-        raw: Mapping[Any, Any] = _call("HGETALL", lambda: self._r.hgetall(keys.tables(self.pipeline_id)))
+        raw: Mapping[Any, Any] = _call("load", "HGETALL", lambda: self._r.hgetall(keys.tables(self.pipeline_id)))
         self._tables = {}
         for field, value in raw.items():
             schema, name = json.loads(field)
             self._tables[TableName(schema, name)] = TableState.from_json(value)
         self._loaded = True
+        if self.pipeline is not None:
+            for table, state in self._tables.items():
+                METRICS.set_table_phase(self.pipeline, str(table), state.phase)
         return dict(self._tables)
 
     def tables(self) -> dict[TableName, TableState]:
@@ -76,35 +87,40 @@ class PipelineState:
         if not state.updated_at:
             state = state.moved(state.phase)
         field = json.dumps([table.schema, table.name])
-        _call("HSET", lambda: self._r.hset(keys.tables(self.pipeline_id), field, state.to_json()))
+        _call("set", "HSET", lambda: self._r.hset(keys.tables(self.pipeline_id), field, state.to_json()))
         self._tables[table] = state
+        if self.pipeline is not None:
+            METRICS.set_table_phase(self.pipeline, str(table), state.phase)
 
     def forget(self, tables: Iterable[TableName]) -> None:
+        tables = list(tables)
         fields = [json.dumps([t.schema, t.name]) for t in tables]
         if fields:
-            _call("HDEL", lambda: self._r.hdel(keys.tables(self.pipeline_id), *fields))
+            _call("forget", "HDEL", lambda: self._r.hdel(keys.tables(self.pipeline_id), *fields))
         for t in tables:
             self._tables.pop(t, None)
+            if self.pipeline is not None:
+                METRICS.forget_table(self.pipeline, str(t))
 
     # ---- checkpoint and slot marker ---------------------------------------------------------
     def checkpoint(self) -> int | None:
-        value = _call("GET", lambda: self._r.get(keys.checkpoint(self.pipeline_id)))
+        value = _call("checkpoint", "GET", lambda: self._r.get(keys.checkpoint(self.pipeline_id)))
         return int(value) if value is not None else None
 
     def set_checkpoint(self, lsn: int) -> None:
-        _call("SET", lambda: self._r.set(keys.checkpoint(self.pipeline_id), str(lsn)))
+        _call("set_checkpoint", "SET", lambda: self._r.set(keys.checkpoint(self.pipeline_id), str(lsn)))
 
     def slot_marker(self) -> str | None:
-        value = _call("GET", lambda: self._r.get(keys.slot(self.pipeline_id)))
+        value = _call("slot_marker", "GET", lambda: self._r.get(keys.slot(self.pipeline_id)))
         return value.decode() if isinstance(value, bytes) else value
 
     def set_slot_marker(self, slot_name: str) -> None:
-        _call("SET", lambda: self._r.set(keys.slot(self.pipeline_id), slot_name))
+        _call("set_slot_marker", "SET", lambda: self._r.set(keys.slot(self.pipeline_id), slot_name))
 
     # ---- status and counters ----------------------------------------------------------------
     def publish_status(self, status: dict[str, Any], ttl_seconds: int = 30) -> None:
         payload = json.dumps(status, default=str, separators=(",", ":"))
-        _call("SET", lambda: self._r.set(keys.status(self.pipeline_id), payload, ex=ttl_seconds))
+        _call("publish_status", "SET", lambda: self._r.set(keys.status(self.pipeline_id), payload, ex=ttl_seconds))
 
     def add_counters(self, counts: Mapping[tuple[TableName, str], int]) -> None:
         if not counts:
@@ -116,19 +132,22 @@ class PipelineState:
                 pipe.hincrby(keys.counters(self.pipeline_id), f"{table}|{op}", n)
             pipe.execute()
 
-        _call("HINCRBY", run)
+        _call("add_counters", "HINCRBY", run)
 
     def clear(self) -> None:
         """Remove every key of this pipeline (used by an explicit `pipeline remove`)."""
         prefix = keys.pipeline_prefix(self.pipeline_id)
-        found = list(_call("SCAN", lambda: list(self._r.scan_iter(match=prefix + "*", count=500))))
+        found = list(_call("clear", "SCAN", lambda: list(self._r.scan_iter(match=prefix + "*", count=500))))
         if found:
-            _call("DEL", lambda: self._r.delete(*found))
+            _call("clear", "DEL", lambda: self._r.delete(*found))
+        if self.pipeline is not None:
+            for t in self._tables:
+                METRICS.forget_table(self.pipeline, str(t))
         self._tables.clear()
 
 
 def read_status(client: redis.Redis, pipeline_id: int) -> dict[str, Any] | None:
-    raw = _call("GET", lambda: client.get(keys.status(pipeline_id)))
+    raw = _call("read_status", "GET", lambda: client.get(keys.status(pipeline_id)))
     if raw is None:
         return None
     data: dict[str, Any] = json.loads(raw)
@@ -137,5 +156,5 @@ def read_status(client: redis.Redis, pipeline_id: int) -> dict[str, Any] | None:
 
 
 def read_counters(client: redis.Redis, pipeline_id: int) -> dict[str, int]:
-    raw = _call("HGETALL", lambda: client.hgetall(keys.counters(pipeline_id)))
+    raw = _call("read_counters", "HGETALL", lambda: client.hgetall(keys.counters(pipeline_id)))
     return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}

@@ -34,5 +34,11 @@ class EventsScreen(BoardScreen):
     def show_board(self, board: BoardSnapshot, now: float) -> None:
         table = self.query_one("#events", KeyedTable)
         rows = filter_rows(event_rows(board.events), self.filter_text)
-        table.border_title = f"Events ({len(rows)} of {len(board.events)})" if self.filter_text else "Events"
+        if self.filter_text:
+            table.border_title = f"Events ({len(rows)} of {len(board.events)})"
+        elif board.alerts:
+            n = len(board.alerts)
+            table.border_title = f"Events · {n} alert{'s' if n != 1 else ''} firing (4: WAL / slots)"
+        else:
+            table.border_title = "Events"
         table.sync(rows)

@@ -1,4 +1,5 @@
-"""Replication slots: the WAL each one holds back on its source, and what is about to go wrong."""
+"""Replication slots: the WAL each one holds back on its source, how fast the source writes WAL
+and when safe WAL runs out, what is about to go wrong, and the alerts the engine raised."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from textual.widgets import Static
 
 from engine.status_board import BoardSnapshot
 from etl_tui.bindings import screen_bindings
-from etl_tui.presenters import Cell, Tone, filter_rows, slot_rows
+from etl_tui.presenters import Cell, Tone, alert_rows, alerts_title, filter_rows, firing_alert_lines, slot_rows
 from etl_tui.screens.base import BoardScreen
 from etl_tui.widgets.keyed_table import Column, KeyedTable
 from etl_tui.widgets.styles import lines_text
@@ -19,20 +20,32 @@ COLUMNS = (
     Column("slot", "SLOT"),
     Column("active", "ACTIVE"),
     Column("wal_status", "WAL STATUS"),
-    Column("confirmed", "CONFIRMED LAG", justify="right"),
-    Column("restart", "RESTART LAG", justify="right"),
+    Column("confirmed", "CONFIRMED", justify="right"),
+    Column("restart", "RESTART", justify="right"),
     Column("headroom", "SAFE WAL"),
-    Column("history", "LAG (60 samples)"),
+    Column("history", "TREND"),
     Column("warning", "WARNING"),
+    Column("wal_rate", "WAL RATE", justify="right"),
+    Column("exhaustion", "RUNS OUT", justify="right"),
+)
+ALERT_COLUMNS = (
+    Column("at", "TIME"),
+    Column("state", "ALERT"),
+    Column("rule", "RULE"),
+    Column("pipeline", "PIPELINE"),
+    Column("slot", "SLOT"),
+    Column("value", "VALUE"),
+    Column("duration", "DURATION"),
 )
 NOTES = [
     Cell(
-        "CONFIRMED LAG: WAL written since the last change durable at the destination (what a restart replays).",
+        "CONFIRMED: lag since the last change durable at the destination (what a restart replays). RESTART: WAL the "
+        "source keeps for the slot.",
         Tone.MUTED,
     ),
     Cell(
-        "RESTART LAG: WAL the source keeps for this slot. SAFE WAL: how much more it may keep before "
-        "max_slot_wal_keep_size lets PostgreSQL remove it (the slot is then lost).",
+        "SAFE WAL: what it may still keep before PostgreSQL may remove it (max_slot_wal_keep_size; the slot is then "
+        "lost). RUNS OUT: at WAL RATE.",
         Tone.MUTED,
     ),
     Cell(
@@ -45,10 +58,17 @@ NOTES = [
 class SlotsScreen(BoardScreen):
     SCOPE = "slots"
     BINDINGS: ClassVar[list[BindingType]] = screen_bindings("slots")
+    DEFAULT_CSS = """
+    SlotsScreen #alerts {
+        height: 1fr;
+        min-height: 5;
+    }
+    """
 
     def compose_body(self) -> ComposeResult:
         yield KeyedTable(COLUMNS, row_height=2, id="slots")
         yield Static(id="slot-warnings", classes="panel")
+        yield KeyedTable(ALERT_COLUMNS, id="alerts")
         yield Static(lines_text(NOTES), id="slot-notes", classes="notes")
 
     def show_board(self, board: BoardSnapshot, now: float) -> None:
@@ -57,10 +77,9 @@ class SlotsScreen(BoardScreen):
         table.sync(filter_rows(slot_rows(board), self.filter_text))
         warned = [s for s in board.slots if s.warning]
         panel = self.query_one("#slot-warnings", Static)
-        panel.border_title = f"Warnings ({len(warned)})"
-        panel.update(
-            lines_text(
-                [Cell(f"⚠ {s.slot} ({s.pipeline}, source {s.source}): {s.warning}", Tone.ERROR) for s in warned]
-                or [Cell("no slot needs attention", Tone.OK)]
-            )
-        )
+        panel.border_title = f"Warnings ({len(warned)}) · firing alerts ({len(board.alerts)})"
+        lines = [Cell(f"⚠ {s.slot} ({s.pipeline}, source {s.source}): {s.warning}", Tone.ERROR) for s in warned]
+        panel.update(lines_text(lines + firing_alert_lines(board) or [Cell("no slot needs attention", Tone.OK)]))
+        alerts = self.query_one("#alerts", KeyedTable)
+        alerts.border_title = alerts_title(board)
+        alerts.sync(filter_rows(alert_rows(board, now), self.filter_text))

@@ -568,12 +568,6 @@ def _assert_refused(settings: Settings, pipeline_id: int, table: str, col: Col, 
     assert "Snowflake" in st.reason and st.hint, (value, st.reason)
 
 
-# Not run until the runner handles a refusal by the destination (they hang or stall the pipeline).
-@pytest.mark.xfail(
-    run=False,
-    reason="engine/pipeline/runner.py _copy_tables: when the destination refuses a batch while the COPY "
-    "generator is suspended, ROLLBACK on the same connection blocks forever (the generator must be closed first)",
-)
 def test_values_snowflake_cannot_hold_stop_only_their_table_in_the_copy(
     settings: Settings,
     source_dsn: str,
@@ -607,11 +601,6 @@ def test_values_snowflake_cannot_hold_stop_only_their_table_in_the_copy(
             assert _state(settings, pid, table).phase is TablePhase.ERRORED  # type: ignore[union-attr]
 
 
-@pytest.mark.xfail(
-    run=False,
-    reason="engine/pipeline/runner.py _apply: a ValueConversionError raised by destination.apply (Snowflake checks "
-    "values there) is retried as an unexpected error for the whole pipeline instead of erroring its table",
-)
 def test_values_snowflake_cannot_hold_stop_only_their_table_in_the_stream(
     settings: Settings,
     source_dsn: str,

@@ -559,3 +559,139 @@ def test_duplicate_keys_do_not_break_a_table() -> None:
         assert table_keys(app, "#pipelines")[-1] == "shop_sync#1"
 
     drive(backend, scenario)
+
+
+# ---- pre-flight checks (8) ---------------------------------------------------------------------------
+def _panel(app: EtlApp, selector: str) -> str:
+    return str(app.screen.query_one(selector, Static).render())
+
+
+def test_checks_screen_lists_findings_worst_first_with_the_selected_hint() -> None:
+    from etl_tui.screens.checks import ChecksScreen
+
+    backend = FixtureBackend()
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        assert backend.check_runs == 0  # nothing queries the sources until the screen is opened
+        await press(pilot, "8")
+        assert isinstance(app.screen, ChecksScreen)
+        assert backend.check_runs == 1
+        keys = table_keys(app, "#findings")
+        assert keys[0].startswith("shop|legacy_sync|slot|")  # blockers first
+        assert "4 blockers" in _panel(app, "#checks-status") and "blocked" in _panel(app, "#checks-status")
+        detail = _panel(app, "#finding")
+        assert "wal_status = lost" in detail and "hint: etl-tui pipeline resync legacy_sync" in detail
+        await press(pilot, "down")
+        assert "max_wal_senders = 10, 10 in use" in _panel(app, "#finding")
+        await press(pilot, "slash", *"row security")
+        assert table_keys(app, "#findings") == ["shop|shop_sync|row_security|public.customers#1"]
+        await press(pilot, "escape")
+        await press(pilot, "ctrl+r")
+        assert backend.check_runs == 2
+        await press(pilot, "1", "8")
+        assert backend.check_runs == 2  # coming back shows the last run; ctrl+r runs again
+
+    drive(backend, scenario)
+    assert backend.calls == []  # checks change nothing
+
+
+def test_checks_run_off_the_ui_thread_and_in_a_read_only_console() -> None:
+    from etl_tui.screens.checks import ChecksScreen
+
+    gate = threading.Event()
+    backend = FixtureBackend(gate=gate, readonly=True)
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await pilot.press("8")
+        await pilot.pause()
+        assert isinstance(app.screen, ChecksScreen)
+        assert "running the checks" in _panel(app, "#checks-status")
+        await pilot.press("3")  # the checks still wait on the gate
+        await pilot.pause()
+        assert isinstance(app.screen, ThroughputScreen)
+        gate.set()
+        await settle(pilot)
+        await press(pilot, "8")
+        assert backend.check_runs == 1 and "4 blockers" in _panel(app, "#checks-status")
+
+    drive(backend, scenario)
+
+
+def test_checks_that_cannot_run_say_why() -> None:
+    from engine.preflight import CheckReport
+
+    class NoConfigDb(FixtureBackend):
+        def run_checks(self, pipeline: str | None = None) -> CheckReport:
+            raise EtlError("config DB error: connection refused", "check that the config DB is reachable")
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "8")
+        status = _panel(app, "#checks-status")
+        assert "could not run" in status and "config DB is reachable" in status
+        assert table_keys(app, "#findings") == []
+
+    drive(NoConfigDb(), scenario)
+
+
+def test_checks_are_in_the_palette_and_help() -> None:
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "8")
+        titles = [title for title, _, _ in EtlCommands(app.screen)._commands()]
+        assert "Go to Checks (8)" in titles and "Re-run (ctrl+r)" in titles
+        await press(pilot, "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+
+    drive(FixtureBackend(), scenario)
+
+
+# ---- alerts (WAL / slots and Events) ------------------------------------------------------------------
+def test_slots_screen_shows_firing_alerts_history_and_deliveries() -> None:
+    backend = FixtureBackend()
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "4")
+        alerts = app.screen.query_one("#alerts", KeyedTable)
+        keys = alerts.keys
+        assert keys[:3] == [f"firing|{a.key}" for a in backend.board.alerts]  # firing first
+        assert len(keys) == 3 + len(backend.board.alert_history)
+        title = str(alerts.border_title)
+        assert "3 firing" in title and "webhook https://hooks.slack.com: 5 sent, 1 failed, 0 dropped" in title
+        attention = str(app.screen.query_one("#slot-warnings", Static).render())
+        assert "▲ wal_status · etl_legacy_sync_4: the slot cannot be used any more: resync" in attention
+        # `/` narrows the alerts as well as the slots
+        await press(pilot, "slash", *"legacy")
+        assert table_keys(app, "#slots") == ["legacy_sync/etl_legacy_sync_4"]
+        assert all("legacy" in k for k in app.screen.query_one("#alerts", KeyedTable).keys)
+        # resolved: gone from the firing rows, the history keeps it
+        from engine.alerts import AlertStatus
+
+        resolved = replace(backend.board.alerts[0], status=AlertStatus.RESOLVED, at=FIXED_NOW)
+        backend.board = replace(
+            backend.board, alerts=backend.board.alerts[1:], alert_history=(*backend.board.alert_history, resolved)
+        )
+        await press(pilot, "escape")
+        app.refresh_now()
+        await settle(pilot)
+        keys = app.screen.query_one("#alerts", KeyedTable).keys
+        assert not any(k.startswith("firing|wal_status") for k in keys) and len(keys) == 2 + 6
+        assert any(k.endswith("|resolved|0") and "wal_status" in k for k in keys)
+        assert "2 firing" in str(app.screen.query_one("#alerts", KeyedTable).border_title)
+
+    drive(backend, scenario)
+
+
+def test_events_screen_counts_firing_alerts_and_lists_alert_events() -> None:
+    backend = FixtureBackend()
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "6")
+        table = app.screen.query_one("#events", KeyedTable)
+        assert str(table.border_title) == "Events · 3 alerts firing (4: WAL / slots)"
+        alert_events = [e for e in backend.board.events if e.kind == "alert"]
+        assert alert_events and all(any(e.message in k for k in table.keys) for e in alert_events)
+        backend.board = replace(backend.board, alerts=(), alert_delivery=None)
+        app.refresh_now()
+        await settle(pilot)
+        assert str(table.border_title) == "Events"
+
+    drive(backend, scenario)

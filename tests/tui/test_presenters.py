@@ -309,3 +309,69 @@ def test_with_password() -> None:
         with_password("postgresql://h/db", "pw")
     with pytest.raises(FormError):
         with_password("host=h password=old", "pw")
+
+
+# ---- WAL rate, time to exhaustion, alerts ---------------------------------------------------------
+def test_slot_rows_show_wal_rate_and_when_safe_wal_runs_out() -> None:
+    from etl_tui.presenters import exhaustion_cell, human_byte_rate, wal_rate_cell
+
+    rows = {r.key: r for r in slot_rows(fixtures.board())}
+    billing = rows["billing_sync/etl_billing_sync_2"]
+    assert billing.cells[8] == Cell("2.0 MiB/s") and billing.cells[9] == Cell("10m 14s", Tone.ERROR)
+    assert rows["crm_sync/etl_crm_sync_3"].cells[9] == Cell("5h 32m", Tone.WARN)
+    assert rows["shop_sync/etl_shop_sync_1"].cells[9] == Cell("—", Tone.MUTED)  # keeps up: never runs out
+    assert rows["legacy_sync/etl_legacy_sync_4"].cells[9] == Cell("ran out", Tone.ERROR)
+    slot = SlotView("p", "s", "src", True, 1, "reserved", 0, 0, None)
+    assert wal_rate_cell(slot) == Cell("—", Tone.MUTED)
+    assert exhaustion_cell(replace(slot, exhaustion_seconds=3 * 86_400.0)) == Cell("3d 00h")
+    assert human_byte_rate(-5.0) == "0 B/s" and human_byte_rate(None) == "—"
+
+
+def test_alert_rows_firing_first_then_history_newest_first() -> None:
+    from etl_tui.presenters import alert_rows, alert_value, alerts_title, delivery_label, firing_alert_lines
+
+    board = fixtures.board()
+    rows = alert_rows(board, fixtures.FIXED_NOW)
+    assert [r.key.split("|")[0] for r in rows[:3]] == ["firing"] * 3
+    lost = rows[0].cells
+    assert (lost[1], lost[2].text, lost[4].text, lost[5].text) == (
+        Cell("● critical", Tone.ERROR),
+        "wal_status",
+        "etl_legacy_sync_4",
+        "lost",
+    )
+    assert lost[6].text == "firing for 9m 00s"
+    assert rows[2].cells[5] == Cell("220.0 MiB > 200.0 MiB", Tone.WARN)
+    assert rows[1].cells[5].text == "10m 14s < 1h 00m"  # time left: lower is worse
+    history = rows[3:]
+    assert [r.cells[1].text for r in history] == ["▲ fired", "▲ fired", "▲ fired", "✓ resolved", "▲ fired"]
+    resolved = history[3].cells
+    assert (
+        resolved[1].tone is Tone.OK and resolved[5].text == "2s (limit 10m 00s)" and resolved[6].text == "lasted 2m 00s"
+    )
+    assert len({r.key for r in rows}) == len(rows)
+    assert alert_value(replace(board.alerts[2], repeat=2)) == "220.0 MiB > 200.0 MiB"
+    assert alerts_title(board) == "Alerts: 3 firing · webhook https://hooks.slack.com: 5 sent, 1 failed, 0 dropped"
+    assert alerts_title(replace(board, alerts=(), alert_delivery=None)) == (
+        "Alerts: none firing · no ALERT_WEBHOOK_URL: alerts are recorded, not sent"
+    )
+    assert delivery_label(board.alert_delivery).tone is Tone.WARN  # a delivery failed
+    lines = firing_alert_lines(board)
+    assert lines[0].text.startswith("▲ wal_status · etl_legacy_sync_4: ") and lines[0].tone is Tone.ERROR
+    assert lines[2].tone is Tone.WARN
+
+
+def test_alert_events_from_notifications() -> None:
+    from engine.alerts import AlertStatus
+    from engine.collector import alert_event
+
+    firing = fixtures.board().alerts[2]
+    event = alert_event(firing)
+    assert (event.level, event.kind, event.pipeline) == ("warning", "alert", "billing_sync")
+    assert event.message == f"firing lag_bytes: {firing.summary}"
+    assert alert_event(replace(firing, repeat=2)).message.startswith("still firing lag_bytes (reminder 2): ")
+    assert alert_event(fixtures.board().alerts[0]).level == "error"  # critical
+    resolved = alert_event(replace(firing, status=AlertStatus.RESOLVED, summary="back to normal"))
+    assert (resolved.level, resolved.message) == ("info", "resolved lag_bytes: back to normal")
+    rows = event_rows([event])
+    assert rows[0].cells[2].text == "alert" and rows[0].cells[1] == Cell("WARN", Tone.WARN)

@@ -41,6 +41,7 @@ from engine.destinations.base import (
 )
 from engine.errors import DestinationError, ErrorKind, RetryPolicy
 from engine.identifiers import TableName, quote_ident
+from engine.metrics import observe_write
 from engine.source.catalog import ColumnSignature, TableSchema
 
 CHECKPOINT_TABLE = "_etl_checkpoints"
@@ -236,6 +237,7 @@ class DuckDbDestination:
         names = ", ".join(quote_ident(c.name) for c in schema.columns)
         extra = ", false" if self.soft_deletes else ""
         total = 0
+        started = time.perf_counter()
         with self._connect(threads=os.cpu_count() or 1) as con:
             con.execute("BEGIN")
             con.execute(f"DROP TABLE IF EXISTS {self.target_sql(schema.table)}")
@@ -251,6 +253,7 @@ class DuckDbDestination:
                 on_progress(total)
             self._record(con, schema)
             con.execute("COMMIT")
+        observe_write("duckdb", "copy", time.perf_counter() - started)
         self._shapes.known(schema, self.soft_deletes)
         return total
 
@@ -264,7 +267,9 @@ class DuckDbDestination:
     # ---- apply -------------------------------------------------------------------------------
     def apply(self, pipeline_id: int, batch: Batch) -> None:
         reshaped: list[tuple[TableSchema, bool]] = []
+        landing = 0.0
         with self._connect() as con:
+            started = time.perf_counter()
             con.execute("BEGIN")
             for step in batch.steps:
                 if isinstance(step, TruncateStep):
@@ -277,7 +282,7 @@ class DuckDbDestination:
                     self._reshape(con, step.schema, found)
                     has_deleted = TARGET_DELETED_COLUMN in found
                     reshaped.append((step.schema, has_deleted))
-                self._merge(con, step, has_deleted)
+                landing += self._merge(con, step, has_deleted)
             if batch.checkpoint is not None:
                 con.execute(f"DELETE FROM {self._checkpoint_table} WHERE pipeline_id = ?", [pipeline_id])
                 con.execute(
@@ -285,6 +290,10 @@ class DuckDbDestination:
                     [pipeline_id, batch.checkpoint],
                 )
             con.execute("COMMIT")
+        # "merge" is everything but the landing inserts: MERGEs, checkpoint row, COMMIT, and the
+        # close, which writes the WAL into the file (DuckDB's checkpoint)
+        observe_write("duckdb", "landing", landing)
+        observe_write("duckdb", "merge", time.perf_counter() - started - landing)
         for schema, has_deleted in reshaped:  # only once committed
             self._shapes.known(schema, has_deleted)
 
@@ -301,18 +310,22 @@ class DuckDbDestination:
         else:
             con.execute(f"DELETE FROM {target} WHERE {older}", [step.commit_lsn, step.commit_lsn, step.ordinal])
 
-    def _merge(self, con: duckdb.DuckDBPyConnection, step: RowsStep, has_deleted: bool) -> None:
+    def _merge(self, con: duckdb.DuckDBPyConnection, step: RowsStep, has_deleted: bool) -> float:
+        """Land and merge one step; returns the seconds spent landing it."""
         schema = step.schema
         landing = self.landing_sql(schema.table)
         cols = [quote_ident(c.name) for c in schema.columns]
         meta = [quote_ident(OP_COLUMN), quote_ident(LSN_COLUMN), quote_ident(ORDINAL_COLUMN)]
         unchanged = quote_ident(UNCHANGED_COLUMN) if step.has_unchanged else "NULL"
+        started = time.perf_counter()
         con.register("etl_batch", step.batch)
         con.execute(f"INSERT INTO {landing} SELECT {', '.join(cols + meta)}, {unchanged} FROM etl_batch")
         con.unregister("etl_batch")
+        landed = time.perf_counter() - started
         deletes = DeleteMode.choose(self.soft_deletes, has_deleted)
         con.execute(merge_sql(self.target_sql(schema.table), landing, schema, step.has_unchanged, deletes))
         con.execute(f"DELETE FROM {landing}")
+        return landed
 
     def close(self) -> None:
         """Nothing stays open between writes."""

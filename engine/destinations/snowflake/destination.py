@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -60,6 +61,7 @@ from engine.destinations.snowflake.naming import qualified, snowflake_column_nam
 from engine.destinations.snowflake.typemap import check_values, snowflake_type, to_parquet_array
 from engine.errors import DestinationError
 from engine.identifiers import TableName
+from engine.metrics import observe_write
 from engine.source.catalog import ColumnSchema, ColumnSignature, TableSchema
 
 __all__ = ["CHECKPOINT_TABLE", "STAGE_NAME", "SnowflakeDestination", "landing_name", "merge_sql"]
@@ -319,6 +321,7 @@ class SnowflakeDestination:
         n = len(schema.columns)
         prefix = f"copy/{uuid.uuid4().hex}"
         total = 0
+        started = time.perf_counter()
         with self._cursor() as cur:
             cur.execute(self._target_ddl(schema))
             cur.execute(self._landing_ddl(schema))
@@ -348,6 +351,7 @@ class SnowflakeDestination:
                 cur.execute(self._copy_sql(self.target_sql(schema.table), columns, picks, prefix))
             for statement in self._record_sql(schema):
                 cur.execute(statement)
+        observe_write("snowflake", "copy", time.perf_counter() - started)
         self._shapes.known(schema, self.soft_deletes)
         return total
 
@@ -406,9 +410,11 @@ class SnowflakeDestination:
                 flags[schema.table] = has_deleted
             # Landing loads run before the transaction (the landing tables hold nothing anyone
             # reads); leftovers of an attempt that never committed are dropped first.
+            started = time.perf_counter()
             for landing in landings.values():
                 cur.execute(f"DELETE FROM {self.landing_sql(landing.table)}")
             self._load_landing(cur, batch, files, run)
+            landed = time.perf_counter()
             if self.atomic:
                 cur.execute("BEGIN")
             try:
@@ -434,6 +440,8 @@ class SnowflakeDestination:
                     )
                 if self.atomic:
                     cur.execute("COMMIT")
+                observe_write("snowflake", "landing", landed - started)
+                observe_write("snowflake", "merge", time.perf_counter() - landed)
                 for schema in reshaped:  # only once committed
                     self._shapes.known(schema, flags[schema.table])
             except BaseException:

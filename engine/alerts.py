@@ -1,0 +1,719 @@
+"""Alerts on replication slots: the rules, their history, and delivery to ``ALERT_WEBHOOK_URL``.
+
+:class:`AlertRules` turns each round of slot observations (from the WAL monitor) into
+notifications: an alert *fires* when its condition is met, is *repeated* every ``repeat_seconds``
+while it lasts, and is *resolved* once the condition has been clear for ``resolve_readings``
+consecutive readings. Numeric rules clear only past a lower bar (``resolve_fraction`` of the
+threshold; for time-to-exhaustion, where lower is worse, the threshold divided by it), so a value
+hovering around the threshold does not flap. A threshold of 0 turns its rule off.
+
+Rules (one alert per rule and slot):
+
+- ``lag_bytes`` — WAL written since the slot's ``confirmed_flush_lsn`` above the threshold. A paused
+  pipeline alerts too: its slot still holds the WAL back.
+- ``lag_seconds`` — the runner's lag age (``RunnerView.lag_seconds``) above the threshold.
+- ``slot_inactive`` — no process reads the slot for longer than the threshold while its pipeline
+  should run (an inactive slot of a paused pipeline is expected).
+- ``wal_status`` — ``unreserved`` (PostgreSQL may remove WAL the slot needs) or ``lost``.
+- ``wal_exhaustion`` — the predicted time until ``safe_wal_size`` runs out below the threshold.
+
+Every notification is a JSON object POSTed to the webhook (schema version 1)::
+
+    {
+      "text": "[FIRING] warning · pipeline p1: slot etl_p1 on source shop is 1.2 GiB behind ...",
+      "status": "firing",               # firing | resolved
+      "rule": "lag_bytes",              # lag_bytes | lag_seconds | slot_inactive | wal_status | wal_exhaustion
+      "severity": "warning",            # warning | critical
+      "source": "shop", "pipeline": "p1", "slot": "etl_p1",
+      "value": 1288490188,              # bytes or seconds (see unit); wal_status: the status; null if unknown
+      "threshold": 1073741824,          # same unit; null for wal_status
+      "unit": "bytes",                  # bytes | seconds | "" (wal_status)
+      "started_at": "2026-07-01T11:58:00Z",   # when the alert fired (UTC, ISO 8601)
+      "at": "2026-07-01T12:00:00Z",           # when this notification was made
+      "repeat": 0,                      # 0 when it fires, then 1, 2, … for each reminder
+      "hint": "what to do about it",
+      "summary": "slot etl_p1 on source shop is 1.2 GiB behind (threshold 1.0 GiB)",  # text without extras
+      "id": "lag_bytes/shop/etl_p1",    # stable for the alert's whole life: group on it
+      "version": 1
+    }
+
+``text`` is what Slack-compatible receivers (Slack, Mattermost, Rocket.Chat, Teams workflows)
+show; generic receivers read the other fields. Deliveries go through a bounded queue and one
+sender thread (a timeout per request, a few retries with backoff); when the queue is full the
+notification is dropped and counted, so a slow or dead receiver never holds up the engine. The
+webhook URL is a secret (Slack puts a token in it): it is never logged, only its host.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+
+from engine.metrics import METRICS, Metrics
+from engine.state import keys
+
+log = logging.getLogger("etl.alerts")
+
+SCHEMA_VERSION = 1
+HISTORY_LIMIT = 200
+
+
+class Rule(StrEnum):
+    LAG_BYTES = "lag_bytes"
+    LAG_SECONDS = "lag_seconds"
+    SLOT_INACTIVE = "slot_inactive"
+    WAL_STATUS = "wal_status"
+    WAL_EXHAUSTION = "wal_exhaustion"
+
+
+class Severity(StrEnum):
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True)
+class AlertThresholds:
+    """When the rules fire (0 turns a rule off); see ``engine.settings`` for the variables."""
+
+    lag_bytes: int = 1024**3
+    """ALERT_LAG_BYTES: WAL behind the slot's confirmed position."""
+    lag_seconds: int = 600
+    """ALERT_LAG_SECONDS: age of the oldest change not yet at the destination."""
+    inactive_seconds: int = 300
+    """ALERT_INACTIVE_SECONDS: how long a slot may go unread while its pipeline should run."""
+    exhaustion_seconds: int = 3600
+    """ALERT_EXHAUSTION_SECONDS: predicted time left before safe_wal_size runs out."""
+    repeat_seconds: int = 3600
+    """ALERT_REPEAT_SECONDS: reminder interval while an alert keeps firing (0: never)."""
+    resolve_fraction: float = 0.8
+    """A numeric alert clears below this share of its threshold (hysteresis)."""
+    resolve_readings: int = 2
+    """Consecutive clear readings before an alert is resolved."""
+
+
+@dataclass(frozen=True)
+class SlotObservation:
+    """What the rules see of one pipeline's slot in one round."""
+
+    source: str
+    pipeline: str
+    slot: str
+    should_run: bool
+    """The pipeline's desired state is start (a paused pipeline's slot is expected to be idle)."""
+    readable: bool
+    """A fresh reading of the slot exists this round; when False the slot rules keep their state."""
+    exists: bool = True
+    active: bool = False
+    wal_status: str | None = None
+    lag_bytes: int | None = None
+    exhaustion_seconds: float | None = None
+    lag_seconds: float | None = None
+    """From the pipeline's runner; None when it has none or cannot tell."""
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One notification (or, in :meth:`AlertRules.firing`, the current state of a firing alert)."""
+
+    status: AlertStatus
+    rule: Rule
+    severity: Severity
+    source: str
+    pipeline: str
+    slot: str
+    value: float | str | None
+    threshold: float | str | None
+    unit: str
+    started_at: float  # epoch seconds
+    at: float
+    summary: str
+    """What is wrong (or that it is over), without the pipeline's name and the hint."""
+    hint: str
+    repeat: int = 0
+
+    @property
+    def key(self) -> str:
+        return alert_key(self.rule, self.source, self.slot)
+
+    @property
+    def text(self) -> str:
+        """The human sentence receivers show."""
+        if self.status is AlertStatus.RESOLVED:
+            return f"[RESOLVED] pipeline {self.pipeline}: {self.summary}"
+        again = f" (still firing, reminder {self.repeat})" if self.repeat else ""
+        return f"[FIRING] {self.severity} · pipeline {self.pipeline}: {self.summary}{again}. Hint: {self.hint}"
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "status": str(self.status),
+            "rule": str(self.rule),
+            "severity": str(self.severity),
+            "source": self.source,
+            "pipeline": self.pipeline,
+            "slot": self.slot,
+            "value": self.value,
+            "threshold": self.threshold,
+            "unit": self.unit,
+            "started_at": iso_time(self.started_at),
+            "at": iso_time(self.at),
+            "repeat": self.repeat,
+            "hint": self.hint,
+            "summary": self.summary,
+            "id": self.key,
+            "version": SCHEMA_VERSION,
+        }
+
+    @classmethod
+    def from_payload(cls, data: Mapping[str, Any]) -> Alert | None:
+        """The alert a payload describes (None when it is not one of ours)."""
+        try:
+            return cls(
+                status=AlertStatus(data["status"]),
+                rule=Rule(data["rule"]),
+                severity=Severity(data["severity"]),
+                source=str(data["source"]),
+                pipeline=str(data["pipeline"]),
+                slot=str(data["slot"]),
+                value=data.get("value"),
+                threshold=data.get("threshold"),
+                unit=str(data.get("unit", "")),
+                started_at=parse_iso_time(data["started_at"]),
+                at=parse_iso_time(data["at"]),
+                summary=str(data.get("summary", "")),
+                hint=str(data.get("hint", "")),
+                repeat=int(data.get("repeat", 0)),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+def alert_key(rule: Rule, source: str, slot: str) -> str:
+    return f"{rule}/{source}/{slot}"
+
+
+def iso_time(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso_time(text: str) -> float:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def format_bytes(n: float) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_seconds(seconds: float) -> str:
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m {s:02d}s"
+    h, m = divmod(m, 60)
+    if h < 24:
+        return f"{h}h {m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{d}d {h:02d}h"
+
+
+def format_value(value: float | str | None, unit: str) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, str):
+        return value
+    return format_bytes(value) if unit == "bytes" else format_seconds(value) if unit == "seconds" else str(value)
+
+
+# ---- rules ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Measure:
+    """One rule applied to one observation."""
+
+    fire: bool
+    clear: bool
+    value: float | str | None
+    threshold: float | str | None
+
+
+_UNITS = {
+    Rule.LAG_BYTES: "bytes",
+    Rule.LAG_SECONDS: "seconds",
+    Rule.SLOT_INACTIVE: "seconds",
+    Rule.WAL_STATUS: "",
+    Rule.WAL_EXHAUSTION: "seconds",
+}
+_TITLES = {
+    Rule.LAG_BYTES: "lag in bytes",
+    Rule.LAG_SECONDS: "lag age",
+    Rule.SLOT_INACTIVE: "inactive slot",
+    Rule.WAL_STATUS: "wal_status",
+    Rule.WAL_EXHAUSTION: "WAL exhaustion forecast",
+}
+
+
+def _severity(rule: Rule) -> Severity:
+    # losing the slot means copying every table again; lag only means waiting
+    return Severity.CRITICAL if rule in (Rule.WAL_STATUS, Rule.WAL_EXHAUSTION) else Severity.WARNING
+
+
+def _summary(rule: Rule, o: SlotObservation, value: float | str | None, threshold: float | str | None) -> str:
+    where = f"slot {o.slot} on source {o.source}"
+    unit = _UNITS[rule]
+    limit = f"threshold {format_value(threshold, unit)}"
+    if rule is Rule.LAG_BYTES:
+        return f"{where} is {format_value(value, unit)} behind ({limit})"
+    if rule is Rule.LAG_SECONDS:
+        waited = format_value(value, unit)
+        return f"changes have waited up to {waited} for the destination ({limit})"
+    if rule is Rule.SLOT_INACTIVE:
+        return f"{where} has had no reader for {format_value(value, unit)} ({limit})"
+    if rule is Rule.WAL_STATUS:
+        why = "the WAL it needs was removed" if value == "lost" else "it holds more WAL than max_slot_wal_keep_size"
+        return f"{where} has wal_status {value}: {why}"
+    return f"{where} will run out of safe WAL in about {format_value(value, unit)} at the current WAL rate ({limit})"
+
+
+def _hint(rule: Rule, o: SlotObservation, value: float | str | None) -> str:
+    p = o.pipeline
+    if rule is Rule.LAG_BYTES:
+        if not o.should_run:
+            return f"the pipeline is paused and its slot keeps WAL on the source: start it (etl-tui pipeline start {p})"
+        return "the pipeline is slower than the source or failing: look at its last error (etl-tui status)"
+    if rule is Rule.LAG_SECONDS:
+        return "the destination falls behind or its writes fail: look at the pipeline's last error (etl-tui status)"
+    if rule is Rule.SLOT_INACTIVE:
+        return "no engine reads the slot: check that etl-tui runs and the pipeline's last error; the source keeps WAL"
+    if rule is Rule.WAL_STATUS:
+        if value == "lost":
+            return f"the slot cannot be used any more: resync the pipeline (etl-tui pipeline resync {p})"
+        return "start or speed up the pipeline now, or raise max_slot_wal_keep_size, before PostgreSQL removes the WAL"
+    return (
+        "start or speed up the pipeline, or raise max_slot_wal_keep_size on the source: once safe WAL runs out "
+        "the slot is lost and every table must be copied again"
+    )
+
+
+@dataclass
+class _Firing:
+    """A firing alert (mutable: the monitor's thread only)."""
+
+    alert: Alert  # as last notified
+    value: float | str | None
+    updated_at: float
+    clear_readings: int = 0
+
+
+class AlertRules:
+    """The rules' state machine. Not thread-safe: one thread (the WAL monitor's) drives it; tests
+    drive it with their own clock through ``now``."""
+
+    def __init__(self, thresholds: AlertThresholds) -> None:
+        self.thresholds = thresholds
+        self._firing: dict[str, _Firing] = {}
+        self._inactive_since: dict[tuple[str, str], float] = {}
+
+    def restore(self, alerts: Iterable[Alert]) -> None:
+        """Take over alerts that were firing before a restart, so they are not announced twice
+        and are resolved once their condition is gone."""
+        for alert in alerts:
+            if alert.status is AlertStatus.FIRING and alert.key not in self._firing:
+                self._firing[alert.key] = _Firing(alert, alert.value, alert.at)
+
+    def firing(self) -> tuple[Alert, ...]:
+        """Every firing alert with its latest value, oldest first."""
+        out = [replace(f.alert, value=f.value, at=f.updated_at) for f in self._firing.values()]
+        return tuple(sorted(out, key=lambda a: (a.started_at, a.key)))
+
+    def evaluate(self, observations: Iterable[SlotObservation], now: float) -> list[Alert]:
+        """Apply every rule to one round of observations (every configured slot, readable or
+        not); returns the notifications to send. Alerts of slots no longer observed (their
+        pipeline was removed) are resolved."""
+        out: list[Alert] = []
+        seen: set[str] = set()
+        watched: set[tuple[str, str]] = set()
+        for o in observations:
+            watched.add((o.source, o.slot))
+            for rule in Rule:
+                key = alert_key(rule, o.source, o.slot)
+                seen.add(key)
+                measure = self._measure(rule, o, now)
+                if measure is not None:
+                    self._step(key, rule, o, measure, now, out)
+        for key in [k for k in self._firing if k not in seen]:
+            gone = self._firing.pop(key)
+            out.append(
+                replace(
+                    gone.alert,
+                    status=AlertStatus.RESOLVED,
+                    value=None,
+                    at=now,
+                    summary=f"{_TITLES[gone.alert.rule]} on slot {gone.alert.slot} (source {gone.alert.source}): "
+                    "no longer monitored (the pipeline was removed or its slot replaced)",
+                    repeat=0,
+                )
+            )
+        for where in [w for w in self._inactive_since if w not in watched]:
+            del self._inactive_since[where]
+        return out
+
+    def _measure(self, rule: Rule, o: SlotObservation, now: float) -> _Measure | None:
+        """None: this rule cannot tell this round (off, or nothing to judge by)."""
+        t = self.thresholds
+        f = t.resolve_fraction
+        if rule is Rule.LAG_SECONDS:
+            if not t.lag_seconds:
+                return None
+            if o.lag_seconds is None:
+                # a paused pipeline has no lag age (its growing lag in bytes still alerts);
+                # a running one that cannot tell keeps its state
+                return _Measure(False, True, None, t.lag_seconds) if not o.should_run else None
+            return _Measure(
+                o.lag_seconds > t.lag_seconds, o.lag_seconds <= t.lag_seconds * f, o.lag_seconds, t.lag_seconds
+            )
+        if not o.readable or not o.exists:
+            return None
+        if rule is Rule.LAG_BYTES:
+            if not t.lag_bytes or o.lag_bytes is None:
+                return None
+            return _Measure(o.lag_bytes > t.lag_bytes, o.lag_bytes <= t.lag_bytes * f, o.lag_bytes, t.lag_bytes)
+        if rule is Rule.SLOT_INACTIVE:
+            where = (o.source, o.slot)
+            if o.active or not o.should_run:
+                self._inactive_since.pop(where, None)
+                return _Measure(False, True, 0.0, t.inactive_seconds) if t.inactive_seconds else None
+            since = self._inactive_since.setdefault(where, now)
+            if not t.inactive_seconds:
+                return None
+            idle = round(now - since, 1)
+            return _Measure(idle > t.inactive_seconds, False, idle, t.inactive_seconds)
+        if rule is Rule.WAL_STATUS:
+            if o.wal_status is None:
+                return None  # before PostgreSQL 13
+            bad = o.wal_status in ("unreserved", "lost")
+            return _Measure(bad, not bad, o.wal_status, None)
+        if not t.exhaustion_seconds:
+            return None
+        left = o.exhaustion_seconds
+        if left is None:  # unbounded, or not shrinking
+            return _Measure(False, True, None, t.exhaustion_seconds)
+        left = round(left, 1)
+        return _Measure(left < t.exhaustion_seconds, left >= t.exhaustion_seconds / f, left, t.exhaustion_seconds)
+
+    def _step(self, key: str, rule: Rule, o: SlotObservation, m: _Measure, now: float, out: list[Alert]) -> None:
+        current = self._firing.get(key)
+        if current is None:
+            if not m.fire:
+                return
+            alert = Alert(
+                status=AlertStatus.FIRING,
+                rule=rule,
+                severity=_severity(rule),
+                source=o.source,
+                pipeline=o.pipeline,
+                slot=o.slot,
+                value=m.value,
+                threshold=m.threshold,
+                unit=_UNITS[rule],
+                started_at=now,
+                at=now,
+                summary=_summary(rule, o, m.value, m.threshold),
+                hint=_hint(rule, o, m.value),
+            )
+            self._firing[key] = _Firing(alert, m.value, now)
+            out.append(alert)
+            return
+        current.value, current.updated_at = m.value, now
+        if m.clear:
+            current.clear_readings += 1
+            if current.clear_readings >= self.thresholds.resolve_readings:
+                del self._firing[key]
+                last = current.alert
+                out.append(
+                    replace(
+                        last,
+                        status=AlertStatus.RESOLVED,
+                        pipeline=o.pipeline,
+                        value=m.value,
+                        at=now,
+                        summary=f"{_TITLES[rule]} on slot {o.slot} (source {o.source}) is back "
+                        f"to normal ({format_value(m.value, last.unit)}) after {format_seconds(now - last.started_at)}",
+                        repeat=0,
+                    )
+                )
+            return
+        current.clear_readings = 0
+        repeat = self.thresholds.repeat_seconds
+        # unreserved → lost changes what to do (wait no longer: resync): say so at once
+        changed = rule is Rule.WAL_STATUS and m.value != current.alert.value
+        if changed or (repeat and now - current.alert.at >= repeat):
+            alert = replace(
+                current.alert,
+                pipeline=o.pipeline,
+                value=m.value,
+                at=now,
+                summary=_summary(rule, o, m.value, m.threshold),
+                hint=_hint(rule, o, m.value),
+                repeat=current.alert.repeat + 1,
+            )
+            current.alert = alert
+            out.append(alert)
+
+
+# ---- history ----------------------------------------------------------------------------------------
+class AlertLog:
+    """The last notifications, in memory and in Redis (``etl:alerts:history``, newest first,
+    capped), and the firing set (``etl:alerts:firing``) that ``etl-tui status`` reads.
+
+    Redis being away never stops alerting: what could not be written is kept (bounded) and
+    written when Redis answers again."""
+
+    def __init__(self, client: redis.Redis | None, *, limit: int = HISTORY_LIMIT) -> None:
+        self._client = client
+        self._limit = limit
+        self._history: deque[Alert] = deque(maxlen=limit)
+        self._unsaved: deque[str] = deque(maxlen=limit)  # JSON, oldest first
+        self._firing_unsaved: list[Alert] | None = None
+        self._lock = threading.Lock()
+        self._redis_down_logged = False
+
+    def load(self) -> list[Alert]:
+        """Read the history back from Redis (after a restart); returns the alerts that were firing."""
+        if self._client is None:
+            return []
+        try:
+            raw_history = self._client.lrange(keys.alert_history(), 0, self._limit - 1)
+            raw_firing = self._client.get(keys.alert_firing())
+        except redis.RedisError as exc:
+            log.warning("cannot read the alert history from Redis: %s", exc)
+            return []
+        loaded = [a for a in (_decode(item) for item in reversed(raw_history)) if a is not None]
+        with self._lock:
+            self._history.extendleft(reversed(loaded))
+        return _decode_firing(raw_firing)
+
+    def record(self, alert: Alert) -> None:
+        with self._lock:
+            self._history.append(alert)
+            self._unsaved.append(json.dumps(alert.payload()))
+
+    def set_firing(self, alerts: Sequence[Alert]) -> None:
+        with self._lock:
+            self._firing_unsaved = list(alerts)
+
+    def history(self) -> tuple[Alert, ...]:
+        """Newest last."""
+        with self._lock:
+            return tuple(self._history)
+
+    def flush(self) -> None:
+        """Write what changed to Redis (the monitor's thread, after each round)."""
+        if self._client is None:
+            return
+        with self._lock:
+            pushes = list(self._unsaved)
+            firing = self._firing_unsaved
+        if not pushes and firing is None:
+            return
+        try:
+            pipe = self._client.pipeline(transaction=True)
+            if pushes:
+                pipe.lpush(keys.alert_history(), *pushes)
+                pipe.ltrim(keys.alert_history(), 0, self._limit - 1)
+            if firing is not None:
+                if firing:
+                    pipe.set(
+                        keys.alert_firing(),
+                        json.dumps({"updated_at": iso_time(time.time()), "alerts": [a.payload() for a in firing]}),
+                    )
+                else:
+                    pipe.delete(keys.alert_firing())
+            pipe.execute()
+        except redis.RedisError as exc:
+            if not self._redis_down_logged:
+                log.warning("cannot record alerts in Redis (kept in memory, written when it is back): %s", exc)
+                self._redis_down_logged = True
+            return
+        self._redis_down_logged = False
+        with self._lock:
+            for _ in pushes:
+                self._unsaved.popleft()
+            if self._firing_unsaved is firing:
+                self._firing_unsaved = None
+
+
+def _decode(raw: Any) -> Alert | None:
+    try:
+        data = json.loads(raw)
+    except (TypeError, ValueError):
+        return None
+    return Alert.from_payload(data) if isinstance(data, dict) else None
+
+
+def _decode_firing(raw: Any) -> list[Alert]:
+    if raw is None:
+        return []
+    try:
+        data = json.loads(raw)
+    except (TypeError, ValueError):
+        return []
+    items = data.get("alerts", []) if isinstance(data, dict) else []
+    return [a for a in (Alert.from_payload(d) for d in items if isinstance(d, dict)) if a is not None]
+
+
+def read_alerts(client: redis.Redis, limit: int = HISTORY_LIMIT) -> dict[str, Any]:
+    """What the engine recorded, for another process (``etl-tui status``): the firing alerts and
+    the history (newest first), as the webhook payloads. Raises ``redis.RedisError``."""
+    raw_firing = client.get(keys.alert_firing())
+    raw_history = client.lrange(keys.alert_history(), 0, limit - 1)
+    firing: dict[str, Any] = {}
+    if raw_firing is not None:
+        with contextlib.suppress(TypeError, ValueError):
+            firing = json.loads(raw_firing)
+    history = []
+    for item in raw_history:
+        with contextlib.suppress(TypeError, ValueError):
+            history.append(json.loads(item))
+    return {"firing": firing.get("alerts", []), "firing_updated_at": firing.get("updated_at"), "history": history}
+
+
+# ---- delivery ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DeliveryStats:
+    """Webhook deliveries since the engine started."""
+
+    target: str  # the receiver's host (the URL itself may hold a token)
+    delivered: int = 0
+    failed: int = 0  # gave up after the retries
+    dropped: int = 0  # the queue was full
+    queued: int = 0
+
+
+@dataclass
+class _Counts:
+    delivered: int = 0
+    failed: int = 0
+    dropped: int = 0
+
+
+def webhook_target(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
+
+
+class WebhookSender(threading.Thread):
+    """POSTs notifications to the webhook from its own thread, so no caller ever waits on it."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        queue_size: int = 100,
+        timeout: float = 5.0,
+        attempts: int = 3,
+        backoff: float = 1.0,
+        metrics: Metrics = METRICS,
+    ) -> None:
+        super().__init__(name="alert-webhook", daemon=True)
+        self._url = url
+        self.target = webhook_target(url)
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=queue_size)
+        self._timeout = timeout
+        self._attempts = max(1, attempts)
+        self._backoff = backoff
+        self._metrics = metrics
+        self._stop_event = threading.Event()
+        self._counts = _Counts()
+        self._lock = threading.Lock()
+
+    def offer(self, payload: dict[str, Any]) -> bool:
+        """Queue a notification; False (and counted as dropped) when the queue is full."""
+        try:
+            self._queue.put_nowait(payload)
+        except queue.Full:
+            self._count("dropped")
+            log.warning("alert webhook queue full: notification %s dropped", payload.get("id"))
+            return False
+        return True
+
+    def stats(self) -> DeliveryStats:
+        with self._lock:
+            c = self._counts
+            return DeliveryStats(self.target, c.delivered, c.failed, c.dropped, self._queue.qsize())
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                payload = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self._deliver(payload)
+
+    def _deliver(self, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload).encode()
+        error = ""
+        for attempt in range(self._attempts):
+            if attempt and self._stop_event.wait(self._backoff * 2 ** (attempt - 1)):
+                break
+            error = self._post(body)
+            if not error:
+                self._count("delivered")
+                return
+            if error.startswith("HTTP 4") and not error.startswith("HTTP 429"):
+                break  # the receiver refuses this payload: trying again will not help
+        self._count("failed")
+        log.warning(
+            "alert webhook to %s failed (%s): notification %s not delivered", self.target, error, payload.get("id")
+        )
+
+    def _post(self, body: bytes) -> str:
+        """'' on success, else what went wrong (never the URL)."""
+        request = urllib.request.Request(
+            self._url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "etl-tui"}
+        )
+        try:
+            # the settings accept only http(s) URLs, so urlopen never reads a local file here
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                response.read(65536)
+        except urllib.error.HTTPError as exc:
+            return f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            return f"{type(reason).__name__}: {reason}"
+        return ""
+
+    def _count(self, result: str) -> None:
+        with self._lock:
+            setattr(self._counts, result, getattr(self._counts, result) + 1)
+        self._metrics.webhook_deliveries.labels(result="ok" if result == "delivered" else result).inc()
