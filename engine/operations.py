@@ -16,21 +16,23 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import psycopg
 import redis
 
 from engine import admin
-from engine.collector import Collector
+from engine.collector import Collector, event_view
 from engine.config.destination_options import destination_config
 from engine.config.models import DestinationType, PipelineSpec, PipelineStatus
 from engine.config.repository import ConfigRepository
 from engine.errors import ConfigError, ErrorKind, EtlError, RetryPolicy
 from engine.identifiers import parse_table_list, parse_table_name
 from engine.manager import Manager
+from engine.pipeline.runner import RunnerEvent
 from engine.preflight import CheckReport, run_preflight
+from engine.service import engine_services
 from engine.settings import Settings
 from engine.state.inspector import inspect_keys
 from engine.state.store import PipelineState
@@ -45,6 +47,7 @@ from engine.status_board import (
     SourceConfigView,
     StatusBoard,
 )
+from engine.wal_monitor import WalMonitor
 
 log = logging.getLogger("etl.operations")
 
@@ -93,7 +96,11 @@ class Operations:
         )
         # the console's own client, with short timeouts: a stuck Redis shows up as unhealthy quickly
         self._redis = _redis_client(settings.redis_url, 3.0)
-        self.collector = Collector(self.manager, settings.config_db_url, self._redis, self.board, interval=interval)
+        self.monitor = WalMonitor.from_settings(settings, self.manager)
+        self.collector = Collector(
+            self.manager, settings.config_db_url, self._redis, self.board, interval=interval, monitor=self.monitor
+        )
+        self._services = ExitStack()  # the metrics endpoint and the WAL monitor, while the engine runs
         self._stop = threading.Event()
         self._engine: threading.Thread | None = None
         self._reader: ConfigRepository | None = None  # for config(), which the console calls often
@@ -112,6 +119,9 @@ class Operations:
         self._stop.clear()
         self._engine = threading.Thread(target=self.manager.run, args=(self._stop,), name="manager", daemon=True)
         self._engine.start()
+        self._services.enter_context(
+            engine_services(self._settings, self.manager, monitor=self.monitor, on_problem=self._problem)
+        )
         self.collector.start()
 
     def stop(self, timeout: float = 60.0) -> None:
@@ -123,11 +133,16 @@ class Operations:
                 log.warning("the engine did not stop within %.0fs", timeout)
             self._engine = None
         self.collector.stop()
+        self._services.close()
         with self._reader_lock:
             if self._reader is not None:
                 self._reader.close()
                 self._reader = None
         self._redis.close()
+
+    def _problem(self, exc: EtlError) -> None:
+        """Something beside replication failed to start (the metrics port): shown as an event."""
+        self.collector.record(event_view(RunnerEvent(time.time(), "", "error", f"{exc.reason} (hint: {exc.hint})")))
 
     def __enter__(self) -> Operations:
         self.start()

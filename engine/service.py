@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
 
 from engine.batching.limits import BatchLimits
 from engine.config.repository import ConfigRepository
+from engine.errors import EtlError
 from engine.manager import Manager
+from engine.metrics import METRICS, start_metrics_server
 from engine.pipeline.runner import RunnerEvent
 from engine.settings import Settings
 from engine.state.store import connect_redis
+from engine.wal_monitor import WalMonitor
 
 log = logging.getLogger("etl")
 
@@ -40,8 +44,40 @@ def build_manager(
     return Manager(settings.config_db_url, client, limits=limits, poll_interval=poll_interval, on_event=on_event)
 
 
+@contextmanager
+def engine_services(
+    settings: Settings,
+    manager: Manager,
+    *,
+    monitor: WalMonitor | None = None,
+    on_problem: Callable[[EtlError], None] | None = None,
+) -> Iterator[WalMonitor]:
+    """What runs beside the pipelines, in the console and headless alike: the /metrics endpoint
+    and the WAL monitor with its alerts (``monitor``, or one built from the settings). A metrics
+    port already in use is reported (logged, and passed to ``on_problem``) and replication runs
+    on without the endpoint."""
+    server = None
+    try:
+        server = start_metrics_server(settings.metrics_addr)
+    except EtlError as exc:
+        log.error("%s (hint: %s)", exc.reason, exc.hint)
+        if on_problem is not None:
+            on_problem(exc)
+    monitor = monitor or WalMonitor.from_settings(settings, manager)
+    monitor.start()
+    METRICS.up.set(1)
+    try:
+        yield monitor
+    finally:
+        METRICS.up.set(0)
+        monitor.stop()
+        if server is not None:
+            server.close()
+
+
 def run_headless(settings: Settings, stop: threading.Event) -> None:
     manager = build_manager(settings, limits=settings.batch)
-    log.info("engine started; config DB and Redis reachable; waiting for pipelines")
-    manager.run(stop)
+    with engine_services(settings, manager):
+        log.info("engine started; config DB and Redis reachable; waiting for pipelines")
+        manager.run(stop)
     log.info("engine stopped cleanly")

@@ -26,13 +26,10 @@ from engine.settings import Settings, load_settings
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-        stream=sys.stderr,
-    )
+def _setup_logging(level: str, fmt: str = "text", path: Path | None = None) -> None:
+    from engine.logs import configure_logging
+
+    configure_logging(fmt, level, path=path)
 
 
 def _repo(settings: Settings) -> ConfigRepository:
@@ -173,7 +170,7 @@ def _fmt_bytes(n: int | None) -> str:
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from engine.errors import StateStoreError
     from engine.state.store import connect_redis
-    from engine.status import collect_status
+    from engine.status import alert_lines, collect_alerts, collect_status
 
     client = None
     redis_error = None
@@ -183,8 +180,9 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
         redis_error = str(exc)
     with _repo(settings) as repo:
         status = collect_status(repo, client)
+    alerts = collect_alerts(client) if client is not None else None
     if args.json:
-        print(json.dumps({"pipelines": status, "redis_error": redis_error}, indent=2, default=str))
+        print(json.dumps({"pipelines": status, "alerts": alerts, "redis_error": redis_error}, indent=2, default=str))
         return EXIT_OK
     if redis_error:
         print(f"warning: {redis_error}")
@@ -219,6 +217,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"    hint: {err['hint']}")
             if p.get("next_retry_at"):
                 print(f"    next retry in {max(0, p['next_retry_at'] - time.time()):.0f}s")
+    for line in alert_lines(alerts):
+        print(line)
     return EXIT_OK
 
 
@@ -238,23 +238,16 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_FAILED if report.has_blockers else EXIT_OK
 
 
-def _log_to_file(path: Path) -> None:
-    """While the console owns the terminal, log lines go to a file (the Events screen shows them)."""
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-    root.addHandler(handler)
-
-
-def run_console(settings: Settings, *, readonly: bool, log_path: Path = Path("etl-tui.log")) -> None:
+def run_console(
+    settings: Settings, *, readonly: bool, log_path: Path = Path("etl-tui.log"), log_format: str = "text"
+) -> None:
     """Open the console hosting the engine (Textual is imported only here)."""
     from engine.operations import Operations
     from etl_tui.app import EtlApp
 
-    _log_to_file(log_path)
+    # while the console owns the terminal, log lines go to a file (the Events screen shows events)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    _setup_logging(logging.getLevelName(logging.getLogger().level), log_format, log_path)
 
     ops = Operations(settings, readonly=readonly)
     ops.start()
@@ -266,7 +259,7 @@ def run_console(settings: Settings, *, readonly: bool, log_path: Path = Path("et
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.no_ui:
-        run_console(settings, readonly=args.readonly)
+        run_console(settings, readonly=args.readonly, log_format=args.log_format)
         return EXIT_OK
     from engine.service import install_stop_signals, run_headless
 
@@ -281,7 +274,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:
         from engine.demo.run import demo_environment
 
         with demo_environment(args.dir, rate=args.rate) as env:
-            run_console(env.settings, readonly=args.readonly, log_path=env.duck_path.parent / "etl-tui.log")
+            log_path = env.duck_path.parent / "etl-tui.log"
+            run_console(env.settings, readonly=args.readonly, log_path=log_path, log_format=args.log_format)
         return EXIT_OK
     from engine.demo.run import run_demo
     from engine.service import install_stop_signals
@@ -301,6 +295,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-ui", action="store_true", help="run the engine headless (SIGTERM drains and exits)")
     parser.add_argument("--readonly", action="store_true", help="console: refuse every action that changes anything")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING or ERROR (default INFO)")
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="one line per event, as text or as a JSON object (default text)",
+    )
     sub = parser.add_subparsers(dest="command")
 
     sub.add_parser("migrate", help="apply pending config DB migrations")
@@ -409,7 +409,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    _setup_logging(args.log_level, args.log_format)
     try:
         if args.command == "demo":
             return cmd_demo(args, None)

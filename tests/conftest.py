@@ -58,4 +58,5 @@ def source_dsn(pg: EmbeddedPostgres, pg_db: str) -> str:
 
 @pytest.fixture
 def settings(config_url: str, redis_url: str) -> Settings:
-    return Settings(config_db_url=config_url, redis_url=redis_url)
+    # port 0: each engine started by a test serves /metrics on a free port of its own
+    return Settings(config_db_url=config_url, redis_url=redis_url, metrics_addr="127.0.0.1:0")

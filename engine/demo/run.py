@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from engine.embedded.postgres import EmbeddedPostgres
 from engine.embedded.redis import EmbeddedRedis
 from engine.identifiers import parse_table_list, quote_ident
 from engine.manager import Manager
+from engine.service import engine_services
 from engine.settings import Settings
 from engine.source import catalog
 from engine.source.connection import connect_source
@@ -142,6 +143,8 @@ def run_demo(
         engine_stop = threading.Event()
         engine = threading.Thread(target=manager.run, args=(engine_stop,), name="manager", daemon=True)
         engine.start()
+        services = ExitStack()  # /metrics and the WAL monitor, as in a real deployment
+        services.enter_context(engine_services(env.settings, manager))
         started = time.monotonic()
         try:
             while not stop.wait(print_every):
@@ -163,6 +166,7 @@ def run_demo(
             final = _progress_line(manager, source_dsn, started, workload)
             engine_stop.set()
             engine.join()
+            services.close()
         _say(final)
         _say("Stopped. Source and DuckDB row counts:")
         try:

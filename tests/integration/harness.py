@@ -78,6 +78,7 @@ class EngineThread:
 def engine_process(settings: Settings, *args: str, log_path: Path | None = None) -> Iterator[subprocess.Popen[bytes]]:
     """``etl-tui --no-ui`` as a separate process (for SIGKILL and memory tests)."""
     env = dict(os.environ, CONFIG_DB_URL=settings.config_db_url, REDIS_URL=settings.redis_url)
+    env["METRICS_ADDR"] = settings.metrics_addr
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "etl_tui.cli", "--no-ui", *args], env=env, stdout=out, stderr=out)
     try:

@@ -232,7 +232,9 @@ def test_inspector_scans_and_previews_without_keys(settings: Settings) -> None:
 def _ops_settings(settings: Settings) -> Settings:
     from engine.batching.limits import BatchLimits
 
-    return Settings(settings.config_db_url, settings.redis_url, batch=BatchLimits(max_fill_seconds=0.2))
+    return Settings(
+        settings.config_db_url, settings.redis_url, settings.metrics_addr, batch=BatchLimits(max_fill_seconds=0.2)
+    )
 
 
 def _slot_active(board: StatusBoard, name: str = "p1") -> bool | None:
