@@ -44,12 +44,14 @@ class Manager:
         redis_client: redis.Redis,
         *,
         limits: BatchLimits | None = None,
+        heartbeat_seconds: float = 0.0,
         poll_interval: float = 5.0,
         on_event: Callable[[RunnerEvent], None] | None = None,
     ) -> None:
         self._url = config_db_url
         self._redis = redis_client
         self._limits = limits
+        self._heartbeat = heartbeat_seconds
         self._poll = poll_interval
         self._on_event = on_event
         self._listeners: tuple[Callable[[RunnerEvent], None], ...] = ()
@@ -125,6 +127,7 @@ class Manager:
                         spec,
                         self._redis,
                         limits=self._limits,
+                        heartbeat_seconds=self._heartbeat,
                         on_event=self._emit,
                         activity=activity,
                         schema_cache=self.schema_caches.for_source(spec.source.id),

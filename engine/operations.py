@@ -92,7 +92,10 @@ class Operations:
         self._readonly = readonly
         self.board = board or StatusBoard()
         self.manager = manager or Manager(
-            settings.config_db_url, _redis_client(settings.redis_url, 10.0), limits=settings.batch
+            settings.config_db_url,
+            _redis_client(settings.redis_url, 10.0),
+            limits=settings.batch,
+            heartbeat_seconds=settings.heartbeat_seconds,
         )
         # the console's own client, with short timeouts: a stuck Redis shows up as unhealthy quickly
         self._redis = _redis_client(settings.redis_url, 3.0)

@@ -41,7 +41,14 @@ def build_manager(
     # Fail fast and clearly on a bad config DB or Redis before any thread starts.
     ConfigRepository(settings.config_db_url).close()  # also applies pending migrations
     client = connect_redis(settings.redis_url)
-    return Manager(settings.config_db_url, client, limits=limits, poll_interval=poll_interval, on_event=on_event)
+    return Manager(
+        settings.config_db_url,
+        client,
+        limits=limits,
+        poll_interval=poll_interval,
+        on_event=on_event,
+        heartbeat_seconds=settings.heartbeat_seconds,
+    )
 
 
 @contextmanager

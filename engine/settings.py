@@ -27,6 +27,9 @@ class Settings:
     alerts: AlertThresholds = field(default_factory=AlertThresholds)
     wal_monitor_interval: float = DEFAULT_WAL_MONITOR_INTERVAL_MS / 1000
     """Seconds between two readings of each source's slots (WAL_MONITOR_INTERVAL_MS)."""
+    heartbeat_seconds: float = 0.0
+    """HEARTBEAT_INTERVAL_MS: while a pipeline has nothing to apply, write a logical message this
+    often on its source so its slot keeps advancing (0: off)."""
 
     def __repr__(self) -> str:  # never show a password, even in a traceback
         return (
@@ -84,6 +87,7 @@ def load_settings(env: dict[str, str] | None = None, *, dotenv: bool = True) -> 
             repeat_seconds=_non_negative(env, "ALERT_REPEAT_SECONDS", AlertThresholds.repeat_seconds),
         ),
         wal_monitor_interval=_positive(env, "WAL_MONITOR_INTERVAL_MS", DEFAULT_WAL_MONITOR_INTERVAL_MS) / 1000,
+        heartbeat_seconds=_non_negative(env, "HEARTBEAT_INTERVAL_MS", 0) / 1000,
     )
 
 

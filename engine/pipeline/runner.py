@@ -17,7 +17,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from types import MappingProxyType
@@ -41,7 +41,7 @@ from engine.metrics import METRICS, bind_pipeline
 from engine.pipeline.schema_change import evolve
 from engine.source import catalog
 from engine.source.catalog import ColumnSchema, ColumnSignature, TableSchema
-from engine.source.connection import connect_source
+from engine.source.connection import connect_source, source_conninfo
 from engine.source.copy import copy_table, estimate_rows
 from engine.source.lsn import format_lsn
 from engine.source.schema_cache import SchemaCache
@@ -218,10 +218,12 @@ class PipelineRunner(threading.Thread):
         on_event: Callable[[RunnerEvent], None] | None = None,
         activity: PipelineActivity | None = None,
         schema_cache: SchemaCache | None = None,
+        heartbeat_seconds: float = 0.0,
     ) -> None:
         super().__init__(name=f"pipeline-{spec.name}", daemon=True)
         self.spec = spec
         self._schema_cache = schema_cache or SchemaCache(spec.source.id)
+        self._heartbeat = _Heartbeat(spec, heartbeat_seconds, self._event) if heartbeat_seconds > 0 else None
         self._redis = redis_client
         self._limits = limits or BatchLimits()
         self._on_event = on_event
@@ -532,6 +534,7 @@ class PipelineRunner(threading.Thread):
     def _stream(self, schemas: dict[TableName, TableSchema], destination: Destination) -> None:
         spec = self.spec
         stream = ReplicationStream(spec.source.dsn, f'source "{spec.source.name}"')
+        heartbeat = self._heartbeat if self._heartbeat is not None else ExitStack()
         try:
             stream.start(spec.pipeline.slot_name, spec.pipeline.publication_name)
             self._acked = 0
@@ -539,6 +542,7 @@ class PipelineRunner(threading.Thread):
             self._stream_loop(stream, schemas, destination)
         finally:
             stream.close()
+            heartbeat.close()
 
     def _stream_loop(
         self, stream: ReplicationStream, schemas: dict[TableName, TableSchema], destination: Destination
@@ -618,6 +622,8 @@ class PipelineRunner(threading.Thread):
                         # Caught up with what the server sent: tables copied before this point
                         # stream normally. (Their snapshot LSN filter stays in force either way.)
                         self._promote_ready(max(self._acked, stream.server_wal_end))
+                        if self._heartbeat is not None:
+                            self._heartbeat.beat()
                     self.stats.received_lsn = max(self.stats.received_lsn, stream.server_wal_end)
                     self._publish()
                     if batcher.empty or not batcher.should_flush():
@@ -973,6 +979,50 @@ class _ApplyWorker(threading.Thread):
 
 
 _NEVER = 1 << 64  # a commit LSN no change reaches
+
+
+class _Heartbeat:
+    """While the pipeline is idle, write a logical message on its source now and then: WAL in the
+    slot's own database, so the slot advances even where the server's keepalives alone do not
+    let it (other databases busy, this one silent). Failures are reported once and never stop
+    replication."""
+
+    def __init__(self, spec: PipelineSpec, interval: float, event: Callable[[str, str], None]) -> None:
+        self._spec = spec
+        self._interval = interval
+        self._event = event
+        self._conn: psycopg.Connection | None = None
+        self._next = 0.0
+        self._failed = False
+
+    def beat(self) -> None:
+        now = time.monotonic()
+        if now < self._next or self._failed:
+            return
+        self._next = now + self._interval
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(source_conninfo(self._spec.source.dsn), autocommit=True, connect_timeout=5)
+            self._conn.execute("SELECT pg_logical_emit_message(false, 'etl-tui/heartbeat', '')")
+        except psycopg.Error as exc:
+            self._failed = True  # until the next session
+            self._drop()
+            self._event(
+                "retry",
+                f'pipeline {self._spec.name}: heartbeat on source "{self._spec.source.name}" failed '
+                f"({str(exc).strip() or type(exc).__name__}); the slot relies on keepalives only",
+            )
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(psycopg.Error):
+                conn.close()
+
+    def close(self) -> None:
+        """End of a session: the next one tries again."""
+        self._drop()
+        self._failed = False
 
 
 class _CatalogLink:

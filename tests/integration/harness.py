@@ -43,7 +43,9 @@ def wait_until(cond: Callable[[], Any], timeout: float = 60.0, interval: float =
 class EngineThread:
     """A Manager running in a thread of the test process."""
 
-    def __init__(self, settings: Settings, limits: BatchLimits | None = None, poll: float = 1.0) -> None:
+    def __init__(
+        self, settings: Settings, limits: BatchLimits | None = None, poll: float = 1.0, heartbeat: float = 0.0
+    ) -> None:
         self.events: list[RunnerEvent] = []
         self.manager = Manager(
             settings.config_db_url,
@@ -51,6 +53,7 @@ class EngineThread:
             limits=limits or BatchLimits(max_fill_seconds=0.2),
             poll_interval=poll,
             on_event=self.events.append,
+            heartbeat_seconds=heartbeat,
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.manager.run, args=(self._stop,), daemon=True)

@@ -73,3 +73,22 @@ def test_an_errored_table_never_pins_the_slot(settings: Settings, source_dsn: st
         with psycopg.connect(source_dsn, autocommit=True) as conn:
             conn.execute("INSERT INTO good VALUES (1, 'still replicated')")
         wait_until(lambda: duck_rows(duck, "SELECT id, v FROM main.good") == [(1, "still replicated")], 60)
+
+
+def test_the_heartbeat_writes_wal_in_the_slots_database(settings: Settings, source_dsn: str, tmp_path: Path) -> None:
+    with psycopg.connect(source_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE quiet (id int PRIMARY KEY, v text)")
+    _configure(settings, source_dsn, str(tmp_path / "o.duckdb"), "public.quiet")
+    with EngineThread(settings, heartbeat=0.3) as engine:
+        runner = engine.runner("p1")
+        slot = runner.spec.pipeline.slot_name
+        wait_until(lambda: table_phase(settings, runner.spec.id, "public.quiet") == TablePhase.READY, 60)
+        before = current_wal(source_dsn)
+        # nobody writes anything: the WAL grows only by the heartbeats, and the slot follows
+        wait_until(lambda: (slot_confirmed(source_dsn, slot) or 0) > before, 30, what="slot past a heartbeat")
+        with psycopg.connect(source_dsn, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND query LIKE '%pg_logical_emit_message(false, ''etl-tui/heartbeat''%'"
+            ).fetchone()
+        assert row is not None and row[0] == 1
