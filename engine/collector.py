@@ -65,7 +65,7 @@ from engine.status_board import (
     StatusBoard,
     TableView,
 )
-from engine.wal_monitor import SourceReading, WalMonitor
+from engine.wal_monitor import Backoff, SourceReading, WalMonitor
 
 log = logging.getLogger("etl.collector")
 
@@ -90,28 +90,13 @@ def alert_event(alert: Alert) -> EventView:
     return EventView(alert.at, level, "alert", f"{what}: {alert.summary}", alert.pipeline)
 
 
-class _Reconnecting:
-    """When a failed connection may be tried again: 1 s, then doubling up to a cap."""
-
-    def __init__(self) -> None:
-        self.next_at = 0.0
-        self.delay = 1.0
-
-    def failed(self, now: float) -> None:
-        self.next_at = now + self.delay
-        self.delay = min(self.delay * 2, MAX_RECONNECT_DELAY)
-
-    def succeeded(self) -> None:
-        self.next_at, self.delay = 0.0, 1.0
-
-
 class _ConfigLink:
     """The collector's connection to the config DB and the last config it read (its thread only)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.repo: ConfigRepository | None = None
-        self.retry = _Reconnecting()
+        self.retry = Backoff(MAX_RECONNECT_DELAY)
         self.loaded_at = 0.0  # monotonic
         self.sources: list[Source] = []
         self.destinations: list[Destination] = []

@@ -156,14 +156,17 @@ def exhaustion_seconds(
     return safe_wal_size / rate
 
 
-class _Backoff:
-    def __init__(self) -> None:
+class Backoff:
+    """When a failed connection may be tried again: 1 s, then doubling up to ``cap``."""
+
+    def __init__(self, cap: float = MAX_RECONNECT_DELAY) -> None:
         self.next_at = 0.0
         self.delay = 1.0
+        self._cap = cap
 
     def failed(self, now: float) -> None:
         self.next_at = now + self.delay
-        self.delay = min(self.delay * 2, MAX_RECONNECT_DELAY)
+        self.delay = min(self.delay * 2, self._cap)
 
     def succeeded(self) -> None:
         self.next_at, self.delay = 0.0, 1.0
@@ -189,7 +192,7 @@ class SourcePoller(threading.Thread):
         self._slots: tuple[str, ...] = ()
         self._conn: psycopg.Connection | None = None
         self._server_version = 0
-        self._backoff = _Backoff()
+        self._backoff = Backoff()
         self._seq = 0
         self._growth = GrowthRate(GROWTH_HORIZON_SECONDS)
         self._retained: dict[str, GrowthRate] = {}
@@ -369,7 +372,7 @@ class WalMonitor(threading.Thread):
         self._lock = threading.Lock()
         # below: the monitor's thread only
         self._repo: ConfigRepository | None = None
-        self._config_backoff = _Backoff()
+        self._config_backoff = Backoff()
         self._config_loaded_at: float | None = None  # monotonic
         self._sources: list[Source] = []
         self._specs: list[PipelineSpec] = []

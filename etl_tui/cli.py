@@ -158,13 +158,9 @@ def cmd_pipeline(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n = n / 1024  # type: ignore[assignment]
-    return f"{n:.1f} TiB"
+    from engine.units import format_bytes
+
+    return "-" if n is None else format_bytes(n)
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:

@@ -29,6 +29,7 @@ from engine.status_board import (
     SlotView,
     TableView,
 )
+from engine.units import format_bytes, format_seconds
 
 # ---- thresholds -----------------------------------------------------------------------------------
 STALE_AFTER_SECONDS = 5.0
@@ -91,17 +92,7 @@ def filter_rows(rows: Iterable[Row], query: str) -> list[Row]:
 
 # ---- units ----------------------------------------------------------------------------------------
 def human_bytes(n: int | float | None) -> str:
-    if n is None:
-        return "—"
-    sign = "-" if n < 0 else ""
-    value = float(abs(n))
-    if value < 1024:
-        return f"{sign}{value:.0f} B"
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        value /= 1024
-        if value < 1024 or unit == "TiB":
-            return f"{sign}{value:.1f} {unit}"
-    raise AssertionError("unreachable")
+    return "—" if n is None else format_bytes(n)
 
 
 def human_count(n: int | float) -> str:
@@ -120,19 +111,7 @@ def human_rate(rows_per_second: float | None) -> str:
 
 
 def human_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s}s"
-    m, s = divmod(s, 60)
-    if m < 60:
-        return f"{m}m {s:02d}s"
-    h, m = divmod(m, 60)
-    if h < 24:
-        return f"{h}h {m:02d}m"
-    d, h = divmod(h, 24)
-    return f"{d}d {h:02d}h"
+    return "—" if seconds is None else format_seconds(seconds)
 
 
 def ago(at: float | None, now: float) -> str:

@@ -13,6 +13,7 @@ from engine.errors import ErrorKind
 from engine.identifiers import TableName, display_ident
 from engine.preflight.facts import PublicationFacts, ServerFacts, TableFacts
 from engine.preflight.findings import Check, Finding, Severity
+from engine.units import format_bytes
 
 COPY_ROWS_PER_SECOND = 360_000
 """README, Performance: the initial copy of 1M rows ran at 362k rows/s into DuckDB (2-core VM)."""
@@ -345,13 +346,8 @@ def copy_estimate(tables: Sequence[TableFacts], usable: Sequence[TableName]) -> 
     return Finding(Severity.INFO, Check.COPY_ESTIMATE, "initial copy", found, hint)
 
 
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
+def _size(value: float) -> str:
+    return format_bytes(value)
 
 
 def _duration(seconds: float) -> str:
