@@ -105,31 +105,29 @@ def _webhook_url(url: str | None) -> str | None:
     return url.strip()
 
 
-def _non_negative(env: dict[str, str], name: str, default: int) -> int:
-    """A whole number, where 0 turns the alert rule off."""
+def _whole(env: dict[str, str], name: str, default: int, *, zero_turns_off: bool) -> int:
+    """A whole number from the environment: at least 1, or at least 0 where 0 turns a feature off."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
+    lowest = 0 if zero_turns_off else 1
     try:
         value = int(raw)
     except ValueError:
-        value = -1
-    if value < 0:
-        raise ConfigError(
-            f"{name}={raw!r} is not a whole number of 0 or more",
-            f"unset {name}, give e.g. {default}, or 0 to turn it off",
-        )
+        value = lowest - 1
+    if value < lowest:
+        if zero_turns_off:
+            raise ConfigError(
+                f"{name}={raw!r} is not a whole number of 0 or more",
+                f"unset {name}, give e.g. {default}, or 0 to turn it off",
+            )
+        raise ConfigError(f"{name}={raw!r} is not a positive whole number", f"unset {name} or give e.g. {default}")
     return value
+
+
+def _non_negative(env: dict[str, str], name: str, default: int) -> int:
+    return _whole(env, name, default, zero_turns_off=True)
 
 
 def _positive(env: dict[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r} is not a positive whole number", f"unset {name} or give e.g. {default}")
-    return value
+    return _whole(env, name, default, zero_turns_off=False)
