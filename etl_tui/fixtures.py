@@ -552,10 +552,10 @@ def check_report(now: float = FIXED_NOW) -> CheckReport:
                         chk.UNCHANGED_TOAST,
                         "public.orders",
                         "notes (text), payload (jsonb) may be stored out of line (TOAST): an UPDATE that leaves such "
-                        "a value alone sends it as 'unchanged' and the target keeps its value; if that UPDATE also "
-                        "changes the key, the row under its new key lacks the value (a known limitation, see README)",
-                        "nothing to do for ordinary updates; after such a key change: "
-                        "etl-tui pipeline resync shop_sync --table 'public.orders'",
+                        "a value alone sends it as 'unchanged' and the target keeps its value; when that UPDATE also "
+                        "changes the key, the engine reads the value from the source (one query per such row)",
+                        "nothing to do; REPLICA IDENTITY FULL sends the old row whole and saves that query, at the "
+                        "cost of more WAL",
                     ),
                     table("public.order_items", "order_id, line", 611_050, "88.0 MiB"),
                     Finding(

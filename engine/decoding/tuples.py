@@ -121,3 +121,14 @@ def parse_tuple_columns(payloads: Sequence[bytes], offsets: Sequence[int], ncols
         unchanged.append(is_unchanged if is_unchanged.any() else None)
         pos = nxt
     return TupleColumns(values, unchanged)
+
+
+def encode_tuple(values: Sequence[bytes | None]) -> bytes:
+    """TupleData for text values (``None``: NULL), as pgoutput writes it."""
+    out = [struct.pack("!h", len(values))]
+    for value in values:
+        if value is None:
+            out.append(b"n")
+        else:
+            out.append(b"t" + _U32.pack(len(value)) + value)
+    return b"".join(out)

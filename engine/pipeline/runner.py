@@ -31,7 +31,8 @@ from engine.batching.batcher import Batch, Batcher, FailedTable, Op, PendingBatc
 from engine.batching.limits import BatchLimits
 from engine.config.models import PipelineSpec
 from engine.decoding import pgoutput
-from engine.decoding.tuples import skip_tuple
+from engine.decoding.pgoutput import UNCHANGED_TOAST
+from engine.decoding.tuples import encode_tuple, skip_tuple
 from engine.decoding.typemap import ValueConversionError
 from engine.destinations.base import Destination
 from engine.destinations.factory import open_destination
@@ -654,6 +655,9 @@ class PipelineRunner(threading.Thread):
                             # the key changed: the old key goes, the new one is written in full
                             batcher.add(schema, Op.DELETE, commit_lsn, ordinal, payload, 6)
                             ordinal += 1
+                            if UNCHANGED_TOAST in update.new:
+                                # no row under the new key holds the values the update left alone
+                                payload, new_at = self._fill_unchanged(schema, update, payload), 6
                         batcher.add(schema, Op.UPDATE, commit_lsn, ordinal, payload, new_at)
                     ordinal += 1
                     if batcher.rows >= max_rows:
@@ -760,6 +764,40 @@ class PipelineRunner(threading.Thread):
         self._schema_cache.remember(new)
         self._event("table", f"table {table}: schema changed on the source ({change.describe()})", table)
         return True
+
+    def _fill_unchanged(self, schema: TableSchema, update: pgoutput.Update, payload: bytes) -> bytes:
+        """An UPDATE that changed the key and left TOASTed values alone: take those values from
+        the old row when the server sent it whole (REPLICA IDENTITY FULL), else read them from the
+        source by the new key. A value read now may be newer than this change; the changes after
+        it are applied next, so the target ends the same as the source. Returns an UPDATE message
+        with every value present."""
+        values: list[bytes | None] = []
+        missing: list[int] = []
+        full_old = update.old_kind is pgoutput.OldTupleKind.OLD and update.old is not None
+        for i, value in enumerate(update.new):
+            before = update.old[i] if full_old and update.old is not None else UNCHANGED_TOAST
+            if value is not UNCHANGED_TOAST:
+                values.append(value)
+            elif before is not UNCHANGED_TOAST:
+                values.append(before)
+            else:
+                values.append(None)
+                missing.append(i)
+        if missing:
+            cols = [schema.columns[i] for i in missing]
+            keys = [(c, update.new[i]) for i, c in enumerate(schema.columns) if c.is_key]
+            query = sql.SQL("SELECT {} FROM {} WHERE {}").format(
+                sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c.name)) for c in cols),
+                sql.Identifier(schema.table.schema, schema.table.name),
+                sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(c.name)) for c, _ in keys),
+            )
+            params = [v.decode() if isinstance(v, bytes) else v for _, v in keys]
+            with _CatalogLink(self.spec) as link:
+                row = link.conn.execute(query, params).fetchone()
+            if row is not None:  # else the row is gone by now: its later changes remove it too
+                for i, value in zip(missing, row, strict=True):
+                    values[i] = None if value is None else str(value).encode()
+        return payload[:5] + b"N" + encode_tuple(values)
 
     def _apply(self, batch: Batch, destination: Destination) -> Batch:
         """Apply ``batch``; returns it as applied, with every table whose values were refused

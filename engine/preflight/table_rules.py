@@ -191,10 +191,10 @@ def _toast(t: TableFacts, pipeline: str) -> list[Finding]:
             Check.UNCHANGED_TOAST,
             name,
             f"{listed} may be stored out of line (TOAST): an UPDATE that leaves such a value alone sends it as "
-            "'unchanged' and the target keeps its value; if that UPDATE also changes the key, the row under its "
-            "new key lacks the value (a known limitation, see README)",
-            f"nothing to do for ordinary updates; after such a key change: "
-            f"etl-tui pipeline resync {pipeline} --table '{name}'",
+            "'unchanged' and the target keeps its value; when that UPDATE also changes the key, the engine reads "
+            "the value from the source (one query per such row)",
+            "nothing to do; REPLICA IDENTITY FULL sends the old row whole and saves that query, at the cost of "
+            "more WAL",
         )
     ]
 

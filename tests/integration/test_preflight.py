@@ -182,8 +182,8 @@ def test_unchanged_toast_columns_are_explained(settings: Settings, source_dsn: s
     assert toast.severity is Severity.INFO
     assert "body (text)" in toast.found and "meta (jsonb)" in toast.found and "title" in toast.found
     assert "n (integer)" not in toast.found and "id (" not in toast.found  # fixed width; the key
-    assert "'unchanged'" in toast.found and "keeps its value" in toast.found and "README" in toast.found
-    assert "resync p1 --table 'public.docs'" in toast.hint
+    assert "'unchanged'" in toast.found and "keeps its value" in toast.found
+    assert "reads the value from the source" in toast.found and "REPLICA IDENTITY FULL" in toast.hint
     assert found(report, Check.UNCHANGED_TOAST, "public.plain") == []  # never stored out of line
     assert found(report, Check.UNCHANGED_TOAST, "public.fulldocs") == []  # FULL sends the whole old row
 
