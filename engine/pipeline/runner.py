@@ -225,6 +225,7 @@ class PipelineRunner(threading.Thread):
         self.spec = spec
         self._schema_cache = schema_cache or SchemaCache(spec.source.id)
         self._heartbeat = _Heartbeat(spec, heartbeat_seconds, self._event) if heartbeat_seconds > 0 else None
+        self._catalog = _CatalogLink(spec)  # replaced by each streaming session
         self._redis = redis_client
         self._limits = limits or BatchLimits()
         self._on_event = on_event
@@ -536,6 +537,7 @@ class PipelineRunner(threading.Thread):
         spec = self.spec
         stream = ReplicationStream(spec.source.dsn, f'source "{spec.source.name}"')
         heartbeat = self._heartbeat if self._heartbeat is not None else ExitStack()
+        self._catalog = _CatalogLink(spec)
         try:
             stream.start(spec.pipeline.slot_name, spec.pipeline.publication_name)
             self._acked = 0
@@ -544,6 +546,7 @@ class PipelineRunner(threading.Thread):
         finally:
             stream.close()
             heartbeat.close()
+            self._catalog.close()
 
     def _stream_loop(
         self, stream: ReplicationStream, schemas: dict[TableName, TableSchema], destination: Destination
@@ -744,15 +747,15 @@ class PipelineRunner(threading.Thread):
             ]
             active[rel.relid] = (schema, since if same else _NEVER)
             return False
+        link = self._catalog
         try:
-            with _CatalogLink(self.spec) as link:
-                new, change = evolve(
-                    schema,
-                    rel,
-                    lambda name, oid, typmod: self._schema_cache.column_type(link.conn, oid, typmod, table, name),
-                    lambda: self._schema_cache.attnums(link.conn, rel.relid),
-                    self.spec.name,
-                )
+            new, change = evolve(
+                schema,
+                rel,
+                lambda name, oid, typmod: self._schema_cache.column_type(link.conn, oid, typmod, table, name),
+                lambda: self._schema_cache.attnums(link.conn, rel.relid),
+                self.spec.name,
+            )
         except TableError as exc:
             active.pop(rel.relid, None)
             self._table_error(table, exc)
@@ -792,8 +795,7 @@ class PipelineRunner(threading.Thread):
                 sql.SQL(" AND ").join(sql.SQL("{} = %s").format(sql.Identifier(c.name)) for c, _ in keys),
             )
             params = [v.decode() if isinstance(v, bytes) else v for _, v in keys]
-            with _CatalogLink(self.spec) as link:
-                row = link.conn.execute(query, params).fetchone()
+            row = self._catalog.conn.execute(query, params).fetchone()
             if row is not None:  # else the row is gone by now: its later changes remove it too
                 for i, value in zip(missing, row, strict=True):
                     values[i] = None if value is None else str(value).encode()
@@ -1064,7 +1066,9 @@ class _Heartbeat:
 
 
 class _CatalogLink:
-    """A catalog connection opened only if a schema change needs one (type or position lookup)."""
+    """A plain connection to the source, opened on first use during a streaming session: for the
+    rare lookups the stream needs (a new column's type and position, values a key change left
+    out), kept for the session so a bulk key change does not open one per row."""
 
     def __init__(self, spec: PipelineSpec) -> None:
         self._spec = spec
@@ -1078,11 +1082,9 @@ class _CatalogLink:
             self._conn = self._stack.enter_context(connect_source(self._spec.source.dsn, what))
         return self._conn
 
-    def __enter__(self) -> _CatalogLink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         self._stack.close()
+        self._conn = None
 
 
 def _key_changed(schema: TableSchema, old: tuple[object, ...], new: tuple[object, ...]) -> bool:
