@@ -50,7 +50,7 @@ from engine.config.repository import ConfigRepository
 from engine.errors import ConfigError, ErrorKind, EtlError, RetryPolicy
 from engine.identifiers import TableName
 from engine.manager import Manager
-from engine.pipeline.runner import ActivityView, RunnerEvent, RunnerState, RunnerView
+from engine.pipeline.activity import ActivityView, RunnerEvent, RunnerState, RunnerView
 from engine.source.lsn import format_lsn
 from engine.state.store import PipelineState
 from engine.state.table_state import TablePhase, TableState

@@ -22,7 +22,8 @@ from engine.config.models import PipelineSpec, PipelineStatus
 from engine.config.repository import NOTIFY_CHANNEL, ConfigRepository, connect_config_db
 from engine.errors import EtlError
 from engine.metrics import METRICS
-from engine.pipeline.runner import PipelineActivity, PipelineRunner, RunnerEvent
+from engine.pipeline.activity import PipelineActivity, RunnerEvent
+from engine.pipeline.runner import PipelineRunner
 from engine.source.schema_cache import SchemaCaches
 
 log = logging.getLogger("etl.manager")

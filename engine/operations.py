@@ -30,7 +30,7 @@ from engine.config.repository import ConfigRepository
 from engine.errors import ConfigError, ErrorKind, EtlError, RetryPolicy
 from engine.identifiers import parse_table_list, parse_table_name
 from engine.manager import Manager
-from engine.pipeline.runner import RunnerEvent
+from engine.pipeline.activity import RunnerEvent
 from engine.preflight import CheckReport, run_preflight
 from engine.service import engine_services
 from engine.settings import Settings

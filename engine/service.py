@@ -14,7 +14,7 @@ from engine.config.repository import ConfigRepository
 from engine.errors import EtlError
 from engine.manager import Manager
 from engine.metrics import METRICS, start_metrics_server
-from engine.pipeline.runner import RunnerEvent
+from engine.pipeline.activity import RunnerEvent
 from engine.settings import Settings
 from engine.state.store import connect_redis
 from engine.wal_monitor import WalMonitor

@@ -16,10 +16,9 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from contextlib import ExitStack, suppress
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -39,10 +38,18 @@ from engine.destinations.factory import open_destination
 from engine.errors import ErrorKind, EtlError, RetryPolicy, TableError
 from engine.identifiers import TableName
 from engine.metrics import METRICS, bind_pipeline
+from engine.pipeline.activity import (
+    PipelineActivity,
+    RunnerEvent,
+    RunnerState,
+    RunnerView,
+    lag_seconds,
+)
+from engine.pipeline.heartbeat import Heartbeat
 from engine.pipeline.schema_change import evolve
 from engine.source import catalog
 from engine.source.catalog import ColumnSchema, ColumnSignature, TableSchema
-from engine.source.connection import connect_source, source_conninfo
+from engine.source.connection import connect_source
 from engine.source.copy import copy_table, estimate_rows
 from engine.source.lsn import format_lsn
 from engine.source.schema_cache import SchemaCache
@@ -60,145 +67,6 @@ _PG_EPOCH = 946_684_800  # 2000-01-01 in Unix seconds
 MAX_BACKOFF_SECONDS = 60.0
 # After this many failed attempts in a row a transient error stops retrying (I6: no endless loop).
 MAX_TIMED_ATTEMPTS = 20
-
-
-class RunnerState(StrEnum):
-    STARTING = "starting"
-    COPYING = "copying"
-    STREAMING = "streaming"
-    RETRYING = "retrying"
-    ERRORED = "errored"
-    STOPPED = "stopped"
-
-
-@dataclass(frozen=True)
-class RunnerEvent:
-    at: float
-    pipeline: str
-    kind: str  # state | error | table | retry
-    message: str
-    table: str | None = None
-
-
-@dataclass(frozen=True)
-class TableActivity:
-    """Changes applied to one table by this process (all runners of the pipeline so far)."""
-
-    inserts: int = 0
-    updates: int = 0
-    deletes: int = 0
-    last_event_at: float | None = None  # when the destination last took a change of the table
-
-
-@dataclass(frozen=True)
-class AppliedBatch:
-    at: float
-    rows: int
-    tables: int
-    write_seconds: float  # destination.apply: land + MERGE + checkpoint
-    checkpoint: int | None
-
-
-@dataclass(frozen=True)
-class ActivityView:
-    """A consistent copy of :class:`PipelineActivity`, safe to keep and hand around."""
-
-    tables: Mapping[TableName, TableActivity]
-    copy_progress: Mapping[TableName, tuple[int, int]]  # table being copied → (rows so far, estimate)
-    batches: tuple[AppliedBatch, ...]  # newest last
-    rows_applied: int  # streamed rows written to the destination
-    rows_copied: int  # rows copied, including the copies in progress
-
-    @property
-    def rows_total(self) -> int:
-        return self.rows_applied + self.rows_copied
-
-
-class PipelineActivity:
-    """What a pipeline did in this process: per-table change counts, the latest batches, row
-    totals and copy progress. The manager keeps one per pipeline so the numbers survive a runner
-    restart; the runner's threads write it (once per batch or copy chunk, never per change) and
-    the status collector reads it, so one small lock guards it."""
-
-    def __init__(self, max_batches: int = 50) -> None:
-        self._lock = threading.Lock()
-        self._tables: dict[TableName, TableActivity] = {}
-        self._progress: dict[TableName, tuple[int, int]] = {}
-        self._batches: deque[AppliedBatch] = deque(maxlen=max_batches)
-        self._rows_applied = 0
-        self._rows_copied = 0
-
-    def record_batch(
-        self,
-        at: float,
-        counts: Iterable[tuple[TableName, Mapping[Op, int]]],
-        write_seconds: float,
-        checkpoint: int | None,
-    ) -> None:
-        with self._lock:
-            rows = 0
-            tables: set[TableName] = set()
-            for table, ops in counts:
-                old = self._tables.get(table) or TableActivity()
-                i, u, d = ops.get(Op.INSERT, 0), ops.get(Op.UPDATE, 0), ops.get(Op.DELETE, 0)
-                self._tables[table] = TableActivity(old.inserts + i, old.updates + u, old.deletes + d, at)
-                rows += i + u + d
-                tables.add(table)
-            self._rows_applied += rows
-            self._batches.append(AppliedBatch(at, rows, len(tables), write_seconds, checkpoint))
-
-    def copy_progress(self, table: TableName, done: int, estimate: int) -> None:
-        with self._lock:
-            self._progress[table] = (done, estimate)
-
-    def copy_ended(self, table: TableName, rows: int | None) -> None:
-        """The copy of ``table`` finished with ``rows`` rows, or failed (None)."""
-        with self._lock:
-            self._progress.pop(table, None)
-            if rows is not None:
-                self._rows_copied += rows
-
-    def view(self) -> ActivityView:
-        with self._lock:
-            return ActivityView(
-                tables=MappingProxyType(dict(self._tables)),
-                copy_progress=MappingProxyType(dict(self._progress)),
-                batches=tuple(self._batches),
-                rows_applied=self._rows_applied,
-                rows_copied=self._rows_copied + sum(done for done, _ in self._progress.values()),
-            )
-
-
-@dataclass(frozen=True)
-class RunnerView:
-    """The runner's side of what the console shows, read without blocking the runner."""
-
-    state: RunnerState
-    tables: Mapping[TableName, TableState]  # phases as the runner knows them (empty before it loaded them)
-    activity: ActivityView
-    last_error: EtlError | None
-    next_retry_at: float | None
-    acked_lsn: int | None  # confirmed to the source in this session
-    received_lsn: int | None
-    applied_commit_at: float | None  # source commit time of the latest transaction durable at the destination
-    caught_up_at: float | None  # last moment everything received was durable at the destination
-
-    def lag_seconds(self, now: float) -> float | None:
-        """How long the oldest change not yet at the destination may have waited, at most.
-
-        Every change still pending was committed after the latest transaction made durable and
-        after the last moment the runner had nothing pending, so ``now`` minus the later of those
-        bounds its age: about 0 while caught up, growing while the destination falls behind."""
-        return _lag_seconds(self.state, self.applied_commit_at, self.caught_up_at, now)
-
-
-def _lag_seconds(
-    state: RunnerState, applied_commit_at: float | None, caught_up_at: float | None, now: float
-) -> float | None:
-    if state is not RunnerState.STREAMING and state is not RunnerState.RETRYING:
-        return None
-    since = max(applied_commit_at or 0.0, caught_up_at or 0.0)
-    return max(0.0, now - since) if since else None
 
 
 @dataclass
@@ -224,7 +92,7 @@ class PipelineRunner(threading.Thread):
         super().__init__(name=f"pipeline-{spec.name}", daemon=True)
         self.spec = spec
         self._schema_cache = schema_cache or SchemaCache(spec.source.id)
-        self._heartbeat = _Heartbeat(spec, heartbeat_seconds, self._event) if heartbeat_seconds > 0 else None
+        self._heartbeat = Heartbeat(spec, heartbeat_seconds, self._event) if heartbeat_seconds > 0 else None
         self._catalog = _CatalogLink(spec)  # replaced by each streaming session
         self._redis = redis_client
         self._limits = limits or BatchLimits()
@@ -919,7 +787,7 @@ class PipelineRunner(threading.Thread):
             log.debug("status publish failed: %s", exc)
 
     def _export_lag(self) -> None:
-        lag = _lag_seconds(self.state, self._applied_commit_at, self._caught_up_at, time.time())
+        lag = lag_seconds(self.state, self._applied_commit_at, self._caught_up_at, time.time())
         labels = (self.spec.name, self.spec.pipeline.slot_name)
         if lag is not None:
             METRICS.lag_seconds.labels(*labels).set(lag)
@@ -1019,50 +887,6 @@ class _ApplyWorker(threading.Thread):
 
 
 _NEVER = 1 << 64  # a commit LSN no change reaches
-
-
-class _Heartbeat:
-    """While the pipeline is idle, write a logical message on its source now and then: WAL in the
-    slot's own database, so the slot advances even where the server's keepalives alone do not
-    let it (other databases busy, this one silent). Failures are reported once and never stop
-    replication."""
-
-    def __init__(self, spec: PipelineSpec, interval: float, event: Callable[[str, str], None]) -> None:
-        self._spec = spec
-        self._interval = interval
-        self._event = event
-        self._conn: psycopg.Connection | None = None
-        self._next = 0.0
-        self._failed = False
-
-    def beat(self) -> None:
-        now = time.monotonic()
-        if now < self._next or self._failed:
-            return
-        self._next = now + self._interval
-        try:
-            if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(source_conninfo(self._spec.source.dsn), autocommit=True, connect_timeout=5)
-            self._conn.execute("SELECT pg_logical_emit_message(false, 'etl-tui/heartbeat', '')")
-        except psycopg.Error as exc:
-            self._failed = True  # until the next session
-            self._drop()
-            self._event(
-                "retry",
-                f'pipeline {self._spec.name}: heartbeat on source "{self._spec.source.name}" failed '
-                f"({str(exc).strip() or type(exc).__name__}); the slot relies on keepalives only",
-            )
-
-    def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with suppress(psycopg.Error):
-                conn.close()
-
-    def close(self) -> None:
-        """End of a session: the next one tries again."""
-        self._drop()
-        self._failed = False
 
 
 class _CatalogLink:

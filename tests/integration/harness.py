@@ -19,7 +19,8 @@ import redis
 
 from engine.batching.limits import BatchLimits
 from engine.manager import Manager
-from engine.pipeline.runner import PipelineRunner, RunnerEvent
+from engine.pipeline.activity import RunnerEvent
+from engine.pipeline.runner import PipelineRunner
 from engine.settings import Settings
 from engine.source.connection import source_conninfo
 

@@ -13,7 +13,7 @@ from engine.config.models import PipelineStatus
 from engine.config.repository import ConfigRepository
 from engine.embedded.postgres import EmbeddedPostgres, free_port
 from engine.errors import ErrorKind, RetryPolicy
-from engine.pipeline.runner import RunnerState
+from engine.pipeline.activity import RunnerState
 from engine.settings import Settings
 from engine.state.table_state import TablePhase
 from etl_tui.cli import main

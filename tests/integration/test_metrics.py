@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from engine.config.repository import ConfigRepository
 from engine.errors import ConfigError
 from engine.metrics import METRIC_NAMES, MetricsServer, start_metrics_server
-from engine.pipeline.runner import RunnerState
+from engine.pipeline.activity import RunnerState
 from engine.settings import Settings
 from engine.state.table_state import TablePhase
 from tests.integration.harness import EngineThread, wait_until
