@@ -9,11 +9,38 @@ from typing import Any
 import pytest
 
 from engine.config.models import DestinationType
+from engine.destinations.snowflake.connection import SnowflakeConfig
 from engine.destinations.snowflake.naming import snowflake_ident
 from engine.identifiers import quote_ident
 from tests.integration.harness import duck_rows
 
 SNOWFLAKE_PASSWORD_ENV = "ETL_TEST_SNOWFLAKE_PASSWORD"
+
+
+def emulator_config(server: dict[str, Any], database: str, monkeypatch: pytest.MonkeyPatch) -> SnowflakeConfig:
+    """Settings for a Snowflake destination on the emulator, with ``database`` created first
+    (fakesnow needs it before a session can use it; a Snowflake account already has one)."""
+    import snowflake.connector
+
+    from engine.destinations.snowflake import connection
+
+    monkeypatch.setenv(SNOWFLAKE_PASSWORD_ENV, server["password"])
+    monkeypatch.setattr(connection, "NETWORK_TIMEOUT_SECONDS", 20)  # an emulator error is retried until then
+    admin = snowflake.connector.connect(
+        **{k: v for k, v in server.items() if k != "network_timeout"}, network_timeout=30
+    )
+    admin.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {database}")
+    admin.close()
+    return SnowflakeConfig(
+        account=server["account"],
+        user=server["user"],
+        database=database,
+        schema="analytics",
+        password_env=SNOWFLAKE_PASSWORD_ENV,
+        host=server["host"],
+        port=server["port"],
+        protocol=server["protocol"],
+    )
 
 
 class Target:

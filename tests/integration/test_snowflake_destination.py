@@ -27,11 +27,12 @@ from engine.destinations.snowflake.destination import SnowflakeDestination  # no
 from engine.errors import DestinationError  # noqa: E402
 from engine.identifiers import TableName  # noqa: E402
 from engine.source.catalog import ColumnSchema, TableSchema  # noqa: E402
+from tests.integration.targets import SNOWFLAKE_PASSWORD_ENV, emulator_config  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 _OIDS = {"int4": 23, "int8": 20, "text": 25, "numeric": 1700, "jsonb": 3802, "date": 1082, "timestamptz": 1184}
-PASSWORD_ENV = "ETL_TEST_SNOWFLAKE_PASSWORD"
+PASSWORD_ENV = SNOWFLAKE_PASSWORD_ENV
 _relids = itertools.count(16384)
 
 
@@ -39,29 +40,8 @@ _relids = itertools.count(16384)
 def dest(
     fakesnow_server: dict[str, Any], monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> Iterator[SnowflakeDestination]:
-    import snowflake.connector
-
-    from engine.destinations.snowflake import connection
-
-    monkeypatch.setenv(PASSWORD_ENV, fakesnow_server["password"])
-    monkeypatch.setattr(connection, "NETWORK_TIMEOUT_SECONDS", 20)  # an emulator error is retried until then
     database = f"ETL_TEST_{request.node.name.upper().replace('[', '_').replace(']', '_')}"[:100]
-    # fakesnow needs the database before a session can use it (Snowflake accounts already have one).
-    admin = snowflake.connector.connect(
-        **{k: v for k, v in fakesnow_server.items() if k != "network_timeout"}, network_timeout=30
-    )
-    admin.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {database}")
-    admin.close()
-    config = SnowflakeConfig(
-        account=fakesnow_server["account"],
-        user=fakesnow_server["user"],
-        database=database,
-        schema="analytics",
-        password_env=PASSWORD_ENV,
-        host=fakesnow_server["host"],
-        port=fakesnow_server["port"],
-        protocol=fakesnow_server["protocol"],
-    )
+    config = emulator_config(fakesnow_server, database, monkeypatch)
     # fakesnow cannot run MERGE inside BEGIN/COMMIT (its MERGE writes a temporary table in
     # another DuckDB database), so the statements run one by one here.
     d = SnowflakeDestination(config, atomic=False)

@@ -37,11 +37,12 @@ from engine.destinations.snowflake.streaming import (  # noqa: E402
     sdk_client_factory,
 )
 from engine.errors import DestinationError, ErrorKind, RetryPolicy  # noqa: E402
+from tests.integration.targets import SNOWFLAKE_PASSWORD_ENV, emulator_config  # noqa: E402
 from tests.integration.test_snowflake_destination import ORDERS, Changes, _initial_copy, rows  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-PASSWORD_ENV = "ETL_TEST_SNOWFLAKE_PASSWORD"
+PASSWORD_ENV = SNOWFLAKE_PASSWORD_ENV
 _SDK_TYPES = (type(None), bool, int, float, str, bytes, bytearray, Decimal, dt.date, dt.time, dt.datetime)
 TS = "2024-05-02 10:00:00+00"
 T1 = dt.datetime(2024, 5, 2, 10, 0, tzinfo=dt.UTC)
@@ -170,27 +171,7 @@ class Channel:
 def sf_config(
     fakesnow_server: dict[str, Any], monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> SnowflakeConfig:
-    import snowflake.connector
-
-    monkeypatch.setenv(PASSWORD_ENV, fakesnow_server["password"])
-    monkeypatch.setattr(connection, "NETWORK_TIMEOUT_SECONDS", 20)
-    database = f"ETL_SPS_{request.node.name.upper()}"[:100]
-    # fakesnow needs the database before a session can use it (Snowflake accounts already have one).
-    admin = snowflake.connector.connect(
-        **{k: v for k, v in fakesnow_server.items() if k != "network_timeout"}, network_timeout=30
-    )
-    admin.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {database}")
-    admin.close()
-    return SnowflakeConfig(
-        account=fakesnow_server["account"],
-        user=fakesnow_server["user"],
-        database=database,
-        schema="analytics",
-        password_env=PASSWORD_ENV,
-        host=fakesnow_server["host"],
-        port=fakesnow_server["port"],
-        protocol=fakesnow_server["protocol"],
-    )
+    return emulator_config(fakesnow_server, f"ETL_SPS_{request.node.name.upper()}"[:100], monkeypatch)
 
 
 @pytest.fixture
