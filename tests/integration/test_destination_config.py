@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -152,12 +155,34 @@ def test_cli_refuses_bad_destinations_with_a_hint_and_stores_nothing(
     assert _stored(cli) == {}
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_cli_refuses_an_unreadable_key_file(cli: Settings, key_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    key_file.chmod(0)
-    assert main(["destination", "add", "d", *SNOWFLAKE, "--private-key-file", str(key_file)]) == 2
-    assert "cannot be read" in capsys.readouterr().err
-    assert _stored(cli) == {}
+@contextmanager
+def _not_root() -> Iterator[None]:
+    """Root reads any file whatever its mode: act as an ordinary user meanwhile (the effective
+    uid only, so root can come back)."""
+    if os.geteuid() != 0:
+        yield
+        return
+    os.seteuid(65534)  # nobody
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+
+
+def test_cli_refuses_an_unreadable_key_file(cli: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="etl-key-"))  # traversable by anyone, unlike tmp_path
+    try:
+        folder.chmod(0o755)
+        key_file = folder / "etl_key.p8"
+        key_file.write_text("-----BEGIN PRIVATE KEY-----\n")
+        key_file.chmod(0)
+        with _not_root():
+            code = main(["destination", "add", "d", *SNOWFLAKE, "--private-key-file", str(key_file)])
+        assert code == 2
+        assert "cannot be read" in capsys.readouterr().err
+        assert _stored(cli) == {}
+    finally:
+        shutil.rmtree(folder)
 
 
 @pytest.mark.parametrize(
