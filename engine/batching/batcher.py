@@ -125,6 +125,11 @@ class Batcher:
         self._last_seg: _Segment | None = None
 
     @property
+    def pending_bytes(self) -> int:
+        """Payload bytes of the changes pending (as received from the source)."""
+        return self._bytes
+
+    @property
     def empty(self) -> bool:
         return not self._open and not self._closed
 

@@ -28,6 +28,11 @@ TARGET_META_COLUMNS = frozenset(
 SCHEMAS_TABLE = "_etl_schemas"
 
 
+def landing_name(table: TableName) -> str:
+    """The landing table of ``table``'s target (it lives in the landing schema)."""
+    return f"landing_{table.target_name()}"
+
+
 class DeleteMode(StrEnum):
     HARD = "hard"  # a deleted row is removed
     SOFT = "soft"  # a deleted row stays with _etl_deleted = true

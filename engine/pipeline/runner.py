@@ -46,7 +46,7 @@ from engine.pipeline.activity import (
     lag_seconds,
 )
 from engine.pipeline.heartbeat import Heartbeat
-from engine.pipeline.schema_change import evolve
+from engine.pipeline.schema_change import evolve, same_columns
 from engine.source import catalog
 from engine.source.catalog import ColumnSchema, ColumnSignature, TableSchema
 from engine.source.connection import connect_source
@@ -93,7 +93,7 @@ class PipelineRunner(threading.Thread):
         self.spec = spec
         self._schema_cache = schema_cache or SchemaCache(spec.source.id)
         self._heartbeat = Heartbeat(spec, heartbeat_seconds, self._event) if heartbeat_seconds > 0 else None
-        self._catalog = _CatalogLink(spec)  # replaced by each streaming session
+        self._catalog = _CatalogLink(spec)  # closed at the end of each streaming session
         self._redis = redis_client
         self._limits = limits or BatchLimits()
         self._on_event = on_event
@@ -404,8 +404,6 @@ class PipelineRunner(threading.Thread):
     def _stream(self, schemas: dict[TableName, TableSchema], destination: Destination) -> None:
         spec = self.spec
         stream = ReplicationStream(spec.source.dsn, f'source "{spec.source.name}"')
-        heartbeat = self._heartbeat if self._heartbeat is not None else ExitStack()
-        self._catalog = _CatalogLink(spec)
         try:
             stream.start(spec.pipeline.slot_name, spec.pipeline.publication_name)
             self._acked = 0
@@ -413,8 +411,9 @@ class PipelineRunner(threading.Thread):
             self._stream_loop(stream, schemas, destination)
         finally:
             stream.close()
-            heartbeat.close()
-            self._catalog.close()
+            if self._heartbeat is not None:
+                self._heartbeat.close()
+            self._catalog.close()  # opened again on first use by the next session
 
     def _stream_loop(
         self, stream: ReplicationStream, schemas: dict[TableName, TableSchema], destination: Destination
@@ -462,7 +461,7 @@ class PipelineRunner(threading.Thread):
         received = METRICS.bytes.labels(self.spec.name)
 
         def flush() -> None:
-            received.inc(batcher._bytes)  # per batch, not per change: the batcher already sums them
+            received.inc(batcher.pending_bytes)  # per batch, not per change: the batcher already sums them
             pending = batcher.take()
             # once per batch, not per commit: the batch's checkpoint is normally the latest commit's end
             if (
@@ -580,7 +579,7 @@ class PipelineRunner(threading.Thread):
                 decode(payload)  # Origin, Type, Message: validated, nothing to apply
             # graceful stop: drain what is pending
             if not batcher.empty:
-                received.inc(batcher._bytes)
+                received.inc(batcher.pending_bytes)
                 worker.submit(batcher.take())
         finally:
             worker.finish()
@@ -610,10 +609,7 @@ class PipelineRunner(threading.Thread):
             # Changes the copy or the destination already holds: their shape may predate the
             # target's. They are skipped; the schema change that led to the target's shape
             # brings another Relation message before any change that is applied.
-            same = [(c.name, c.type_oid, c.type_modifier) for c in rel.columns] == [
-                (c.name, c.type_oid, c.typmod) for c in schema.columns
-            ]
-            active[rel.relid] = (schema, since if same else _NEVER)
+            active[rel.relid] = (schema, since if same_columns(schema, rel) else _NEVER)
             return False
         link = self._catalog
         try:

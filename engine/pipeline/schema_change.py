@@ -18,7 +18,7 @@ from engine.decoding.typemap import ColumnType, UnsupportedTypeError
 from engine.errors import ErrorKind, RetryPolicy, TableError
 from engine.source.catalog import ColumnSchema, TableSchema
 
-__all__ = ["SchemaChange", "evolve"]
+__all__ = ["SchemaChange", "evolve", "same_columns"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,13 @@ class SchemaChange:
         if self.retyped:
             parts.append("widened " + ", ".join(self.retyped))
         return "; ".join(parts) or "no change"
+
+
+def same_columns(schema: TableSchema, rel: Relation) -> bool:
+    """Whether ``rel`` announces exactly ``schema``'s columns: names, types and type modifiers."""
+    return [(c.name, c.type_oid, c.type_modifier) for c in rel.columns] == [
+        (c.name, c.type_oid, c.typmod) for c in schema.columns
+    ]
 
 
 def _same_destination_type(a: ColumnType, b: ColumnType) -> bool:
@@ -74,9 +81,7 @@ def evolve(
         if keys_now and keys_now != keys_before and keys_before <= {c.name for c in rel.columns}:
             before, after = ", ".join(sorted(keys_before)), ", ".join(sorted(keys_now))
             raise _unsafe(old, f"its key changed from ({before}) to ({after})", pipeline)
-    if [(c.name, c.type_oid, c.type_modifier) for c in rel.columns] == [
-        (c.name, c.type_oid, c.typmod) for c in old.columns
-    ]:
+    if same_columns(old, rel):
         return old, None
     new_names = {c.name for c in rel.columns}
     old_by_name = {c.name: c for c in old.columns}

@@ -38,6 +38,7 @@ from engine.destinations.base import (
     check_target_columns,
     decode_signature,
     encode_signature,
+    landing_name,
 )
 from engine.errors import DestinationError, ErrorKind, RetryPolicy
 from engine.identifiers import TableName, quote_ident
@@ -46,10 +47,6 @@ from engine.source.catalog import ColumnSignature, TableSchema
 
 CHECKPOINT_TABLE = "_etl_checkpoints"
 LOCK_WAIT_SECONDS = 30.0
-
-
-def landing_name(table: TableName) -> str:
-    return f"landing_{table.target_name()}"
 
 
 class DuckDbDestination:

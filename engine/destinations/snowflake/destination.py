@@ -54,6 +54,7 @@ from engine.destinations.base import (
     check_target_columns,
     decode_signature,
     encode_signature,
+    landing_name,
 )
 from engine.destinations.snowflake import connection as connection_module
 from engine.destinations.snowflake.connection import SnowflakeConfig, classify
@@ -75,10 +76,6 @@ _META_TYPES = {
     ORDINAL_COLUMN: "NUMBER(20,0)",
     UNCHANGED_COLUMN: "VARCHAR",
 }
-
-
-def landing_name(table: TableName) -> str:
-    return f"landing_{table.target_name()}"
 
 
 def _is_variant(col: ColumnSchema, table: str) -> bool:
