@@ -47,12 +47,12 @@ import psutil
 import psycopg
 import redis
 
-from engine.admin import remove_pipeline
 from engine.config.models import DestinationType, Pipeline, PipelineStatus
 from engine.config.repository import ConfigRepository
 from engine.embedded.postgres import EmbeddedPostgres
 from engine.embedded.redis import EmbeddedRedis
 from engine.identifiers import TableName
+from engine.runtime.admin import remove_pipeline
 from engine.settings import Settings
 from engine.state.store import PipelineState
 from engine.state.table_state import TablePhase
@@ -146,7 +146,7 @@ CONSOLE_HOST = """
 import asyncio, logging, signal, sys
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 from engine.settings import load_settings
-from engine.operations import Operations
+from engine.runtime.operations import Operations
 from etl_tui.app import EtlApp
 
 async def main() -> None:

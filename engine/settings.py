@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from engine.alerts import AlertThresholds
 from engine.batching.limits import BatchLimits
 from engine.errors import ConfigError
 from engine.redaction import redact_dsn
@@ -15,6 +14,26 @@ from engine.redaction import redact_dsn
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_METRICS_ADDR = "[::]:9000"
 DEFAULT_WAL_MONITOR_INTERVAL_MS = 2000
+
+
+@dataclass(frozen=True)
+class AlertThresholds:
+    """When the rules fire (0 turns a rule off); read from the ALERT_* variables."""
+
+    lag_bytes: int = 1024**3
+    """ALERT_LAG_BYTES: WAL behind the slot's confirmed position."""
+    lag_seconds: int = 600
+    """ALERT_LAG_SECONDS: age of the oldest change not yet at the destination."""
+    inactive_seconds: int = 300
+    """ALERT_INACTIVE_SECONDS: how long a slot may go unread while its pipeline should run."""
+    exhaustion_seconds: int = 3600
+    """ALERT_EXHAUSTION_SECONDS: predicted time left before safe_wal_size runs out."""
+    repeat_seconds: int = 3600
+    """ALERT_REPEAT_SECONDS: reminder interval while an alert keeps firing (0: never)."""
+    resolve_fraction: float = 0.8
+    """A numeric alert clears below this share of its threshold (hysteresis)."""
+    resolve_readings: int = 2
+    """Consecutive clear readings before an alert is resolved."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The console: eight screens over one :class:`~etl_tui.backend.Backend`.
 
-Threading rule: the UI thread only reads ``backend.snapshot()`` (a lock-guarded read of the
+Threading rule: the UI thread only reads ``backend.board()`` (a lock-guarded read of the
 engine's status board) on a timer; every other backend call runs in a worker thread and reports
 back with a message, so a slow config DB or Redis never freezes the screen.
 """
@@ -18,7 +18,7 @@ from textual.binding import BindingType
 from textual.css.query import NoMatches
 from textual.screen import Screen
 
-from engine.status_board import BoardSnapshot
+from engine.status.board import Board
 from etl_tui.backend import Backend
 from etl_tui.bindings import SCREEN_NAMES, app_bindings, screen_keys
 from etl_tui.commands import EtlCommands
@@ -41,7 +41,7 @@ class EtlApp(App[None]):
     """The etl-tui console.
 
     Args:
-        backend: the engine seam (``engine.operations.Operations``, or fixtures in tests).
+        backend: the engine seam (``engine.runtime.operations.Operations``, or fixtures in tests).
         refresh_seconds: how often the snapshot is read.
         clock: epoch seconds; injected so countdowns and ages are deterministic in tests.
         screenshot_dir: where ctrl+s writes SVG screenshots.
@@ -76,7 +76,7 @@ class EtlApp(App[None]):
         self.refresh_seconds = refresh_seconds
         self.clock = clock
         self.screenshot_dir = Path(screenshot_dir)
-        self.board = BoardSnapshot(taken_at=0.0)
+        self.board = Board(taken_at=0.0)
         """The snapshot on screen (kept while frozen)."""
         self.frozen = False
         """space: the operator is reading; stop taking new snapshots, keep the cursor."""
@@ -93,7 +93,7 @@ class EtlApp(App[None]):
 
     def _take_snapshot(self) -> None:
         try:
-            board = self.backend.snapshot()
+            board = self.backend.board()
         except Exception as exc:  # the header's age turns stale; say why once, not every second
             failure = Failure.of(exc)
             if failure.reason != self._snapshot_failure:

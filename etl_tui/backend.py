@@ -1,6 +1,6 @@
 """What the console needs from the engine: one seam, so screens can be tested with fixtures.
 
-The real implementation is :class:`engine.operations.Operations` (engine threads, config DB,
+The real implementation is :class:`engine.runtime.operations.Operations` (engine threads, config DB,
 Redis); tests use deterministic fixtures. Every method may block on I/O: the app calls them from
 worker threads, never from the UI thread.
 """
@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Protocol
 
 from engine.preflight import CheckReport
-from engine.status_board import BoardSnapshot, ConfigView, RedisKeyView
+from engine.status.board import Board, ConfigView, RedisKeyView
 
 
 class Backend(Protocol):
     @property
     def readonly(self) -> bool: ...
 
-    def snapshot(self) -> BoardSnapshot:
+    def board(self) -> Board:
         """The latest published snapshot (cheap: no I/O)."""
         ...
 

@@ -121,7 +121,7 @@ def cmd_destination(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_pipeline(args: argparse.Namespace, settings: Settings) -> int:
-    from engine import admin
+    from engine.runtime import admin
 
     with _repo(settings) as repo:
         if args.action == "add":
@@ -166,7 +166,7 @@ def _fmt_bytes(n: int | None) -> str:
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from engine.errors import StateStoreError
     from engine.state.store import connect_redis
-    from engine.status import alert_lines, collect_alerts, collect_status
+    from engine.status.report import alert_lines, collect_alerts, collect_status
 
     client = None
     redis_error = None
@@ -238,7 +238,7 @@ def run_console(
     settings: Settings, *, readonly: bool, log_path: Path = Path("etl-tui.log"), log_format: str = "text"
 ) -> None:
     """Open the console hosting the engine (Textual is imported only here)."""
-    from engine.operations import Operations
+    from engine.runtime.operations import Operations
     from etl_tui.app import EtlApp
 
     # while the console owns the terminal, log lines go to a file (the Events screen shows events)
@@ -257,7 +257,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if not args.no_ui:
         run_console(settings, readonly=args.readonly, log_format=args.log_format)
         return EXIT_OK
-    from engine.service import install_stop_signals, run_headless
+    from engine.runtime.service import install_stop_signals, run_headless
 
     stop = threading.Event()
     install_stop_signals(stop)
@@ -274,7 +274,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:
             run_console(env.settings, readonly=args.readonly, log_path=log_path, log_format=args.log_format)
         return EXIT_OK
     from engine.demo.run import run_demo
-    from engine.service import install_stop_signals
+    from engine.runtime.service import install_stop_signals
 
     stop = threading.Event()
     install_stop_signals(stop)

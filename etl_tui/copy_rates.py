@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from engine.status_board import BoardSnapshot
+from engine.status.board import Board
 
 
 class CopyRates:
@@ -14,7 +14,7 @@ class CopyRates:
         self._window = window_seconds
         self._samples: dict[tuple[str, str], deque[tuple[float, int]]] = {}
 
-    def observe(self, board: BoardSnapshot) -> None:
+    def observe(self, board: Board) -> None:
         live: set[tuple[str, str]] = set()
         for p in board.pipelines:
             for t in p.tables:

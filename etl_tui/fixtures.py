@@ -14,13 +14,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from engine.alerts import Alert, AlertStatus, DeliveryStats, Rule
-from engine.alerts import Severity as AlertSeverity
 from engine.errors import ErrorKind, EtlError
+from engine.monitoring.alerts import Alert, AlertStatus, DeliveryStats, Rule
+from engine.monitoring.alerts import Severity as AlertSeverity
+from engine.pipeline.activity import EventKind
 from engine.preflight import Check, CheckReport, Finding, PipelineReport, Severity, SourceReport
-from engine.status_board import (
+from engine.status.board import (
     BatchView,
-    BoardSnapshot,
+    Board,
     ConfigView,
     DestinationConfigView,
     ErrorView,
@@ -69,7 +70,7 @@ def _batches(pipeline: str, count: int, base_rows: int, base_write: float, lsn: 
     return tuple(out)
 
 
-def board(now: float = FIXED_NOW) -> BoardSnapshot:
+def board(now: float = FIXED_NOW) -> Board:
     shop = PipelineView(
         name="shop_sync",
         source="shop",
@@ -272,7 +273,7 @@ def board(now: float = FIXED_NOW) -> BoardSnapshot:
         HealthView('destination "local"', True),
         HealthView('destination "warehouse"', True),
     )
-    return BoardSnapshot(
+    return Board(
         taken_at=now - 1.0,
         health=health,
         pipelines=(shop, billing, crm, legacy),
@@ -397,7 +398,8 @@ def events(now: float = FIXED_NOW) -> tuple[EventView, ...]:
         (3, "info", "state", "batch of 5.6k rows applied up to 1/A2B3C4D0", "shop_sync", None),
     ]
     return tuple(
-        EventView(now - age, level, kind, msg, pipeline, table) for age, level, kind, msg, pipeline, table in raw
+        EventView(now - age, level, EventKind(kind), msg, pipeline, table)
+        for age, level, kind, msg, pipeline, table in raw
     )
 
 
@@ -731,12 +733,12 @@ class FixtureBackend:
         self,
         *,
         readonly: bool = False,
-        snapshot: BoardSnapshot | None = None,
+        snapshot: Board | None = None,
         gate: threading.Event | None = None,
         fail_with: EtlError | None = None,
     ) -> None:
         self._readonly = readonly
-        self.board = snapshot if snapshot is not None else board()
+        self.current = snapshot if snapshot is not None else board()
         self.config_view = config()
         self.keys = redis_keys()
         self.gate = gate
@@ -748,8 +750,8 @@ class FixtureBackend:
     def readonly(self) -> bool:
         return self._readonly
 
-    def snapshot(self) -> BoardSnapshot:
-        return self.board
+    def board(self) -> Board:
+        return self.current
 
     def redis_keys(self, match: str = "etl:*", limit: int = 500) -> list[RedisKeyView]:
         return [k for k in self.keys if fnmatch.fnmatchcase(k.key, match)][:limit]
@@ -819,5 +821,5 @@ class FixtureBackend:
 
     def with_pipeline(self, name: str, **changes: Any) -> None:
         """Replace fields of one pipeline in the published snapshot (tests of live updates)."""
-        pipelines = tuple(replace(p, **changes) if p.name == name else p for p in self.board.pipelines)
-        self.board = replace(self.board, pipelines=pipelines)
+        pipelines = tuple(replace(p, **changes) if p.name == name else p for p in self.current.pipelines)
+        self.current = replace(self.current, pipelines=pipelines)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from engine.status_board import ConfigView, RedisKeyView
+from engine.status.board import ConfigView, RedisKeyView
 
 
 @dataclass

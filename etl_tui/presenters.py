@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from engine.alerts import Alert, AlertStatus, DeliveryStats, Severity
+from engine.monitoring.alerts import Alert, AlertStatus, DeliveryStats, Severity
 from engine.redaction import MASK
-from engine.status_board import (
+from engine.status.board import (
     BatchView,
-    BoardSnapshot,
+    Board,
     ConfigView,
     ErrorView,
     EventView,
@@ -344,7 +344,7 @@ def error_cell(p: PipelineView, now: float, width: int = 36) -> Cell:
     return Cell("—", Tone.MUTED)
 
 
-def pipeline_rows(board: BoardSnapshot, now: float) -> list[Row]:
+def pipeline_rows(board: Board, now: float) -> list[Row]:
     return [
         Row(
             p.name,
@@ -504,7 +504,7 @@ def slot_brief_lines(s: SlotView | None) -> list[Cell]:
 
 
 # ---- throughput -----------------------------------------------------------------------------------
-def throughput_summary_rows(board: BoardSnapshot) -> list[Row]:
+def throughput_summary_rows(board: Board) -> list[Row]:
     rows = []
     for p in board.pipelines:
         samples = p.rows_per_second
@@ -535,13 +535,13 @@ def human_ms(seconds: float | None) -> str:
     return f"{seconds * 1000:.0f} ms" if seconds < 10 else human_duration(seconds)
 
 
-def recent_batches(board: BoardSnapshot, limit: int = 50) -> list[BatchView]:
+def recent_batches(board: Board, limit: int = 50) -> list[BatchView]:
     batches = [b for p in board.pipelines for b in p.batches]
     batches.sort(key=lambda b: b.at, reverse=True)
     return batches[:limit]
 
 
-def batch_rows(board: BoardSnapshot, limit: int = 50) -> list[Row]:
+def batch_rows(board: Board, limit: int = 50) -> list[Row]:
     return [
         Row(
             f"{b.pipeline}@{b.at!r}",
@@ -610,7 +610,7 @@ def exhaustion_cell(s: SlotView) -> Cell:
     return Cell(human_duration(left), tone)
 
 
-def slot_rows(board: BoardSnapshot) -> list[Row]:
+def slot_rows(board: Board) -> list[Row]:
     rows = []
     for s in board.slots:
         warning = s.warning
@@ -674,17 +674,17 @@ def delivery_label(d: DeliveryStats | None) -> Cell:
     return Cell(f"webhook {d.target}: {d.delivered} sent, {d.failed} failed, {d.dropped} dropped", tone)
 
 
-def alerts_title(board: BoardSnapshot) -> str:
+def alerts_title(board: Board) -> str:
     n = len(board.alerts)
     return f"Alerts: {n or 'none'} firing · {delivery_label(board.alert_delivery).text}"
 
 
-def firing_alert_lines(board: BoardSnapshot) -> list[Cell]:
+def firing_alert_lines(board: Board) -> list[Cell]:
     """Each firing alert and what to do about it (the alerts table has the figures)."""
     return [Cell(f"▲ {a.rule} · {a.slot}: {a.hint}", alert_tone(a)) for a in board.alerts]
 
 
-def alert_rows(board: BoardSnapshot, now: float) -> list[Row]:
+def alert_rows(board: Board, now: float) -> list[Row]:
     """The firing alerts (how long so far), then every notification, newest first."""
     rows = [
         Row(

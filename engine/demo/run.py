@@ -20,8 +20,8 @@ from engine.demo.shop import DEMO_TABLES, ShopWorkload, create_shop
 from engine.embedded.postgres import EmbeddedPostgres
 from engine.embedded.redis import EmbeddedRedis
 from engine.identifiers import parse_table_list, quote_ident
-from engine.manager import Manager
-from engine.service import engine_services
+from engine.runtime.manager import Manager
+from engine.runtime.service import engine_services
 from engine.settings import Settings
 from engine.source import catalog
 from engine.source.connection import connect_source

@@ -21,6 +21,7 @@ from engine.state.table_state import TableState
 __all__ = [
     "ActivityView",
     "AppliedBatch",
+    "EventKind",
     "PipelineActivity",
     "RunnerEvent",
     "RunnerState",
@@ -39,11 +40,22 @@ class RunnerState(StrEnum):
     STOPPED = "stopped"
 
 
+class EventKind(StrEnum):
+    """What an event of the log is about (runner events, console actions, health, alerts)."""
+
+    STATE = "state"  # a pipeline or component changed state
+    TABLE = "table"  # a table's phase or shape changed
+    ERROR = "error"  # something stopped and waits for the operator
+    RETRY = "retry"  # something failed and is retried on its own
+    CONFIG = "config"  # the configuration was changed from the console
+    ALERT = "alert"  # a WAL monitor alert fired, repeated or resolved
+
+
 @dataclass(frozen=True)
 class RunnerEvent:
     at: float
     pipeline: str
-    kind: str  # state | error | table | retry
+    kind: EventKind
     message: str
     table: str | None = None
 

@@ -9,6 +9,7 @@ from contextlib import suppress
 import psycopg
 
 from engine.config.models import PipelineSpec
+from engine.pipeline.activity import EventKind
 from engine.source.connection import source_conninfo
 
 __all__ = ["Heartbeat"]
@@ -20,7 +21,7 @@ class Heartbeat:
     let it (other databases busy, this one silent). Failures are reported once and never stop
     replication."""
 
-    def __init__(self, spec: PipelineSpec, interval: float, event: Callable[[str, str], None]) -> None:
+    def __init__(self, spec: PipelineSpec, interval: float, event: Callable[[EventKind, str], None]) -> None:
         self._spec = spec
         self._interval = interval
         self._event = event
@@ -41,7 +42,7 @@ class Heartbeat:
             self._failed = True  # until the next session
             self._drop()
             self._event(
-                "retry",
+                EventKind.RETRY,
                 f'pipeline {self._spec.name}: heartbeat on source "{self._spec.source.name}" failed '
                 f"({str(exc).strip() or type(exc).__name__}); the slot relies on keepalives only",
             )

@@ -39,6 +39,7 @@ from engine.errors import ErrorKind, EtlError, RetryPolicy, TableError
 from engine.identifiers import TableName
 from engine.metrics import METRICS, bind_pipeline
 from engine.pipeline.activity import (
+    EventKind,
     PipelineActivity,
     RunnerEvent,
     RunnerState,
@@ -122,8 +123,8 @@ class PipelineRunner(threading.Thread):
     def stopping(self) -> bool:
         return self._stop_event.is_set()
 
-    def _event(self, kind: str, message: str, table: TableName | None = None) -> None:
-        level = logging.WARNING if kind in ("error", "retry") else logging.INFO
+    def _event(self, kind: EventKind, message: str, table: TableName | None = None) -> None:
+        level = logging.WARNING if kind in (EventKind.ERROR, EventKind.RETRY) else logging.INFO
         log.log(level, message, extra={"pipeline": self.spec.name, "table": str(table) if table else None})
         if self._on_event is not None:
             self._on_event(RunnerEvent(time.time(), self.spec.name, kind, message, str(table) if table else None))
@@ -131,7 +132,7 @@ class PipelineRunner(threading.Thread):
     def _set_state(self, state: RunnerState) -> None:
         if state is not self.state:
             self.state = state
-            self._event("state", f"pipeline {self.spec.name}: {state}")
+            self._event(EventKind.STATE, f"pipeline {self.spec.name}: {state}")
         self._publish(force=True)
 
     # ---- main loop ---------------------------------------------------------------------------
@@ -158,12 +159,12 @@ class PipelineRunner(threading.Thread):
             if err.retry is RetryPolicy.TIMED and attempts < MAX_TIMED_ATTEMPTS:
                 delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(attempts, 8))
                 self.next_retry_at = time.time() + delay
-                self._event("retry", f"pipeline {self.spec.name}: {err} — retry {attempts} in {delay:.0f}s")
+                self._event(EventKind.RETRY, f"pipeline {self.spec.name}: {err} — retry {attempts} in {delay:.0f}s")
                 self._set_state(RunnerState.RETRYING)
                 self._stop_event.wait(delay)
                 continue
             self.next_retry_at = None
-            self._event("error", f"pipeline {self.spec.name}: {err}")
+            self._event(EventKind.ERROR, f"pipeline {self.spec.name}: {err}")
             self._set_state(RunnerState.ERRORED)
             # Waits for the operator: a config change or `pipeline start` restarts the runner.
             while not self._stop_event.wait(1.0):
@@ -214,7 +215,7 @@ class PipelineRunner(threading.Thread):
         prev = self._store.get(table) or TableState(TablePhase.INIT)
         self._store.set(table, prev.errored(err))
         METRICS.errors.labels(self.spec.name, str(err.kind)).inc()
-        self._event("error", f"table {table}: {err}", table)
+        self._event(EventKind.ERROR, f"table {table}: {err}", table)
         self._publish(force=True)
 
     def _resolve_tables(self, conn: psycopg.Connection) -> dict[TableName, TableSchema]:
@@ -233,7 +234,7 @@ class PipelineRunner(threading.Thread):
             st = self._store.get(table)
             if st is not None and st.phase is TablePhase.ERRORED:
                 # A restart is the retry: the table missed changes while errored, so it is copied again.
-                self._event("table", f"table {table}: retrying after error ({st.reason})", table)
+                self._event(EventKind.TABLE, f"table {table}: retrying after error ({st.reason})", table)
                 self._store.set(table, TableState(TablePhase.INIT))
             schemas[table] = schema
         return schemas
@@ -304,7 +305,7 @@ class PipelineRunner(threading.Thread):
             finally:
                 stream.close()
             self._adopt_new_slot(destination)
-            self._event("state", f"created replication slot {slot} at {format_lsn(created.consistent_point)}")
+            self._event(EventKind.STATE, f"created replication slot {slot} at {format_lsn(created.consistent_point)}")
             return
         if marker is None:
             raise EtlError(
@@ -345,7 +346,7 @@ class PipelineRunner(threading.Thread):
                     if self._stop_event.is_set():
                         return
                     self._store.set(table, TableState(TablePhase.DATA_SYNC))
-                    self._event("table", f"table {table}: copying", table)
+                    self._event(EventKind.TABLE, f"table {table}: copying", table)
                     started = time.monotonic()
                     try:
                         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -392,7 +393,7 @@ class PipelineRunner(threading.Thread):
                     )
                     secs = time.monotonic() - started
                     self._event(
-                        "table",
+                        EventKind.TABLE,
                         f"table {table}: copied {rows} rows in {secs:.1f}s"
                         f" at snapshot {format_lsn(created.consistent_point)}",
                         table,
@@ -629,7 +630,7 @@ class PipelineRunner(threading.Thread):
             return False
         schemas[table] = new
         self._schema_cache.remember(new)
-        self._event("table", f"table {table}: schema changed on the source ({change.describe()})", table)
+        self._event(EventKind.TABLE, f"table {table}: schema changed on the source ({change.describe()})", table)
         return True
 
     def _fill_unchanged(self, schema: TableSchema, update: pgoutput.Update, payload: bytes) -> bytes:
@@ -715,7 +716,7 @@ class PipelineRunner(threading.Thread):
         for table, st in self._store.tables().items():
             if st.phase is TablePhase.FINISHED_COPY and lsn >= st.snapshot_lsn:
                 self._store.set(table, st.moved(TablePhase.READY))
-                self._event("table", f"table {table}: ready (streaming)", table)
+                self._event(EventKind.TABLE, f"table {table}: ready (streaming)", table)
                 self._publish(force=True)
 
     # ---- status ---------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ etl:pipeline:{id}:slot        str   the slot this state belongs to; present once
 etl:pipeline:{id}:status      str   the runner's latest status snapshot (JSON), refreshed every second
 etl:pipeline:{id}:counters    hash  ``{table}|{op}`` → rows applied (op: insert|update|delete|copy)
 etl:alerts:history            list  the WAL monitor's alert notifications (webhook payload JSON, see
-                                    engine.alerts), newest first, capped at 200 (LPUSH + LTRIM)
+                                    engine.monitoring.alerts), newest first, capped at 200 (LPUSH + LTRIM)
 etl:alerts:firing             str   the alerts firing when the WAL monitor last changed them:
                                     ``{"updated_at": ISO time, "alerts": [payload, …]}``; deleted when
                                     none fire; read back at start so a restart neither repeats nor loses them

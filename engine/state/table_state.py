@@ -1,4 +1,4 @@
-"""Table lifecycle (DESIGN §3), as Supabase `etl` names the phases."""
+"""Table lifecycle (ARCHITECTURE.md, "A table's phases"), named as Supabase `etl` names them."""
 
 from __future__ import annotations
 
@@ -15,16 +15,13 @@ class TablePhase(StrEnum):
     INIT = "init"  # known, not copied yet
     DATA_SYNC = "data_sync"  # copy in progress (a crash here means: copy again from scratch)
     FINISHED_COPY = "finished_copy"  # copied at snapshot_lsn; the stream applies changes after it
-    SYNC_WAIT = "sync_wait"
-    CATCHUP = "catchup"
-    SYNC_DONE = "sync_done"
     READY = "ready"  # streaming; never copied again unless resynced
     ERRORED = "errored"
 
     @property
     def streams(self) -> bool:
         """Whether the stream applies this table's changes."""
-        return self in (TablePhase.FINISHED_COPY, TablePhase.CATCHUP, TablePhase.SYNC_DONE, TablePhase.READY)
+        return self in (TablePhase.FINISHED_COPY, TablePhase.READY)
 
 
 @dataclass(frozen=True)

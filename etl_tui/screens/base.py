@@ -11,7 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from engine.status_board import BoardSnapshot
+from engine.status.board import Board
 from etl_tui.bindings import spec_for_action
 from etl_tui.widgets.header_bar import HeaderBar
 from etl_tui.widgets.keyed_table import KeyedTable
@@ -45,7 +45,7 @@ class BoardScreen(Screen[None]):
     def compose_body(self) -> ComposeResult:
         raise NotImplementedError
 
-    def show_board(self, board: BoardSnapshot, now: float) -> None:
+    def show_board(self, board: Board, now: float) -> None:
         """Redraw the body from ``board`` (called about once a second, and on resume)."""
 
     def main_table(self) -> KeyedTable | None:

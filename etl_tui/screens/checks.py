@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Static
 
 from engine.preflight import CheckReport, CheckRow, Severity
 from engine.preflight.text_report import MARKS, count_label
-from engine.status_board import BoardSnapshot
+from engine.status.board import Board
 from etl_tui.bindings import screen_bindings
 from etl_tui.messages import Failure
 from etl_tui.presenters import Cell, Row, Tone, filter_rows
@@ -167,7 +167,7 @@ class ChecksScreen(BoardScreen):
         cell = status_cell(self.report, self._check_failure, self._checking)
         self.query_one("#checks-status", Static).update(lines_text([cell]))
 
-    def show_board(self, board: BoardSnapshot, now: float) -> None:
+    def show_board(self, board: Board, now: float) -> None:
         self._show_status()
         pairs = finding_rows(self.report)
         rows = filter_rows((row for row, _ in pairs), self.filter_text)

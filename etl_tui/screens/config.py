@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.widgets import Static
 
-from engine.status_board import BoardSnapshot, ConfigView
+from engine.status.board import Board, ConfigView
 from etl_tui.bindings import screen_bindings
 from etl_tui.messages import ConfigLoaded, Failure
 from etl_tui.presenters import (
@@ -121,7 +121,7 @@ class ConfigScreen(BoardScreen):
             )
         self.show_board(self.etl.board, self.etl.clock())
 
-    def show_board(self, board: BoardSnapshot, now: float) -> None:
+    def show_board(self, board: Board, now: float) -> None:
         self.query_one("#config-status", Static).update(lines_text([self._status]))
         config = self.config or ConfigView()
         lists: list[tuple[str, str, Callable[[ConfigView], list[Row]]]] = [

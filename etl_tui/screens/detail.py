@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.widgets import DataTable, Static
 
-from engine.status_board import BoardSnapshot, PipelineView, TableView
+from engine.status.board import Board, PipelineView, TableView
 from etl_tui.bindings import screen_bindings
 from etl_tui.presenters import Cell, Tone, filter_rows, pipeline_summary, table_error_lines, table_rows
 from etl_tui.screens.base import BoardScreen
@@ -40,13 +40,13 @@ class DetailScreen(BoardScreen):
         yield KeyedTable(COLUMNS, id="tables")
         yield Static(id="errors", classes="panel")
 
-    def pipeline(self, board: BoardSnapshot | None = None) -> PipelineView | None:
+    def pipeline(self, board: Board | None = None) -> PipelineView | None:
         board = board or self.etl.board
         name = self.etl.selected_pipeline
         found = board.pipeline(name) if name else None
         return found or (board.pipelines[0] if board.pipelines else None)
 
-    def show_board(self, board: BoardSnapshot, now: float) -> None:
+    def show_board(self, board: Board, now: float) -> None:
         p = self.pipeline(board)
         table = self.query_one("#tables", KeyedTable)
         summary = self.query_one("#summary", Static)

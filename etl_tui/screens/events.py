@@ -8,7 +8,7 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import BindingType
 
-from engine.status_board import BoardSnapshot
+from engine.status.board import Board
 from etl_tui.bindings import screen_bindings
 from etl_tui.presenters import event_rows, filter_rows
 from etl_tui.screens.base import BoardScreen
@@ -31,7 +31,7 @@ class EventsScreen(BoardScreen):
     def compose_body(self) -> ComposeResult:
         yield KeyedTable(COLUMNS, follow_tail=True, id="events")
 
-    def show_board(self, board: BoardSnapshot, now: float) -> None:
+    def show_board(self, board: Board, now: float) -> None:
         table = self.query_one("#events", KeyedTable)
         rows = filter_rows(event_rows(board.events), self.filter_text)
         if self.filter_text:

@@ -17,7 +17,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from engine.config.destination_options import Loader, SnowflakeProtocol, destination_config, parse_flag
 from engine.config.models import DestinationType
 from engine.errors import ConfigError
-from engine.status_board import DestinationConfigView, PipelineConfigView, SourceConfigView
+from engine.status.board import DestinationConfigView, PipelineConfigView, SourceConfigView
 from etl_tui.presenters import FormError, required, source_dsn_for_save
 
 

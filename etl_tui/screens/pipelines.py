@@ -12,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.widgets import DataTable, Static
 
-from engine.status_board import BoardSnapshot
+from engine.status.board import Board
 from etl_tui.bindings import screen_bindings
 from etl_tui.presenters import (
     Cell,
@@ -57,7 +57,7 @@ class PipelinesScreen(BoardScreen):
             yield Static(id="selected-slot", classes="panel")
         yield Static(id="recent-events", classes="panel")
 
-    def show_board(self, board: BoardSnapshot, now: float) -> None:
+    def show_board(self, board: Board, now: float) -> None:
         table = self.query_one(PipelineTable)
         table.sync(filter_rows(pipeline_rows(board, now), self.filter_text))
         self.query_one("#empty", Static).display = not board.pipelines
@@ -67,7 +67,7 @@ class PipelinesScreen(BoardScreen):
         recent = [event_line(ev) for ev in reversed(board.events[-RECENT_EVENTS:])]
         events.update(lines_text(recent or [Cell("no events yet", Tone.MUTED)]))
 
-    def _show_selected(self, board: BoardSnapshot, now: float) -> None:
+    def _show_selected(self, board: Board, now: float) -> None:
         name = self.query_one(PipelineTable).selected_key
         pipeline = board.pipeline(name) if name else None
         tables = self.query_one("#selected-tables", Static)

@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.widgets import Static
 
-from engine.status_board import BoardSnapshot, RedisKeyView
+from engine.status.board import Board, RedisKeyView
 from etl_tui.bindings import screen_bindings
 from etl_tui.messages import Failure, RedisKeysLoaded
 from etl_tui.presenters import Cell, Tone, filter_rows, redis_rows
@@ -77,7 +77,7 @@ class RedisScreen(BoardScreen):
     def _show_status(self) -> None:
         self.query_one("#redis-status", Static).update(lines_text([self._status]))
 
-    def show_board(self, board: BoardSnapshot, now: float) -> None:
+    def show_board(self, board: Board, now: float) -> None:
         table = self.query_one("#keys", KeyedTable)
         table.border_title = "Keys"
         table.sync(filter_rows(redis_rows(self.keys or []), self.filter_text))

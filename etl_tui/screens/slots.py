@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.widgets import Static
 
-from engine.status_board import BoardSnapshot
+from engine.status.board import Board
 from etl_tui.bindings import screen_bindings
 from etl_tui.presenters import Cell, Tone, alert_rows, alerts_title, filter_rows, firing_alert_lines, slot_rows
 from etl_tui.screens.base import BoardScreen
@@ -71,7 +71,7 @@ class SlotsScreen(BoardScreen):
         yield KeyedTable(ALERT_COLUMNS, id="alerts")
         yield Static(lines_text(NOTES), id="slot-notes", classes="notes")
 
-    def show_board(self, board: BoardSnapshot, now: float) -> None:
+    def show_board(self, board: Board, now: float) -> None:
         table = self.query_one("#slots", KeyedTable)
         table.border_title = f"Replication slots ({len(board.slots)})"
         table.sync(filter_rows(slot_rows(board), self.filter_text))

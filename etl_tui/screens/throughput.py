@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual_plotext import PlotextPlot
 
-from engine.status_board import BoardSnapshot
+from engine.status.board import Board
 from etl_tui.bindings import screen_bindings
 from etl_tui.presenters import batch_rows, filter_rows, human_count, nice_ticks, throughput_summary_rows
 from etl_tui.screens.base import BoardScreen
@@ -53,7 +53,7 @@ class ThroughputScreen(BoardScreen):
     def main_table(self) -> KeyedTable | None:
         return self.query_one("#batches", KeyedTable)
 
-    def show_board(self, board: BoardSnapshot, now: float) -> None:
+    def show_board(self, board: Board, now: float) -> None:
         self._plot(board)
         summary = self.query_one("#summary", KeyedTable)
         summary.border_title = "Per pipeline"
@@ -62,7 +62,7 @@ class ThroughputScreen(BoardScreen):
         batches.border_title = "Latest batches (newest first; WRITE = landing + MERGE + checkpoint)"
         batches.sync(filter_rows(batch_rows(board), self.filter_text))
 
-    def _plot(self, board: BoardSnapshot) -> None:
+    def _plot(self, board: Board) -> None:
         series = tuple((p.name, p.rows_per_second) for p in board.pipelines)
         if series == self._plotted:
             return  # re-plotting identical data costs a full redraw

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
-from engine.status_board import BoardSnapshot
+from engine.status.board import Board
 from etl_tui.bindings import SCREENS
 from etl_tui.presenters import freshness_cell, health_cells, mode_cell
 from etl_tui.widgets.styles import TONE_STYLES
@@ -31,7 +31,7 @@ class HeaderBar(Vertical):
 
     def show(
         self,
-        board: BoardSnapshot,
+        board: Board,
         now: float,
         *,
         readonly: bool,

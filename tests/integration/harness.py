@@ -18,9 +18,9 @@ import psycopg
 import redis
 
 from engine.batching.limits import BatchLimits
-from engine.manager import Manager
 from engine.pipeline.activity import RunnerEvent
 from engine.pipeline.runner import PipelineRunner
+from engine.runtime.manager import Manager
 from engine.settings import Settings
 from engine.source.connection import source_conninfo
 

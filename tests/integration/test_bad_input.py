@@ -30,7 +30,7 @@ from tests.integration.test_replication import (
 
 def _state(settings: Settings, name: str = "p1") -> dict:  # type: ignore[type-arg]
     from engine.state.store import connect_redis
-    from engine.status import collect_status
+    from engine.status.report import collect_status
 
     with ConfigRepository(settings.config_db_url) as repo:
         return next(p for p in collect_status(repo, connect_redis(settings.redis_url)) if p["pipeline"] == name)

@@ -11,31 +11,31 @@ import psycopg
 import pytest
 import redis
 
-from engine.collector import Collector
 from engine.config.models import DestinationType, PipelineStatus
 from engine.config.repository import ConfigRepository
 from engine.embedded.postgres import free_port
 from engine.errors import ConfigError
 from engine.identifiers import TableName
-from engine.operations import Operations, ReadOnlyError
+from engine.runtime.operations import Operations, ReadOnlyError
 from engine.settings import Settings
-from engine.state.inspector import inspect_keys
 from engine.state.store import PipelineState
 from engine.state.table_state import TablePhase, TableState
-from engine.status_board import BoardSnapshot, PipelineView, StatusBoard
+from engine.status.board import Board, BoardFeed, PipelineView
+from engine.status.collector import Collector
+from engine.status.redis_keys import inspect_keys
 from tests.integration.harness import EngineThread, duck_rows, wait_until
 from tests.integration.test_replication import configure, setup_items, wait_caught_up
 
 
-def _pipeline(board: StatusBoard, name: str = "p1") -> PipelineView | None:
+def _pipeline(board: BoardFeed, name: str = "p1") -> PipelineView | None:
     return board.latest().pipeline(name)
 
 
-def _health(snapshot: BoardSnapshot) -> dict[str, bool]:
+def _health(snapshot: Board) -> dict[str, bool]:
     return {h.component: h.ok for h in snapshot.health}
 
 
-def _streaming_and_ready(board: StatusBoard, name: str = "p1") -> bool:
+def _streaming_and_ready(board: BoardFeed, name: str = "p1") -> bool:
     p = _pipeline(board, name)
     return p is not None and p.actual == "streaming" and bool(p.tables) and all(t.phase == "ready" for t in p.tables)
 
@@ -43,7 +43,7 @@ def _streaming_and_ready(board: StatusBoard, name: str = "p1") -> bool:
 def test_collector_shows_a_streaming_pipeline(settings: Settings, source_dsn: str, tmp_path: Path) -> None:
     setup_items(source_dsn, 200)
     configure(settings, source_dsn, tmp_path / "o.duckdb", "public.items")
-    board = StatusBoard()
+    board = BoardFeed()
     with EngineThread(settings) as engine:
         collector = Collector(
             engine.manager, settings.config_db_url, redis.Redis.from_url(settings.redis_url), board, interval=0.3
@@ -130,7 +130,7 @@ def test_collector_survives_an_unreachable_source_and_redis(settings: Settings, 
     port = free_port()
     dsn = f"postgresql://app:pw@127.0.0.1:{port}/shop?connect_timeout=2"
     configure(settings, dsn, tmp_path / "o.duckdb", "public.items")
-    board = StatusBoard()
+    board = BoardFeed()
     down_redis = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1, socket_timeout=1)
     with EngineThread(settings) as engine:
         collector = Collector(engine.manager, settings.config_db_url, down_redis, board, interval=0.3)
@@ -166,12 +166,12 @@ def test_collector_survives_an_unreachable_source_and_redis(settings: Settings, 
 
 
 def test_collector_publishes_with_everything_down(tmp_path: Path) -> None:
-    from engine.manager import Manager
+    from engine.runtime.manager import Manager
 
     dead_pg = f"postgresql://postgres@127.0.0.1:{free_port()}/cfg?connect_timeout=1"
     dead_redis = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=1, socket_timeout=1)
     manager = Manager(dead_pg, dead_redis)  # never run: no runners, as when the engine cannot start
-    board = StatusBoard()
+    board = BoardFeed()
     collector = Collector(manager, dead_pg, dead_redis, board)
     started = time.monotonic()
     snap = collector.collect()
@@ -237,7 +237,7 @@ def _ops_settings(settings: Settings) -> Settings:
     )
 
 
-def _slot_active(board: StatusBoard, name: str = "p1") -> bool | None:
+def _slot_active(board: BoardFeed, name: str = "p1") -> bool | None:
     slot = next((s for s in board.latest().slots if s.pipeline == name), None)
     return slot.active if slot is not None and slot.error is None and slot.exists else None
 

@@ -15,7 +15,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from engine.collector import _snowflake_problem
 from engine.config.destination_options import destination_config
 from engine.config.migrations import apply_migrations, migrations_dir
 from engine.config.models import Destination, DestinationType
@@ -25,6 +24,7 @@ from engine.destinations.duckdb.destination import DuckDbDestination
 from engine.destinations.snowflake.connection import SnowflakeConfig
 from engine.errors import ConfigError
 from engine.settings import Settings
+from engine.status.collector import _snowflake_problem
 from etl_tui.cli import main
 
 SNOWFLAKE = ["--type", "snowflake", "--account", "myorg-acct", "--user", "ETL", "--database", "DB", "--schema", "S"]

@@ -19,10 +19,10 @@ from engine.config.models import Destination, DestinationType, PipelineSpec, Sou
 from engine.config.repository import ConfigRepository
 from engine.embedded.postgres import PASSWORD_ROLE, EmbeddedPostgres, free_port
 from engine.identifiers import TableName, parse_table_list
-from engine.operations import Operations
 from engine.preflight import Check, CheckReport, Finding, Severity, run_preflight
 from engine.preflight.destination_rules import destination_findings
 from engine.preflight.facts import PublicationFacts, ServerFacts, SlotFacts, SourceCatalog, TableFacts
+from engine.runtime.operations import Operations
 from engine.settings import Settings
 from etl_tui.cli import main
 from tests.integration.test_replication import configure

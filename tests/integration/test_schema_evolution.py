@@ -11,10 +11,10 @@ import psycopg
 import pytest
 import redis
 
-from engine import admin
 from engine.config.repository import ConfigRepository
 from engine.errors import ErrorKind
 from engine.identifiers import parse_table_list
+from engine.runtime import admin
 from engine.settings import Settings
 from engine.state.store import PipelineState
 from engine.state.table_state import TablePhase, TableState

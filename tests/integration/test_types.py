@@ -28,7 +28,7 @@ from engine.embedded.redis import EmbeddedRedis
 from engine.settings import Settings
 from engine.state.store import connect_redis
 from engine.state.table_state import TablePhase
-from engine.status import collect_status
+from engine.status.report import collect_status
 from tests.integration.harness import EngineThread, duck_rows, source_rows, wait_until
 from tests.integration.test_replication import configure, table_phase, wait_caught_up
 

@@ -18,16 +18,16 @@ import psycopg
 import pytest
 import redis
 
-from engine.alerts import AlertThresholds, WebhookSender
-from engine.collector import Collector
 from engine.config.models import PipelineStatus
 from engine.config.repository import ConfigRepository
 from engine.identifiers import parse_table_list
 from engine.metrics import METRICS
-from engine.settings import Settings
-from engine.status import alert_lines, collect_alerts, collect_status
-from engine.status_board import StatusBoard
-from engine.wal_monitor import SourceReading, WalMonitor
+from engine.monitoring.alerts import WebhookSender
+from engine.monitoring.wal_monitor import SourceReading, WalMonitor
+from engine.settings import AlertThresholds, Settings
+from engine.status.board import BoardFeed
+from engine.status.collector import Collector
+from engine.status.report import alert_lines, collect_alerts, collect_status
 from tests.integration.harness import EngineThread, duck_rows, source_rows, wait_until
 from tests.integration.test_replication import configure, setup_items, wait_caught_up
 
@@ -126,7 +126,7 @@ def test_lag_alert_fires_repeats_resolves_and_shows_in_status(
         wal_monitor_interval=0.3,
     )
     client = redis.Redis.from_url(settings.redis_url)
-    board = StatusBoard()
+    board = BoardFeed()
     with EngineThread(s) as engine:
         monitor = WalMonitor.from_settings(s, engine.manager)
         collector = Collector(engine.manager, s.config_db_url, client, board, interval=0.3, monitor=monitor)

@@ -13,7 +13,7 @@ from textual.widgets import Input
 
 from engine.config.models import PipelineStatus
 from engine.config.repository import ConfigRepository
-from engine.operations import Operations
+from engine.runtime.operations import Operations
 from engine.settings import Settings
 from etl_tui.app import EtlApp
 from etl_tui.screens.forms import PipelineForm
@@ -56,7 +56,7 @@ def _status(settings: Settings) -> PipelineStatus:
 
 
 def _actual(app: EtlApp) -> str | None:
-    view = app.backend.snapshot().pipeline("p1")
+    view = app.backend.board().pipeline("p1")
     return view.actual if view else None
 
 
@@ -94,7 +94,7 @@ def test_a_pipeline_edit_from_the_config_screen_is_applied(settings: Settings, s
     ops = Operations(settings)
 
     def table_ready() -> bool:
-        view = ops.snapshot().pipeline("p1")
+        view = ops.board().pipeline("p1")
         return view is not None and any(t.name == "public.more" and t.phase == "ready" for t in view.tables)
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:

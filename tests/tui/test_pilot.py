@@ -13,7 +13,7 @@ from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Select, Static
 
 from engine.errors import EtlError
-from engine.status_board import BoardSnapshot
+from engine.status.board import Board
 from etl_tui.app import EtlApp
 from etl_tui.commands import EtlCommands
 from etl_tui.fixtures import FIXED_NOW, FixtureBackend, fixed_clock
@@ -258,13 +258,13 @@ def test_cursor_follows_its_row_when_rows_come_and_go() -> None:
         table = app.screen.query_one(PipelineTable)
         await press(pilot, "down", "down")
         assert table.selected_key == "crm_sync"
-        board = backend.board
-        backend.board = replace(board, pipelines=tuple(p for p in board.pipelines if p.name != "shop_sync"))
+        board = backend.current
+        backend.current = replace(board, pipelines=tuple(p for p in board.pipelines if p.name != "shop_sync"))
         app.refresh_now()
         await settle(pilot)
         assert table.keys == ["billing_sync", "crm_sync", "legacy_sync"]
         assert table.selected_key == "crm_sync"
-        backend.board = replace(board, pipelines=tuple(reversed(board.pipelines)))
+        backend.current = replace(board, pipelines=tuple(reversed(board.pipelines)))
         app.refresh_now()
         await settle(pilot)
         assert table.selected_key == "crm_sync"
@@ -278,9 +278,9 @@ def test_events_follow_the_tail() -> None:
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         await press(pilot, "6")
         table = app.screen.query_one("#events", KeyedTable)
-        assert table.cursor_row == len(backend.board.events) - 1
-        extra = replace(backend.board.events[-1], at=FIXED_NOW, message="a newer event")
-        backend.board = replace(backend.board, events=(*backend.board.events[1:], extra))
+        assert table.cursor_row == len(backend.current.events) - 1
+        extra = replace(backend.current.events[-1], at=FIXED_NOW, message="a newer event")
+        backend.current = replace(backend.current, events=(*backend.current.events[1:], extra))
         app.refresh_now()
         await settle(pilot)
         assert table.selected_key is not None and table.selected_key.endswith("a newer event")
@@ -290,7 +290,7 @@ def test_events_follow_the_tail() -> None:
 
 def test_stale_snapshot_warns() -> None:
     backend = FixtureBackend()
-    backend.board = replace(backend.board, taken_at=FIXED_NOW - 30)
+    backend.current = replace(backend.current, taken_at=FIXED_NOW - 30)
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         assert "engine not publishing" in str(app.screen.query_one("#mode", Static).render())
@@ -505,7 +505,7 @@ def test_delete_requires_typing_the_name() -> None:
 @pytest.mark.parametrize("key", ["1", "2", "3", "4", "5", "6", "7"])
 def test_every_screen_survives_an_empty_engine(key: str) -> None:
     backend = FixtureBackend()
-    backend.board = replace(backend.board, pipelines=(), slots=(), events=(), health=())
+    backend.current = replace(backend.current, pipelines=(), slots=(), events=(), health=())
     backend.keys = []
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
@@ -532,10 +532,10 @@ def test_a_failing_snapshot_is_reported_once() -> None:
     class Flaky(FixtureBackend):
         broken = False
 
-        def snapshot(self) -> BoardSnapshot:
+        def board(self) -> Board:
             if self.broken:
                 raise EtlError("status board unavailable")
-            return super().snapshot()
+            return super().board()
 
     backend = Flaky()
 
@@ -552,8 +552,8 @@ def test_a_failing_snapshot_is_reported_once() -> None:
 
 def test_duplicate_keys_do_not_break_a_table() -> None:
     backend = FixtureBackend()
-    board = backend.board
-    backend.board = replace(board, pipelines=(*board.pipelines, board.pipelines[0]))
+    board = backend.current
+    backend.current = replace(board, pipelines=(*board.pipelines, board.pipelines[0]))
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         assert table_keys(app, "#pipelines")[-1] == "shop_sync#1"
@@ -652,8 +652,8 @@ def test_slots_screen_shows_firing_alerts_history_and_deliveries() -> None:
         await press(pilot, "4")
         alerts = app.screen.query_one("#alerts", KeyedTable)
         keys = alerts.keys
-        assert keys[:3] == [f"firing|{a.key}" for a in backend.board.alerts]  # firing first
-        assert len(keys) == 3 + len(backend.board.alert_history)
+        assert keys[:3] == [f"firing|{a.key}" for a in backend.current.alerts]  # firing first
+        assert len(keys) == 3 + len(backend.current.alert_history)
         title = str(alerts.border_title)
         assert "3 firing" in title and "webhook https://hooks.slack.com: 5 sent, 1 failed, 0 dropped" in title
         attention = str(app.screen.query_one("#slot-warnings", Static).render())
@@ -663,11 +663,11 @@ def test_slots_screen_shows_firing_alerts_history_and_deliveries() -> None:
         assert table_keys(app, "#slots") == ["legacy_sync/etl_legacy_sync_4"]
         assert all("legacy" in k for k in app.screen.query_one("#alerts", KeyedTable).keys)
         # resolved: gone from the firing rows, the history keeps it
-        from engine.alerts import AlertStatus
+        from engine.monitoring.alerts import AlertStatus
 
-        resolved = replace(backend.board.alerts[0], status=AlertStatus.RESOLVED, at=FIXED_NOW)
-        backend.board = replace(
-            backend.board, alerts=backend.board.alerts[1:], alert_history=(*backend.board.alert_history, resolved)
+        resolved = replace(backend.current.alerts[0], status=AlertStatus.RESOLVED, at=FIXED_NOW)
+        backend.current = replace(
+            backend.current, alerts=backend.current.alerts[1:], alert_history=(*backend.current.alert_history, resolved)
         )
         await press(pilot, "escape")
         app.refresh_now()
@@ -687,9 +687,9 @@ def test_events_screen_counts_firing_alerts_and_lists_alert_events() -> None:
         await press(pilot, "6")
         table = app.screen.query_one("#events", KeyedTable)
         assert str(table.border_title) == "Events · 3 alerts firing (4: WAL / slots)"
-        alert_events = [e for e in backend.board.events if e.kind == "alert"]
+        alert_events = [e for e in backend.current.events if e.kind == "alert"]
         assert alert_events and all(any(e.message in k for k in table.keys) for e in alert_events)
-        backend.board = replace(backend.board, alerts=(), alert_delivery=None)
+        backend.current = replace(backend.current, alerts=(), alert_delivery=None)
         app.refresh_now()
         await settle(pilot)
         assert str(table.border_title) == "Events"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from engine.state.table_state import TablePhase
-from engine.status_board import BoardSnapshot, ErrorView, PipelineView, SlotView, TableView
+from engine.status.board import Board, ErrorView, PipelineView, SlotView, TableView
 from etl_tui import fixtures
 from etl_tui.copy_rates import CopyRates
 from etl_tui.presenters import (
@@ -239,9 +239,9 @@ def test_copy_rate_prefers_measurement() -> None:
 def test_copy_rates_across_snapshots() -> None:
     rates = CopyRates()
 
-    def snap(at: float, copied: int, phase: str = "data_sync") -> BoardSnapshot:
+    def snap(at: float, copied: int, phase: str = "data_sync") -> Board:
         table = TableView("public.t", phase, rows_copied=copied, copy_total=10_000)
-        return BoardSnapshot(taken_at=at, pipelines=(_pipeline(tables=(table,)),))
+        return Board(taken_at=at, pipelines=(_pipeline(tables=(table,)),))
 
     rates.observe(snap(100.0, 1000))
     assert rates.rates("p") == {}
@@ -362,8 +362,8 @@ def test_alert_rows_firing_first_then_history_newest_first() -> None:
 
 
 def test_alert_events_from_notifications() -> None:
-    from engine.alerts import AlertStatus
-    from engine.collector import alert_event
+    from engine.monitoring.alerts import AlertStatus
+    from engine.status.collector import alert_event
 
     firing = fixtures.board().alerts[2]
     event = alert_event(firing)

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from engine.alerts import (
+from engine.errors import ConfigError
+from engine.metrics import Metrics
+from engine.monitoring.alerts import (
     Alert,
     AlertLog,
     AlertRules,
@@ -24,10 +26,8 @@ from engine.alerts import (
     WebhookSender,
     iso_time,
 )
-from engine.errors import ConfigError
-from engine.metrics import Metrics
+from engine.monitoring.wal_monitor import GrowthRate, exhaustion_seconds
 from engine.settings import load_settings
-from engine.wal_monitor import GrowthRate, exhaustion_seconds
 
 MiB = 1024**2
 T0 = 1_782_907_200.0

@@ -65,6 +65,7 @@ from urllib.parse import urlsplit
 import redis
 
 from engine.metrics import METRICS, Metrics
+from engine.settings import AlertThresholds
 from engine.state import keys
 from engine.units import format_bytes, format_seconds
 
@@ -90,26 +91,6 @@ class Severity(StrEnum):
 class AlertStatus(StrEnum):
     FIRING = "firing"
     RESOLVED = "resolved"
-
-
-@dataclass(frozen=True)
-class AlertThresholds:
-    """When the rules fire (0 turns a rule off); see ``engine.settings`` for the variables."""
-
-    lag_bytes: int = 1024**3
-    """ALERT_LAG_BYTES: WAL behind the slot's confirmed position."""
-    lag_seconds: int = 600
-    """ALERT_LAG_SECONDS: age of the oldest change not yet at the destination."""
-    inactive_seconds: int = 300
-    """ALERT_INACTIVE_SECONDS: how long a slot may go unread while its pipeline should run."""
-    exhaustion_seconds: int = 3600
-    """ALERT_EXHAUSTION_SECONDS: predicted time left before safe_wal_size runs out."""
-    repeat_seconds: int = 3600
-    """ALERT_REPEAT_SECONDS: reminder interval while an alert keeps firing (0: never)."""
-    resolve_fraction: float = 0.8
-    """A numeric alert clears below this share of its threshold (hysteresis)."""
-    resolve_readings: int = 2
-    """Consecutive clear readings before an alert is resolved."""
 
 
 @dataclass(frozen=True)

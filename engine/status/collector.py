@@ -1,4 +1,4 @@
-"""The status collector: one thread that turns the engine's state into a :class:`BoardSnapshot`
+"""The status collector: one thread that turns the engine's state into a :class:`Board`
 about once a second, so the console only ever reads an immutable value and never does I/O.
 
 Each cycle it merges:
@@ -8,13 +8,13 @@ Each cycle it merges:
   so the console adds a few small queries every couple of seconds and no more;
 - the runners (actual state, table phases, counts, batches, copy progress) — read in memory;
 - each source's replication slots, WAL rate and the alerts — the latest readings of the
-  :class:`~engine.wal_monitor.WalMonitor` (which polls the sources on threads of its own, so a
+  :class:`~engine.monitoring.wal_monitor.WalMonitor` (which polls the sources on threads of its own, so a
   source that hangs never holds up a cycle here);
 - table phases of pipelines without a runner, and a PING — from Redis;
 - the events the runners emit, alert notifications, and those :meth:`Collector.record` adds
   (console actions).
 
-Any of the config DB, a source or Redis may be down: the snapshot says so in its health rows and
+Any of the config DB, a source or Redis may be down: the board says so in its health rows and
 publishing goes on. The config DB, when it failed, is tried again with a growing delay.
 
 Measures:
@@ -43,29 +43,29 @@ from pathlib import Path
 import psycopg
 import redis
 
-from engine.alerts import Alert, AlertStatus, Severity
 from engine.config.destination_options import destination_config, unset_env_vars
 from engine.config.models import Destination, DestinationType, PipelineSpec, Source
 from engine.config.repository import ConfigRepository
 from engine.errors import ConfigError, ErrorKind, EtlError, RetryPolicy
 from engine.identifiers import TableName
-from engine.manager import Manager
-from engine.pipeline.activity import ActivityView, RunnerEvent, RunnerState, RunnerView
+from engine.monitoring.alerts import Alert, AlertStatus, Severity
+from engine.monitoring.wal_monitor import Backoff, SourceReading, WalMonitor
+from engine.pipeline.activity import ActivityView, EventKind, RunnerEvent, RunnerState, RunnerView
+from engine.runtime.manager import Manager
 from engine.source.lsn import format_lsn
 from engine.state.store import PipelineState
 from engine.state.table_state import TablePhase, TableState
-from engine.status_board import (
+from engine.status.board import (
     BatchView,
-    BoardSnapshot,
+    Board,
+    BoardFeed,
     ErrorView,
     EventView,
     HealthView,
     PipelineView,
     SlotView,
-    StatusBoard,
     TableView,
 )
-from engine.wal_monitor import Backoff, SourceReading, WalMonitor
 
 log = logging.getLogger("etl.collector")
 
@@ -77,17 +77,17 @@ _DESTINATION_KINDS = (ErrorKind.DESTINATION, ErrorKind.DESTINATION_BUSY)
 
 
 def event_view(event: RunnerEvent) -> EventView:
-    level = {"error": "error", "retry": "warning"}.get(event.kind, "info")
+    level = {EventKind.ERROR: "error", EventKind.RETRY: "warning"}.get(event.kind, "info")
     return EventView(event.at, level, event.kind, event.message, event.pipeline, event.table)
 
 
 def alert_event(alert: Alert) -> EventView:
     """An alert notification as a line of the event log."""
     if alert.status is AlertStatus.RESOLVED:
-        return EventView(alert.at, "info", "alert", f"resolved {alert.rule}: {alert.summary}", alert.pipeline)
+        return EventView(alert.at, "info", EventKind.ALERT, f"resolved {alert.rule}: {alert.summary}", alert.pipeline)
     level = "error" if alert.severity is Severity.CRITICAL else "warning"
     what = f"still firing {alert.rule} (reminder {alert.repeat})" if alert.repeat else f"firing {alert.rule}"
-    return EventView(alert.at, level, "alert", f"{what}: {alert.summary}", alert.pipeline)
+    return EventView(alert.at, level, EventKind.ALERT, f"{what}: {alert.summary}", alert.pipeline)
 
 
 class _ConfigLink:
@@ -137,7 +137,7 @@ class Collector(threading.Thread):
         manager: Manager,
         config_db_url: str,
         redis_client: redis.Redis,
-        board: StatusBoard,
+        board: BoardFeed,
         *,
         interval: float = 1.0,
         events_limit: int = 1000,
@@ -171,7 +171,7 @@ class Collector(threading.Thread):
 
     # ---- inputs from other threads ------------------------------------------------------------
     def record(self, event: EventView) -> None:
-        """Add an event (e.g. a console action) to the log the snapshots carry."""
+        """Add an event (e.g. a console action) to the log the boards carry."""
         with self._events_lock:
             self._events.append(event)
 
@@ -210,8 +210,8 @@ class Collector(threading.Thread):
             self._config.close()
 
     # ---- one cycle -----------------------------------------------------------------------------
-    def collect(self) -> BoardSnapshot:
-        """Build and publish one snapshot (the collector's thread, or a test, calls this)."""
+    def collect(self) -> Board:
+        """Build and publish one board (the collector's thread, or a test, calls this)."""
         now_mono = time.monotonic()
         reconciled = self._manager.last_reconcile
         if (
@@ -262,7 +262,7 @@ class Collector(threading.Thread):
 
         with self._events_lock:
             events = tuple(self._events)
-        snapshot = BoardSnapshot(
+        board = Board(
             taken_at=now,
             health=tuple(health),
             pipelines=tuple(pipelines),
@@ -272,9 +272,9 @@ class Collector(threading.Thread):
             alert_history=wal.history,
             alert_delivery=wal.delivery,
         )
-        self._board.publish(snapshot)
+        self._board.publish(board)
         self._forget_gone({s.id for s in specs})
-        return snapshot
+        return board
 
     # ---- parts ---------------------------------------------------------------------------------
     def _ping_redis(self) -> tuple[bool, str]:
@@ -442,9 +442,9 @@ class Collector(threading.Thread):
             if was == h.ok or (was is None and h.ok):
                 continue
             if h.ok:
-                self.record(EventView(now, "info", "state", f"{h.component} is reachable again"))
+                self.record(EventView(now, "info", EventKind.STATE, f"{h.component} is reachable again"))
             else:
-                self.record(EventView(now, "warning", "error", f"{h.component} unavailable: {h.detail}"))
+                self.record(EventView(now, "warning", EventKind.ERROR, f"{h.component} unavailable: {h.detail}"))
 
     def _forget_gone(self, ids: set[int]) -> None:
         for store in (self._rates, self._last_total, self._lag_history, self._history_seq):

@@ -1,13 +1,13 @@
-"""What the console calls: the engine it hosts, its status snapshots, and the operator's actions.
+"""What the console calls: the engine it hosts, its status board, and the operator's actions.
 
-:class:`Operations` runs the :class:`~engine.manager.Manager` and the status
-:class:`~engine.collector.Collector` in threads, and implements the console's ``Backend`` seam
+:class:`Operations` runs the :class:`~engine.runtime.manager.Manager` and the status
+:class:`~engine.status.collector.Collector` in threads, and implements the console's ``Backend`` seam
 (``etl_tui.backend``) structurally, without importing it. Every action goes through the config DB
 (and, for a resync, the engine's admin functions) — never around it — so the manager reconciles
 the running engine exactly as it would after the same command on the CLI. Each action is logged
 as a ``config`` event with what changed; DSNs appear only redacted.
 
-Methods may block on I/O (the console calls them from worker threads); :meth:`snapshot` does not.
+Methods may block on I/O (the console calls them from worker threads); :meth:`board` does not.
 """
 
 from __future__ import annotations
@@ -22,32 +22,32 @@ from typing import Any
 import psycopg
 import redis
 
-from engine import admin
-from engine.collector import Collector, event_view
 from engine.config.destination_options import destination_config
 from engine.config.models import DestinationType, PipelineSpec, PipelineStatus
 from engine.config.repository import ConfigRepository
 from engine.errors import ConfigError, ErrorKind, EtlError, RetryPolicy
 from engine.identifiers import parse_table_list, parse_table_name
-from engine.manager import Manager
-from engine.pipeline.activity import RunnerEvent
+from engine.monitoring.wal_monitor import WalMonitor
+from engine.pipeline.activity import EventKind, RunnerEvent
 from engine.preflight import CheckReport, run_preflight
-from engine.service import engine_services
+from engine.runtime import admin
+from engine.runtime.manager import Manager
+from engine.runtime.service import engine_services
 from engine.settings import Settings
-from engine.state.inspector import inspect_keys
 from engine.state.store import PipelineState
 from engine.state.table_state import TablePhase
-from engine.status_board import (
-    BoardSnapshot,
+from engine.status.board import (
+    Board,
+    BoardFeed,
     ConfigView,
     DestinationConfigView,
     EventView,
     PipelineConfigView,
     RedisKeyView,
     SourceConfigView,
-    StatusBoard,
 )
-from engine.wal_monitor import WalMonitor
+from engine.status.collector import Collector, event_view
+from engine.status.redis_keys import inspect_keys
 
 log = logging.getLogger("etl.operations")
 
@@ -84,13 +84,13 @@ class Operations:
         settings: Settings,
         *,
         readonly: bool = False,
-        board: StatusBoard | None = None,
+        board: BoardFeed | None = None,
         manager: Manager | None = None,
         interval: float = 1.0,
     ) -> None:
         self._settings = settings
         self._readonly = readonly
-        self.board = board or StatusBoard()
+        self.feed = board or BoardFeed()
         self.manager = manager or Manager(
             settings.config_db_url,
             _redis_client(settings.redis_url, 10.0),
@@ -101,7 +101,7 @@ class Operations:
         self._redis = _redis_client(settings.redis_url, 3.0)
         self.monitor = WalMonitor.from_settings(settings, self.manager)
         self.collector = Collector(
-            self.manager, settings.config_db_url, self._redis, self.board, interval=interval, monitor=self.monitor
+            self.manager, settings.config_db_url, self._redis, self.feed, interval=interval, monitor=self.monitor
         )
         self._services = ExitStack()  # the metrics endpoint and the WAL monitor, while the engine runs
         self._stop = threading.Event()
@@ -145,7 +145,9 @@ class Operations:
 
     def _problem(self, exc: EtlError) -> None:
         """Something beside replication failed to start (the metrics port): shown as an event."""
-        self.collector.record(event_view(RunnerEvent(time.time(), "", "error", f"{exc.reason} (hint: {exc.hint})")))
+        self.collector.record(
+            event_view(RunnerEvent(time.time(), "", EventKind.ERROR, f"{exc.reason} (hint: {exc.hint})"))
+        )
 
     def __enter__(self) -> Operations:
         self.start()
@@ -155,8 +157,8 @@ class Operations:
         self.stop()
 
     # ---- reading -------------------------------------------------------------------------------
-    def snapshot(self) -> BoardSnapshot:
-        return self.board.latest()
+    def board(self) -> Board:
+        return self.feed.latest()
 
     def redis_keys(self, match: str = "etl:*", limit: int = 500) -> list[RedisKeyView]:
         return inspect_keys(self._redis, match, limit)
@@ -389,7 +391,7 @@ class Operations:
     def _changed(
         self, message: str, *, pipeline: str | None = None, table: str | None = None, level: str = "info"
     ) -> None:
-        self.collector.record(EventView(time.time(), level, "config", message, pipeline, table))
+        self.collector.record(EventView(time.time(), level, EventKind.CONFIG, message, pipeline, table))
         self.collector.refresh_config()
 
 

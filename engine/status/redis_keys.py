@@ -15,7 +15,7 @@ import redis
 
 from engine.errors import StateStoreError
 from engine.state.keys import PREFIX
-from engine.status_board import RedisKeyView
+from engine.status.board import RedisKeyView
 
 PREVIEW_CHARS = 200
 _SCAN_COUNT = 1000  # keys examined per SCAN call: few round trips, each one short for the server

@@ -12,12 +12,12 @@ from types import FrameType
 from engine.batching.limits import BatchLimits
 from engine.config.repository import ConfigRepository
 from engine.errors import EtlError
-from engine.manager import Manager
 from engine.metrics import METRICS, start_metrics_server
+from engine.monitoring.wal_monitor import WalMonitor
 from engine.pipeline.activity import RunnerEvent
+from engine.runtime.manager import Manager
 from engine.settings import Settings
 from engine.state.store import connect_redis
-from engine.wal_monitor import WalMonitor
 
 log = logging.getLogger("etl")
 

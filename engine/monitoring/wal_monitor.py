@@ -14,9 +14,9 @@ stalls its own readings. Each reading is a frozen :class:`SourceReading`:
   nothing eats into it).
 
 The monitor's own thread reads the config DB (every pipeline, paused ones too: their slots hold
-WAL as well), starts and stops pollers, feeds the latest readings to :class:`~engine.alerts.AlertRules`,
+WAL as well), starts and stops pollers, feeds the latest readings to :class:`~engine.monitoring.alerts.AlertRules`,
 records and sends the notifications, sets the slot and WAL metrics, and publishes a frozen
-:class:`WalSnapshot` that the console's collector reads — so the console does not poll the
+:class:`WalView` that the console's collector reads — so the console does not poll the
 sources a second time. Nothing here ever waits on a webhook or blocks replication.
 """
 
@@ -37,24 +37,23 @@ import redis
 from prometheus_client import Gauge
 from psycopg.conninfo import make_conninfo
 
-from engine.alerts import (
+from engine.config.models import PipelineSpec, PipelineStatus, Source
+from engine.config.repository import ConfigRepository
+from engine.errors import EtlError
+from engine.metrics import METRICS, Metrics
+from engine.monitoring.alerts import (
     Alert,
     AlertLog,
     AlertRules,
     AlertStatus,
-    AlertThresholds,
     DeliveryStats,
     Severity,
     SlotObservation,
     WebhookSender,
 )
-from engine.config.models import PipelineSpec, PipelineStatus, Source
-from engine.config.repository import ConfigRepository
-from engine.errors import EtlError
-from engine.manager import Manager
-from engine.metrics import METRICS, Metrics
 from engine.postgres_errors import classify_connect_error
-from engine.settings import Settings
+from engine.runtime.manager import Manager
+from engine.settings import AlertThresholds, Settings
 from engine.source.connection import source_conninfo
 
 log = logging.getLogger("etl.wal_monitor")
@@ -109,7 +108,7 @@ class SourceReading:
 
 
 @dataclass(frozen=True)
-class WalSnapshot:
+class WalView:
     """The monitor's latest view: readings by source id and the state of alerting."""
 
     taken_at: float = 0.0
@@ -328,7 +327,7 @@ def runner_lag_seconds(manager: Manager) -> LagSeconds:
 
 
 class WalMonitor(threading.Thread):
-    """Polls every configured source's slots, evaluates the alert rules, publishes :class:`WalSnapshot`.
+    """Polls every configured source's slots, evaluates the alert rules, publishes :class:`WalView`.
 
     ``thresholds`` None: readings only (no alerts). ``webhook_url``: where notifications go (none:
     they are still evaluated and recorded). ``redis_client``: where the alert history is kept for
@@ -368,7 +367,7 @@ class WalMonitor(threading.Thread):
         self._stop_event = threading.Event()
         self._config_stale = threading.Event()
         self._listeners: tuple[Callable[[Alert], None], ...] = ()
-        self._latest = WalSnapshot(alerting=self._rules is not None)
+        self._latest = WalView(alerting=self._rules is not None)
         self._lock = threading.Lock()
         # below: the monitor's thread only
         self._repo: ConfigRepository | None = None
@@ -409,7 +408,7 @@ class WalMonitor(threading.Thread):
         return monitor
 
     # ---- for other threads ------------------------------------------------------------------
-    def latest(self) -> WalSnapshot:
+    def latest(self) -> WalView:
         with self._lock:
             return self._latest
 
@@ -457,7 +456,7 @@ class WalMonitor(threading.Thread):
             if self._closes_redis is not None:
                 self._closes_redis.close()
 
-    def cycle(self) -> WalSnapshot:
+    def cycle(self) -> WalView:
         """One round: config, pollers, metrics, alerts; publishes and returns the snapshot."""
         self._load_config()
         self._sync_pollers()
@@ -475,7 +474,7 @@ class WalMonitor(threading.Thread):
             self._set_alert_metrics()
         for sid, r in readings.items():
             self._evaluated_seq[sid] = r.seq
-        snapshot = WalSnapshot(
+        snapshot = WalView(
             taken_at=now,
             sources=MappingProxyType(readings),
             firing=self._rules.firing() if self._rules is not None else (),

@@ -1,8 +1,8 @@
-"""Immutable status snapshots the engine publishes and the console reads (about once a second).
+"""The status board: immutable values the engine publishes and the console reads (about once a second).
 
 The engine's threads never share mutable state with the console: a collector builds one
-:class:`BoardSnapshot` from the runners, the config DB, the sources' slots and Redis, and swaps it
-into the :class:`StatusBoard`; the console only ever reads the latest snapshot. Everything here is
+:class:`Board` from the runners, the config DB, the sources' slots and Redis, and swaps it
+into the :class:`BoardFeed`; the console only ever reads the latest board. Everything here is
 a frozen value, safe to hand between threads.
 """
 
@@ -12,7 +12,8 @@ import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from engine.alerts import Alert, DeliveryStats
+from engine.monitoring.alerts import Alert, DeliveryStats
+from engine.pipeline.activity import EventKind
 
 
 class BoardMode(StrEnum):
@@ -120,14 +121,14 @@ class HealthView:
 class EventView:
     at: float
     level: str  # info | warning | error
-    kind: str  # state | table | error | retry | config | alert
+    kind: EventKind
     message: str
     pipeline: str | None = None
     table: str | None = None
 
 
 @dataclass(frozen=True)
-class BoardSnapshot:
+class Board:
     taken_at: float
     health: tuple[HealthView, ...] = ()
     pipelines: tuple[PipelineView, ...] = ()
@@ -142,17 +143,17 @@ class BoardSnapshot:
 
 
 @dataclass
-class StatusBoard:
-    """The one place snapshots are exchanged: the collector publishes, readers take the latest."""
+class BoardFeed:
+    """The one place boards are exchanged: the collector publishes, readers take the latest."""
 
-    _latest: BoardSnapshot = field(default_factory=lambda: BoardSnapshot(taken_at=0.0))
+    _latest: Board = field(default_factory=lambda: Board(taken_at=0.0))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def publish(self, snapshot: BoardSnapshot) -> None:
+    def publish(self, board: Board) -> None:
         with self._lock:
-            self._latest = snapshot
+            self._latest = board
 
-    def latest(self) -> BoardSnapshot:
+    def latest(self) -> Board:
         with self._lock:
             return self._latest
 

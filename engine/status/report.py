@@ -9,9 +9,9 @@ from typing import Any
 
 import redis
 
-from engine.alerts import format_value, parse_iso_time, read_alerts
 from engine.config.repository import ConfigRepository
 from engine.errors import EtlError
+from engine.monitoring.alerts import format_value, parse_iso_time, read_alerts
 from engine.source import catalog
 from engine.source.connection import connect_source
 from engine.source.lsn import format_lsn
@@ -113,7 +113,7 @@ def collect_status(repo: ConfigRepository, client: redis.Redis | None) -> list[d
 
 def collect_alerts(client: redis.Redis, limit: int = 20) -> dict[str, Any]:
     """The firing alerts and the latest ``limit`` notifications (newest first), as the webhook
-    payloads (schema in :mod:`engine.alerts`); ``error`` says why they could not be read."""
+    payloads (schema in :mod:`engine.monitoring.alerts`); ``error`` says why they could not be read."""
     try:
         found = read_alerts(client, limit)
     except redis.RedisError as exc:
