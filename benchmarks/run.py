@@ -4,7 +4,7 @@ Run: python benchmarks/run.py [--quick] [--runs 3] [--rows 1000000] [--small-tx 
                               [--transport tcp|unix] [--scenarios a,b,c] [--engine-ref REF]
                               [--profile] [--no-warmup] [--keep]
 
-Scenarios (DESIGN §8, reliability-perf-anchors.md §2.3), each in fresh tables and pipelines:
+Scenarios, each against a baseline measured in the same run, in fresh tables and pipelines:
 
   a  CDC, many single-row transactions: the engine (a separate ``etl-tui --no-ui`` process) drains a
      backlog built while its pipeline was paused; the baseline is ``pg_recvlogical`` draining a clone
@@ -76,8 +76,8 @@ CDC_COLUMNS = ("id", "payload", "n", "ts")
 
 POLL_SECONDS = 0.01
 RSS_SAMPLE_SECONDS = 0.05
-# pg_recvlogical never exits by itself (its --endpos can be "reached by keepalive" before any data,
-# feasibility.md §1c): it is done once its output stops growing; the idle wait is not counted.
+# pg_recvlogical never exits by itself (its --endpos can be "reached by keepalive" before any
+# data): it is done once its output stops growing; the idle wait is not counted.
 RECVLOGICAL_IDLE_SECONDS = 1.5
 # Only if the byte count never matches the prediction: give up waiting after this much idle time.
 RECVLOGICAL_GIVE_UP_SECONDS = 5.0
@@ -277,7 +277,7 @@ class Profiler:
 def _thread_of(frames: list[str]) -> str:
     """Which engine thread a py-spy stack belongs to, from its outer frames."""
     for frame in frames:
-        if frame.startswith("_ApplyWorker.run "):
+        if frame.startswith("ApplyWorker.run "):
             return "apply worker"
         if frame.startswith("PipelineRunner.run "):
             return "pipeline runner (decode, copy)"
@@ -315,8 +315,8 @@ def summarize_profile(path: Path, top: int = 15) -> dict[str, Any]:
         "PipelineRunner.run ",
         "PipelineRunner._session ",
         "PipelineRunner._stream ",
-        "_ApplyWorker.run ",
-        "PipelineRunner._stream_loop ",
+        "ApplyWorker.run ",
+        "StreamPhase.run ",
         "run_headless ",
         "Manager.run ",
         "main ",

@@ -1,0 +1,1 @@
+"""The headless engine: PostgreSQL logical replication into analytical destinations (ARCHITECTURE.md)."""

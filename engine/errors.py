@@ -4,6 +4,10 @@ Every failure an operator can see is an :class:`EtlError` carrying a *kind* (for
 tests), a *reason* (what went wrong, naming the object) and a *hint* (what to do about it), plus
 whether retrying on its own can help. The console, the CLI, the logs and the state store all show
 these three fields; nothing else is needed to explain a failure.
+
+Decoding belongs to the tree too: a value or a column type that cannot be replicated is a
+:class:`TableError` naming its table (only that table stops), a malformed pgoutput message a
+protocol error of the session, so no layer re-wraps another's errors.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ class ErrorKind(StrEnum):
     UNSUPPORTED_TYPE = "unsupported_type"
     SCHEMA_CHANGE = "schema_change"
     VALUE_CONVERSION = "value_conversion"
+    PROTOCOL = "protocol"
     SLOT = "slot"
     STATE_LOST = "state_lost"
     STATE_STORE = "state_store"
@@ -102,3 +107,120 @@ class DestinationError(EtlError):
 class StateStoreError(EtlError):
     kind = ErrorKind.STATE_STORE
     retry = RetryPolicy.TIMED
+
+
+# --------------------------------------------------------------------------- decoding
+#
+# Raised where PostgreSQL's output is read, and caught only where a caller knows more (a
+# converter adds the column to an array or interval text error); everyone else lets them pass
+# as the EtlErrors they are.
+
+VALUE_HINT = "fix or remove the value in PostgreSQL, change the column type, or exclude the table"
+
+
+def shorten_value(value: str, limit: int = 60) -> str:
+    """A value as a message quotes it: cut at ``limit`` characters, marked by an ellipsis."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
+class ValueConversionError(TableError):
+    """A value cannot be converted to its column's target type without changing it.
+
+    ``detail`` says what is wrong with the value alone; ``reason`` is the whole sentence (value,
+    column, type, table, detail), followed by the hint as operators have always read it there.
+    ``index`` is the row of the value in the batch being converted, when known.
+    """
+
+    kind = ErrorKind.VALUE_CONVERSION
+    retry = RetryPolicy.MANUAL
+
+    def __init__(
+        self,
+        table: str,
+        column: str,
+        value: str,
+        detail: str,
+        hint: str,
+        type_name: str | None = None,
+        index: int | None = None,
+    ) -> None:
+        typed = f" ({type_name})" if type_name else ""
+        sentence = (
+            f"cannot convert value {shorten_value(value)!r} in column {column!r}{typed} of table {table!r}: {detail}"
+        )
+        super().__init__(table, f"{sentence}. Hint: {hint}", hint)
+        self.column = column
+        self.value = value
+        self.detail = detail
+        self.type_name = type_name
+        self.index = index
+
+
+class UnsupportedTypeError(TableError):
+    """A column type has no exact representation: its table cannot be replicated.
+
+    ``detail`` says why the type alone does not fit; ``reason`` names column, type and table,
+    followed by the hint as operators have always read it there.
+    """
+
+    kind = ErrorKind.UNSUPPORTED_TYPE
+    retry = RetryPolicy.MANUAL
+
+    def __init__(self, table: str, column: str, type_name: str, detail: str, hint: str) -> None:
+        sentence = f"column {column!r} of table {table!r} has type {type_name}, which cannot be replicated: {detail}"
+        super().__init__(table, f"{sentence}. Hint: {hint}", hint)
+        self.column = column
+        self.type_name = type_name
+        self.detail = detail
+
+
+class ArrayParseError(EtlError):
+    """The text is not a one-dimensional PostgreSQL array literal (no column known yet)."""
+
+    kind = ErrorKind.VALUE_CONVERSION
+    retry = RetryPolicy.MANUAL
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, VALUE_HINT)
+
+
+class MultiDimensionalArrayError(ArrayParseError):
+    """The array has more than one dimension."""
+
+    def __init__(self) -> None:
+        super().__init__("multi-dimensional arrays cannot be represented as a one-level list")
+
+
+class IntervalParseError(EtlError):
+    """The text is not an ISO 8601 interval or does not fit Arrow's interval fields (no column
+    known yet)."""
+
+    kind = ErrorKind.VALUE_CONVERSION
+    retry = RetryPolicy.MANUAL
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason, VALUE_HINT)
+
+
+class PgOutputError(EtlError):
+    """A pgoutput payload that is truncated, malformed, unknown or unexpected here.
+
+    ``detail`` is what is wrong; ``reason`` names the message type and the offset too. The
+    session restarts and reads the change again, so the policy is a timed retry.
+    """
+
+    kind = ErrorKind.PROTOCOL
+    retry = RetryPolicy.TIMED
+
+    def __init__(self, message_type: str, offset: int, detail: str) -> None:
+        super().__init__(
+            f"{message_type} message: {detail} (at offset {offset})",
+            "retrying with backoff; if it persists, report it with the log",
+        )
+        self.message_type = message_type
+        self.offset = offset
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[PgOutputError], tuple[str, int, str]]:
+        # The default reduce would call __init__ with the formatted text only.
+        return (type(self), (self.message_type, self.offset, self.detail))

@@ -164,7 +164,7 @@ class TableName:
         return f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
 
     def target_name(self) -> str:
-        """The destination table name (DESIGN §4): ``orders`` for ``public.orders``, else
+        """The destination table name (ARCHITECTURE.md, "Contracts"): ``orders`` for ``public.orders``, else
         ``<schema>_<table>``."""
         return self.name if self.schema == "public" else f"{self.schema}_{self.name}"
 

@@ -1,4 +1,4 @@
-"""Settings from the environment and a ``.env`` file (DESIGN §4)."""
+"""Settings from the environment and a ``.env`` file (every variable is listed in ``.env.example``)."""
 
 from __future__ import annotations
 

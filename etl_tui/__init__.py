@@ -1,0 +1,1 @@
+"""The command line (cli.py) and the Textual console that hosts the engine."""

@@ -3,14 +3,16 @@
 Threading rule: the UI thread only reads ``backend.board()`` (a lock-guarded read of the
 engine's status board) on a timer; every other backend call runs in a worker thread and reports
 back with a message, so a slow config DB or Redis never freezes the screen.
+
+Screens see the app only as a :class:`~etl_tui.console.Console`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -23,7 +25,8 @@ from etl_tui.backend import Backend
 from etl_tui.bindings import SCREEN_NAMES, app_bindings, screen_keys
 from etl_tui.commands import EtlCommands
 from etl_tui.copy_rates import CopyRates
-from etl_tui.messages import ActionFinished, Failure
+from etl_tui.messages import ActionFinished
+from etl_tui.presenters.failure import Failure
 from etl_tui.screens.base import BoardScreen
 from etl_tui.screens.checks import ChecksScreen
 from etl_tui.screens.config import ConfigScreen
@@ -36,13 +39,16 @@ from etl_tui.screens.redis_state import RedisScreen
 from etl_tui.screens.slots import SlotsScreen
 from etl_tui.screens.throughput import ThroughputScreen
 
+if TYPE_CHECKING:
+    from etl_tui.console import Console
+
 
 class EtlApp(App[None]):
     """The etl-tui console.
 
     Args:
-        backend: the engine seam (``engine.runtime.operations.Operations``, or fixtures in tests).
-        refresh_seconds: how often the snapshot is read.
+        backend: the engine seam (``engine.runtime.operations.Operations``, or the scenes in tests).
+        refresh_seconds: how often the board is read.
         clock: epoch seconds; injected so countdowns and ages are deterministic in tests.
         screenshot_dir: where ctrl+s writes SVG screenshots.
     """
@@ -77,37 +83,48 @@ class EtlApp(App[None]):
         self.clock = clock
         self.screenshot_dir = Path(screenshot_dir)
         self.board = Board(taken_at=0.0)
-        """The snapshot on screen (kept while frozen)."""
+        """The board on screen (kept while frozen)."""
         self.frozen = False
         """space: the operator is reading; stop taking new snapshots, keep the cursor."""
         self.selected_pipeline: str | None = None
         """The pipeline the detail screen shows and s / p act on (the home screen's cursor)."""
-        self.copy_rates = CopyRates()
-        self._snapshot_failure: str | None = None
+        self._copy_rates = CopyRates()
+        self._board_failure: str | None = None
+
+    # ---- what screens read (etl_tui.console.Console) -------------------------------------------------
+    @property
+    def readonly(self) -> bool:
+        return self.backend.readonly
+
+    def now(self) -> float:
+        return self.clock()
+
+    def copy_rates(self, pipeline: str) -> Mapping[str, float]:
+        return self._copy_rates.rates(pipeline)
 
     # ---- refresh ----------------------------------------------------------------------------------
     def on_mount(self) -> None:
-        # the first screen mounts before the app does: draw it again with a real snapshot
+        # the first screen mounts before the app does: draw it again with a real board
         self.refresh_now()
-        self.set_interval(self.refresh_seconds, self.refresh_now, name="snapshot")
+        self.set_interval(self.refresh_seconds, self.refresh_now, name="board")
 
-    def _take_snapshot(self) -> None:
+    def _take_board(self) -> None:
         try:
             board = self.backend.board()
         except Exception as exc:  # the header's age turns stale; say why once, not every second
             failure = Failure.of(exc)
-            if failure.reason != self._snapshot_failure:
-                self._snapshot_failure = failure.reason
+            if failure.reason != self._board_failure:
+                self._board_failure = failure.reason
                 self.notify(failure.reason, title="cannot read the engine status", severity="error")
             return
-        self._snapshot_failure = None
+        self._board_failure = None
         self.board = board
-        self.copy_rates.observe(board)
+        self._copy_rates.observe(board)
 
     def refresh_now(self) -> None:
-        """Read the latest snapshot (unless frozen) and redraw the visible screens."""
+        """Read the latest board (unless frozen) and redraw the visible screens."""
         if not self.frozen:
-            self._take_snapshot()
+            self._take_board()
         for screen in self.screen_stack:
             if isinstance(screen, BoardScreen) and screen.is_mounted:
                 try:
@@ -133,7 +150,7 @@ class EtlApp(App[None]):
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(HelpScreen(self.current_mode, readonly=self.backend.readonly))
+        self.push_screen(HelpScreen(self.current_mode, readonly=self.readonly))
 
     def action_request_quit(self) -> None:
         def answered(yes: bool | None) -> None:
@@ -159,7 +176,7 @@ class EtlApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "refuse":
             # only catch a key that the current screen would use for a changing action
-            return self.backend.readonly and self._mutating_spec(str(parameters[0])) is not None
+            return self.readonly and self._mutating_spec(str(parameters[0])) is not None
         return True
 
     def _mutating_spec(self, key: str) -> str | None:
@@ -172,21 +189,21 @@ class EtlApp(App[None]):
         what = self._mutating_spec(key) or "that"
         self.notify(f"read-only console: cannot {what}", title="refused", severity="warning")
 
-    def perform(self, label: str, call: Callable[[], object], *, config_changed: bool = False) -> None:
+    def perform(self, label: str, call: Callable[[Backend], object]) -> None:
         """Run one changing backend call off the UI thread; the outcome arrives as a notification."""
-        if self.backend.readonly:
+        if self.readonly:
             self.notify(f"read-only console: cannot {label}", title="refused", severity="warning")
             return
-        self._call_backend(label, call, config_changed)
+        self._call_backend(label, call)
 
     @work(thread=True, group="backend-actions", exit_on_error=False)
-    def _call_backend(self, label: str, call: Callable[[], object], config_changed: bool) -> None:
+    def _call_backend(self, label: str, call: Callable[[Backend], object]) -> None:
         try:
-            call()
+            call(self.backend)
         except Exception as exc:  # EtlError carries reason + hint; anything else still gets reported
-            self.post_message(ActionFinished(label, Failure.of(exc), config_changed=config_changed))
+            self.post_message(ActionFinished(label, Failure.of(exc)))
             return
-        self.post_message(ActionFinished(label, None, config_changed=config_changed))
+        self.post_message(ActionFinished(label, None))
 
     @on(ActionFinished)
     def _action_finished(self, message: ActionFinished) -> None:
@@ -200,10 +217,6 @@ class EtlApp(App[None]):
                 severity="error",
                 timeout=12,
             )
-        if message.config_changed:
-            for screen in self.screen_stack:
-                if isinstance(screen, ConfigScreen):
-                    screen.load_config()
         self.refresh_now()
 
     # ---- screenshot -------------------------------------------------------------------------------
@@ -222,3 +235,9 @@ class EtlApp(App[None]):
             self.call_from_thread(self.notify, str(exc), title="screenshot not saved", severity="error")
             return
         self.call_from_thread(self.notify, str(path), title="screenshot saved")
+
+
+if TYPE_CHECKING:
+
+    def _a_console(app: EtlApp) -> Console:
+        return app  # mypy proves here that the app provides everything a screen may use

@@ -1,8 +1,8 @@
-"""What the console needs from the engine: one seam, so screens can be tested with fixtures.
+"""What the console needs from the engine: one seam, so screens can be tested over scenes.
 
 The real implementation is :class:`engine.runtime.operations.Operations` (engine threads, config DB,
-Redis); tests use deterministic fixtures. Every method may block on I/O: the app calls them from
-worker threads, never from the UI thread.
+Redis); tests use the deterministic :mod:`etl_tui.scenes`. Every method may block on I/O: the app
+calls them from worker threads, never from the UI thread.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ class Backend(Protocol):
     def readonly(self) -> bool: ...
 
     def board(self) -> Board:
-        """The latest published snapshot (cheap: no I/O)."""
+        """The latest published board (cheap: no I/O)."""
         ...
 
     def redis_keys(self, match: str = "etl:*", limit: int = 500) -> list[RedisKeyView]:

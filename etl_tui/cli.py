@@ -12,7 +12,6 @@ import logging
 import shutil
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -157,16 +156,10 @@ def cmd_pipeline(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
-def _fmt_bytes(n: int | None) -> str:
-    from engine.units import format_bytes
-
-    return "-" if n is None else format_bytes(n)
-
-
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from engine.errors import StateStoreError
     from engine.state.store import connect_redis
-    from engine.status.report import alert_lines, collect_alerts, collect_status
+    from engine.status.report import board_json, collect_status, status_lines
 
     client = None
     redis_error = None
@@ -175,46 +168,12 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     except StateStoreError as exc:
         redis_error = str(exc)
     with _repo(settings) as repo:
-        status = collect_status(repo, client)
-    alerts = collect_alerts(client) if client is not None else None
+        board = collect_status(repo, client, redis_error=redis_error)
     if args.json:
-        print(json.dumps({"pipelines": status, "alerts": alerts, "redis_error": redis_error}, indent=2, default=str))
-        return EXIT_OK
-    if redis_error:
-        print(f"warning: {redis_error}")
-    if not status:
-        print("no pipelines; add one with `etl-tui pipeline add`")
-    for p in status:
-        slot = p["slot_state"]
-        print(f"{p['pipeline']}: {p['source']} → {p['destination']} ({p['destination_target']})")
-        print(f"  desired {p['desired']}, actual {p['actual']}")
-        if "error" in slot:
-            print(f"  slot {p['slot']}: cannot read ({slot['error']})")
-        elif slot.get("exists"):
-            active = f"active (pid {slot['active_pid']})" if slot["active"] else "inactive"
-            print(
-                f"  slot {p['slot']}: {active}, confirmed {slot['confirmed_flush_lsn']}, "
-                f"lag {_fmt_bytes(slot['lag_bytes'])}, wal_status {slot['wal_status']}"
-            )
-        else:
-            print(f"  slot {p['slot']}: not created yet")
-        for name, t in p["tables"].items():
-            line = f"  table {name}: {t.get('phase', '?')}"
-            if "copied" in t:
-                line += f" ({t['copied']}/{t.get('estimate', '?')} rows)"
+        print(json.dumps(board_json(board), indent=2))
+    else:
+        for line in status_lines(board):
             print(line)
-            if t.get("reason"):
-                print(f"    reason: {t['reason']}")
-                print(f"    hint: {t.get('hint', '')}")
-        err = p.get("last_error")
-        if err:
-            print(f"  last error [{err['kind']}]: {err['reason']}")
-            if err.get("hint"):
-                print(f"    hint: {err['hint']}")
-            if p.get("next_retry_at"):
-                print(f"    next retry in {max(0, p['next_retry_at'] - time.time()):.0f}s")
-    for line in alert_lines(alerts):
-        print(line)
     return EXIT_OK
 
 

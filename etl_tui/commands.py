@@ -5,29 +5,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from etl_tui.bindings import SCREENS, KeySpec, global_keys, screen_keys
-
-if TYPE_CHECKING:
-    from etl_tui.app import EtlApp
+from etl_tui.console import Console
 
 
 class EtlCommands(Provider):
     def _commands(self) -> list[tuple[str, str, Callable[[], object]]]:
-        app = cast("EtlApp", self.app)
+        etl = cast("Console", self.app)
         screen = self.screen
         scope = str(getattr(screen, "SCOPE", ""))
         out: list[tuple[str, str, Callable[[], object]]] = [
-            (f"Go to {s.title} ({s.key})", s.help, partial(app.show_screen, s.name)) for s in SCREENS
+            (f"Go to {s.title} ({s.key})", s.help, partial(etl.show_screen, s.name)) for s in SCREENS
         ]
         specs: list[KeySpec] = screen_keys(scope) if scope else []
         for spec in specs + global_keys():
-            if spec.mutating and app.backend.readonly:
+            if spec.mutating and etl.readonly:
                 continue
-            target = screen if spec in specs else app
+            target = screen if spec in specs else self.app
             out.append((f"{spec.label} ({spec.display})", spec.help, partial(target.run_action, spec.action)))
         return out
 

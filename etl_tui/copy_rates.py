@@ -23,7 +23,7 @@ class CopyRates:
                 key = (p.name, t.name)
                 live.add(key)
                 samples = self._samples.setdefault(key, deque())
-                # the same snapshot is read several times a second when the engine publishes slower
+                # the same board is read several times a second when the engine publishes slower
                 if samples and samples[-1][0] >= board.taken_at:
                     continue
                 if samples and t.rows_copied < samples[-1][1]:

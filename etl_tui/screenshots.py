@@ -1,4 +1,4 @@
-"""Render every screen from the fixtures into SVG files: ``python -m etl_tui.screenshots``.
+"""Render every screen from the scenes into SVG files: ``python -m etl_tui.screenshots``.
 
 The snapshot tests use the same scenes, so the README images always show the UI as tested.
 """
@@ -16,7 +16,8 @@ from textual.pilot import Pilot
 from textual.widgets import Input
 
 from etl_tui.app import EtlApp
-from etl_tui.fixtures import FixtureBackend, fixed_clock
+from etl_tui.scenes.backend import SceneBackend
+from etl_tui.scenes.clock import fixed_clock
 
 SIZE = (140, 40)
 
@@ -56,7 +57,7 @@ def use_utc() -> None:
 
 
 def make_app(scene: Scene) -> EtlApp:
-    return EtlApp(FixtureBackend(readonly=scene.readonly), clock=fixed_clock)
+    return EtlApp(SceneBackend(readonly=scene.readonly), clock=fixed_clock)
 
 
 async def settle(pilot: Pilot[None]) -> None:

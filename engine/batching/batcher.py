@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from engine.batching.limits import BatchLimits
+from engine.decoding.convert import convert
 from engine.decoding.tuples import parse_tuple_columns
-from engine.decoding.typemap import ValueConversionError, convert
+from engine.errors import ValueConversionError
 from engine.identifiers import TableName
 from engine.source.catalog import TableSchema
 

@@ -1,0 +1,1 @@
+"""Decoding: pgoutput messages, tuples, the type map and the text → Arrow converters. Imports no other room."""

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import re
 
+from engine.errors import ArrayParseError, MultiDimensionalArrayError
+
+__all__ = ["parse_array"]
+
 # array_in's notion of whitespace is ASCII only; str.strip() would also eat e.g. U+00A0,
 # which PostgreSQL prints unquoted as part of the element.
 _WS = " \t\n\r\v\f"
@@ -25,21 +29,6 @@ _DIMS = re.compile(rf"(?:\[{_BOUND}(?::{_BOUND})?\])+")
 _QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
 _UNQUOTED = re.compile(r'(?:[^,{}"\\]|\\.)*', re.DOTALL)
 _ESCAPE = re.compile(r"\\(.)", re.DOTALL)
-
-
-class ArrayParseError(ValueError):
-    """The text is not a one-dimensional PostgreSQL array literal."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class MultiDimensionalArrayError(ArrayParseError):
-    """The array has more than one dimension."""
-
-    def __init__(self) -> None:
-        super().__init__("multi-dimensional arrays cannot be represented as a one-level list")
 
 
 def parse_array(text: str) -> list[str | None]:

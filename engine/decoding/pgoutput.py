@@ -1,5 +1,9 @@
 """Decoder for PostgreSQL's ``pgoutput`` logical replication messages.
 
+One module, longer than most, on purpose: it is one wire protocol, and each message's type, byte
+layout and parser sit together in the order of the protocol docs, with the hot path's raw
+accessors beside the layouts they read.
+
 One payload is one message: the body of an XLogData frame from a walsender, or
 one ``data`` value of ``pg_logical_slot_{get,peek}_binary_changes``. The layout
 follows "Logical Replication Message Formats" in the PostgreSQL protocol docs,
@@ -41,7 +45,15 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum, StrEnum
 from typing import Any, Final, Literal, TypeAlias, TypeVar
 
+from engine.errors import PgOutputError  # raised here; one of the engine's errors
+
 __all__ = [
+    "BEGIN_FINAL_LSN",
+    "BEGIN_SIZE",
+    "COMMIT_END_LSN",
+    "COMMIT_SIZE",
+    "COMMIT_TIMESTAMP",
+    "DML_RELID",
     "MAX_PROTOCOL_VERSION",
     "MIN_PROTOCOL_VERSION",
     "PG_EPOCH",
@@ -75,6 +87,7 @@ __all__ = [
     "TypeMessage",
     "UnchangedToast",
     "Update",
+    "commit_unix_time",
     "decode_message",
     "pg_timestamp_to_datetime",
 ]
@@ -141,20 +154,6 @@ class OldTupleKind(StrEnum):
 
     KEY = "K"  # replica identity columns only (DEFAULT / INDEX); other columns are None
     OLD = "O"  # the whole old row (REPLICA IDENTITY FULL)
-
-
-class PgOutputError(ValueError):
-    """A pgoutput payload that is truncated, malformed, unknown or unexpected here."""
-
-    def __init__(self, message_type: str, offset: int, reason: str) -> None:
-        super().__init__(f"{message_type} message: {reason} (at offset {offset})")
-        self.message_type = message_type
-        self.offset = offset
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[type[PgOutputError], tuple[str, int, str]]:
-        # The default reduce would call __init__ with the formatted text only.
-        return (type(self), (self.message_type, self.offset, self.reason))
 
 
 # --------------------------------------------------------------------------- messages
@@ -385,6 +384,24 @@ _marker_count: Final = struct.Struct(">BH").unpack_from  # tuple marker, column 
 _type_and_mod: Final = struct.Struct(">Ii").unpack_from  # type oid, typmod
 _truncate_head: Final = struct.Struct(">IB").unpack_from  # relation count, flags
 _message_head: Final = struct.Struct(">BQ").unpack_from  # flags, lsn
+
+# Fields read in place. The replication loop reads a few fixed-offset fields straight from a
+# payload instead of decoding it (once per change or per transaction: its hot path). Each layout
+# skips the bytes before its field, so ``LAYOUT.unpack_from(payload)[0]`` is the field; it checks
+# only that the payload is long enough (struct.error otherwise). Offsets count the type byte.
+DML_RELID: Final = struct.Struct(">xI")  # Insert/Update/Delete (not streamed): relation id at 1
+BEGIN_FINAL_LSN: Final = struct.Struct(">xQ")  # Begin: final LSN at 1
+COMMIT_END_LSN: Final = struct.Struct(">10xQ")  # Commit: end LSN at 10 (after flags, commit LSN)
+COMMIT_TIMESTAMP: Final = struct.Struct(">18xq")  # Commit: commit time at 18, pg microseconds
+BEGIN_SIZE: Final = 1 + _BEGIN.size  # a Begin of any other length is left to the decoder
+COMMIT_SIZE: Final = 1 + _COMMIT.size
+_PG_EPOCH_UNIX: Final = int(PG_EPOCH.timestamp())  # 946_684_800
+
+
+def commit_unix_time(payload: bytes) -> float:
+    """A Commit message's commit time in Unix seconds, read in place (``payload`` is COMMIT_SIZE long)."""
+    return COMMIT_TIMESTAMP.unpack_from(payload)[0] / 1_000_000 + _PG_EPOCH_UNIX
+
 
 _MARK_NEW: Final = 0x4E  # 'N'
 _OLD_KINDS: Final = {0x4B: OldTupleKind.KEY, 0x4F: OldTupleKind.OLD}

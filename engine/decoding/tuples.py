@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from engine.decoding.pgoutput import PgOutputError
+from engine.errors import PgOutputError
 
 _KIND_TEXT, _KIND_NULL, _KIND_UNCHANGED = ord("t"), ord("n"), ord("u")
 _U32 = struct.Struct("!I")

@@ -1,0 +1,1 @@
+"""`etl-tui demo`: throwaway servers, a shop database under a live workload, a pipeline into DuckDB."""

@@ -39,11 +39,16 @@ def _progress_line(manager: Manager, source_dsn: str, started: float, workload: 
     if not runners:
         return "waiting for the pipeline to start…"
     r = runners[0]
-    snap = r.snapshot()
+    view = r.view()
     phases: dict[str, int] = {}
-    for t in snap["tables"].values():
-        phases[t["phase"]] = phases.get(t["phase"], 0) + 1
-    a = snap["applied"]
+    for st in view.tables.values():
+        phases[str(st.phase)] = phases.get(str(st.phase), 0) + 1
+    counts = list(view.activity.tables.values())
+    inserts, updates, deletes = (
+        sum(c.inserts for c in counts),
+        sum(c.updates for c in counts),
+        sum(c.deletes for c in counts),
+    )
     lag = "-"
     try:
         with connect_source(source_dsn, "demo source") as conn:
@@ -54,13 +59,13 @@ def _progress_line(manager: Manager, source_dsn: str, started: float, workload: 
         pass
     elapsed = time.monotonic() - started
     tables = ", ".join(f"{n} {k}" for k, n in sorted(phases.items()))
-    err = snap.get("last_error")
     line = (
-        f"[{elapsed:5.0f}s] {snap['state']:<9} tables: {tables} | copied {a['copy']} | "
-        f"applied +{a['I']} ~{a['U']} -{a['D']} | workload {workload.transactions} tx | slot lag {lag}"
+        f"[{elapsed:5.0f}s] {view.state:<9} tables: {tables} | copied {view.activity.rows_copied} | "
+        f"applied +{inserts} ~{updates} -{deletes} | workload {workload.transactions} tx | slot lag {lag}"
     )
-    if err:
-        line += f"\n        error: {err['reason']} (hint: {err['hint']})"
+    err = view.last_error
+    if err is not None:
+        line += f"\n        error: {err.reason} (hint: {err.hint})"
     return line
 
 

@@ -24,7 +24,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from engine.embedded.errors import EmbeddedServerError
-from engine.embedded.postgres import HOST, free_port
+from engine.embedded.loopback import HOST, free_port, log_tail
 
 _log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ class EmbeddedRedis:
                 _log.info("Redis up on %s:%s in %.2fs", HOST, self._port, time.monotonic() - began)
                 return
             self._reap()
-            log = self._log_tail(log_start)
+            log = log_tail(self.log_path, log_start)
             if self._auto_port and attempt < _START_ATTEMPTS and "Address already in use" in log:
                 _log.info("port %s was taken, picking another", self._port)
                 self._port = free_port()
@@ -255,12 +255,3 @@ class EmbeddedRedis:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
-
-    def _log_tail(self, start: int, lines: int = 30) -> str:
-        try:
-            with self.log_path.open("rb") as fh:
-                fh.seek(start)
-                text = fh.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])

@@ -1,4 +1,4 @@
-"""Alerts on replication slots: the rules, their history, and delivery to ``ALERT_WEBHOOK_URL``.
+"""Alerts on replication slots: the alert values and the rules that raise and resolve them.
 
 :class:`AlertRules` turns each round of slot observations (from the WAL monitor) into
 notifications: an alert *fires* when its condition is met, is *repeated* every ``repeat_seconds``
@@ -17,7 +17,8 @@ Rules (one alert per rule and slot):
 - ``wal_status`` — ``unreserved`` (PostgreSQL may remove WAL the slot needs) or ``lost``.
 - ``wal_exhaustion`` — the predicted time until ``safe_wal_size`` runs out below the threshold.
 
-Every notification is a JSON object POSTed to the webhook (schema version 1)::
+Every notification is a JSON object (:meth:`Alert.payload`, schema version 1), POSTed to the
+webhook by :mod:`engine.monitoring.webhook` and kept in Redis by :mod:`engine.monitoring.alert_log`::
 
     {
       "text": "[FIRING] warning · pipeline p1: slot etl_p1 on source shop is 1.2 GiB behind ...",
@@ -38,41 +39,21 @@ Every notification is a JSON object POSTed to the webhook (schema version 1)::
     }
 
 ``text`` is what Slack-compatible receivers (Slack, Mattermost, Rocket.Chat, Teams workflows)
-show; generic receivers read the other fields. Deliveries go through a bounded queue and one
-sender thread (a timeout per request, a few retries with backoff); when the queue is full the
-notification is dropped and counted, so a slow or dead receiver never holds up the engine. The
-webhook URL is a secret (Slack puts a token in it): it is never logged, only its host.
+show; generic receivers read the other fields.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
-import queue
-import threading
-import time
-import urllib.error
-import urllib.request
-from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
-from urllib.parse import urlsplit
 
-import redis
-
-from engine.metrics import METRICS, Metrics
 from engine.settings import AlertThresholds
-from engine.state import keys
 from engine.units import format_bytes, format_seconds
 
-log = logging.getLogger("etl.alerts")
-
 SCHEMA_VERSION = 1
-HISTORY_LIMIT = 200
 
 
 class Rule(StrEnum):
@@ -443,236 +424,3 @@ class AlertRules:
             )
             current.alert = alert
             out.append(alert)
-
-
-# ---- history ----------------------------------------------------------------------------------------
-class AlertLog:
-    """The last notifications, in memory and in Redis (``etl:alerts:history``, newest first,
-    capped), and the firing set (``etl:alerts:firing``) that ``etl-tui status`` reads.
-
-    Redis being away never stops alerting: what could not be written is kept (bounded) and
-    written when Redis answers again."""
-
-    def __init__(self, client: redis.Redis | None, *, limit: int = HISTORY_LIMIT) -> None:
-        self._client = client
-        self._limit = limit
-        self._history: deque[Alert] = deque(maxlen=limit)
-        self._unsaved: deque[str] = deque(maxlen=limit)  # JSON, oldest first
-        self._firing_unsaved: list[Alert] | None = None
-        self._lock = threading.Lock()
-        self._redis_down_logged = False
-
-    def load(self) -> list[Alert]:
-        """Read the history back from Redis (after a restart); returns the alerts that were firing."""
-        if self._client is None:
-            return []
-        try:
-            raw_history = self._client.lrange(keys.alert_history(), 0, self._limit - 1)
-            raw_firing = self._client.get(keys.alert_firing())
-        except redis.RedisError as exc:
-            log.warning("cannot read the alert history from Redis: %s", exc)
-            return []
-        loaded = [a for a in (_decode(item) for item in reversed(raw_history)) if a is not None]
-        with self._lock:
-            self._history.extendleft(reversed(loaded))
-        return _decode_firing(raw_firing)
-
-    def record(self, alert: Alert) -> None:
-        with self._lock:
-            self._history.append(alert)
-            self._unsaved.append(json.dumps(alert.payload()))
-
-    def set_firing(self, alerts: Sequence[Alert]) -> None:
-        with self._lock:
-            self._firing_unsaved = list(alerts)
-
-    def history(self) -> tuple[Alert, ...]:
-        """Newest last."""
-        with self._lock:
-            return tuple(self._history)
-
-    def flush(self) -> None:
-        """Write what changed to Redis (the monitor's thread, after each round)."""
-        if self._client is None:
-            return
-        with self._lock:
-            pushes = list(self._unsaved)
-            firing = self._firing_unsaved
-        if not pushes and firing is None:
-            return
-        try:
-            pipe = self._client.pipeline(transaction=True)
-            if pushes:
-                pipe.lpush(keys.alert_history(), *pushes)
-                pipe.ltrim(keys.alert_history(), 0, self._limit - 1)
-            if firing is not None:
-                if firing:
-                    pipe.set(
-                        keys.alert_firing(),
-                        json.dumps({"updated_at": iso_time(time.time()), "alerts": [a.payload() for a in firing]}),
-                    )
-                else:
-                    pipe.delete(keys.alert_firing())
-            pipe.execute()
-        except redis.RedisError as exc:
-            if not self._redis_down_logged:
-                log.warning("cannot record alerts in Redis (kept in memory, written when it is back): %s", exc)
-                self._redis_down_logged = True
-            return
-        self._redis_down_logged = False
-        with self._lock:
-            for _ in pushes:
-                self._unsaved.popleft()
-            if self._firing_unsaved is firing:
-                self._firing_unsaved = None
-
-
-def _decode(raw: Any) -> Alert | None:
-    try:
-        data = json.loads(raw)
-    except (TypeError, ValueError):
-        return None
-    return Alert.from_payload(data) if isinstance(data, dict) else None
-
-
-def _decode_firing(raw: Any) -> list[Alert]:
-    if raw is None:
-        return []
-    try:
-        data = json.loads(raw)
-    except (TypeError, ValueError):
-        return []
-    items = data.get("alerts", []) if isinstance(data, dict) else []
-    return [a for a in (Alert.from_payload(d) for d in items if isinstance(d, dict)) if a is not None]
-
-
-def read_alerts(client: redis.Redis, limit: int = HISTORY_LIMIT) -> dict[str, Any]:
-    """What the engine recorded, for another process (``etl-tui status``): the firing alerts and
-    the history (newest first), as the webhook payloads. Raises ``redis.RedisError``."""
-    raw_firing = client.get(keys.alert_firing())
-    raw_history = client.lrange(keys.alert_history(), 0, limit - 1)
-    firing: dict[str, Any] = {}
-    if raw_firing is not None:
-        with contextlib.suppress(TypeError, ValueError):
-            firing = json.loads(raw_firing)
-    history = []
-    for item in raw_history:
-        with contextlib.suppress(TypeError, ValueError):
-            history.append(json.loads(item))
-    return {"firing": firing.get("alerts", []), "firing_updated_at": firing.get("updated_at"), "history": history}
-
-
-# ---- delivery ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DeliveryStats:
-    """Webhook deliveries since the engine started."""
-
-    target: str  # the receiver's host (the URL itself may hold a token)
-    delivered: int = 0
-    failed: int = 0  # gave up after the retries
-    dropped: int = 0  # the queue was full
-    queued: int = 0
-
-
-@dataclass
-class _Counts:
-    delivered: int = 0
-    failed: int = 0
-    dropped: int = 0
-
-
-def webhook_target(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
-
-
-class WebhookSender(threading.Thread):
-    """POSTs notifications to the webhook from its own thread, so no caller ever waits on it."""
-
-    def __init__(
-        self,
-        url: str,
-        *,
-        queue_size: int = 100,
-        timeout: float = 5.0,
-        attempts: int = 3,
-        backoff: float = 1.0,
-        metrics: Metrics = METRICS,
-    ) -> None:
-        super().__init__(name="alert-webhook", daemon=True)
-        self._url = url
-        self.target = webhook_target(url)
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=queue_size)
-        self._timeout = timeout
-        self._attempts = max(1, attempts)
-        self._backoff = backoff
-        self._metrics = metrics
-        self._stop_event = threading.Event()
-        self._counts = _Counts()
-        self._lock = threading.Lock()
-
-    def offer(self, payload: dict[str, Any]) -> bool:
-        """Queue a notification; False (and counted as dropped) when the queue is full."""
-        try:
-            self._queue.put_nowait(payload)
-        except queue.Full:
-            self._count("dropped")
-            log.warning("alert webhook queue full: notification %s dropped", payload.get("id"))
-            return False
-        return True
-
-    def stats(self) -> DeliveryStats:
-        with self._lock:
-            c = self._counts
-            return DeliveryStats(self.target, c.delivered, c.failed, c.dropped, self._queue.qsize())
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop_event.set()
-        if self.is_alive():
-            self.join(timeout)
-
-    def run(self) -> None:
-        while not self._stop_event.is_set():
-            try:
-                payload = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            self._deliver(payload)
-
-    def _deliver(self, payload: dict[str, Any]) -> None:
-        body = json.dumps(payload).encode()
-        error = ""
-        for attempt in range(self._attempts):
-            if attempt and self._stop_event.wait(self._backoff * 2 ** (attempt - 1)):
-                break
-            error = self._post(body)
-            if not error:
-                self._count("delivered")
-                return
-            if error.startswith("HTTP 4") and not error.startswith("HTTP 429"):
-                break  # the receiver refuses this payload: trying again will not help
-        self._count("failed")
-        log.warning(
-            "alert webhook to %s failed (%s): notification %s not delivered", self.target, error, payload.get("id")
-        )
-
-    def _post(self, body: bytes) -> str:
-        """'' on success, else what went wrong (never the URL)."""
-        request = urllib.request.Request(
-            self._url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "etl-tui"}
-        )
-        try:
-            # the settings accept only http(s) URLs, so urlopen never reads a local file here
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:
-                response.read(65536)
-        except urllib.error.HTTPError as exc:
-            return f"HTTP {exc.code}"
-        except (urllib.error.URLError, OSError) as exc:
-            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            return f"{type(reason).__name__}: {reason}"
-        return ""
-
-    def _count(self, result: str) -> None:
-        with self._lock:
-            setattr(self._counts, result, getattr(self._counts, result) + 1)
-        self._metrics.webhook_deliveries.labels(result="ok" if result == "delivered" else result).inc()

@@ -1,7 +1,9 @@
 """What a pipeline runner reports: its state, its events, and the activity the console shows.
 
 Values here cross threads (the runner writes, the status collector and the metrics read), so they
-are frozen, or guarded by one small lock (:class:`PipelineActivity`).
+are frozen, or guarded by one small lock (:class:`PipelineActivity`). :class:`RunnerView` also
+crosses processes: the runner publishes it through Redis (:mod:`engine.pipeline.view_codec`) for
+``etl-tui status``.
 """
 
 from __future__ import annotations
@@ -151,7 +153,8 @@ class PipelineActivity:
 
 @dataclass(frozen=True)
 class RunnerView:
-    """The runner's side of what the console shows, read without blocking the runner."""
+    """The runner's side of the status, read without blocking the runner: in process by the
+    console's collector, and decoded from Redis by ``etl-tui status``."""
 
     state: RunnerState
     tables: Mapping[TableName, TableState]  # phases as the runner knows them (empty before it loaded them)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from engine.decoding.pgoutput import Relation
-from engine.decoding.typemap import ColumnType, UnsupportedTypeError
+from engine.decoding.types import ColumnType
 from engine.errors import ErrorKind, RetryPolicy, TableError
 from engine.source.catalog import ColumnSchema, TableSchema
 
@@ -46,7 +46,8 @@ def same_columns(schema: TableSchema, rel: Relation) -> bool:
 
 
 def _same_destination_type(a: ColumnType, b: ColumnType) -> bool:
-    return (a.arrow, a.duckdb, a.kind, a.element) == (b.arrow, b.duckdb, b.kind, b.element)
+    # Every destination types a column from these alone (a typmod change may keep them).
+    return (a.arrow, a.kind, a.element) == (b.arrow, b.kind, b.element)
 
 
 def _unsafe(old: TableSchema, reason: str, pipeline: str) -> TableError:
@@ -69,8 +70,9 @@ def evolve(
     """The table's new schema after ``rel``, and what changed (None when nothing did).
 
     ``column_type(name, oid, typmod)`` maps a column type (it may raise
-    :class:`UnsupportedTypeError`); ``attnums()`` reads the table's current column positions and
-    is called only when columns were added. Raises :class:`TableError` for an unsafe change.
+    :class:`~engine.errors.UnsupportedTypeError`, a :class:`TableError` too); ``attnums()`` reads
+    the table's current column positions and is called only when columns were added. Raises
+    :class:`TableError` for an unsafe change.
     """
     if rel.replica_identity == "n":
         raise _unsafe(old, "it was set to REPLICA IDENTITY NOTHING, so updates and deletes carry no key", pipeline)
@@ -99,30 +101,25 @@ def evolve(
         raise _unsafe(old, "its columns were reordered", pipeline)
     columns: list[ColumnSchema] = []
     retyped: list[str] = []
-    try:
-        for was, now in zip(survivors, kept, strict=True):
-            if (was.type_oid, was.typmod) == (now.type_oid, now.type_modifier):
-                columns.append(was)
-                continue
-            ctype = column_type(now.name, now.type_oid, now.type_modifier)
-            if not _same_destination_type(was.ctype, ctype):
-                raise _unsafe(
-                    old, f"column {now.name} changed type from {was.ctype.pg_display} to {ctype.pg_display}", pipeline
-                )
-            retyped.append(now.name)
-            columns.append(ColumnSchema(now.name, now.type_oid, now.type_modifier, ctype, was.is_key, was.attnum))
-        positions = attnums() if added else {}
-        highest = max((c.attnum for c in old.columns), default=0)
-        for now in added:
-            attnum = positions.get(now.name, 0)
-            if dropped and 0 < attnum <= highest:
-                gone = ", ".join(c.name for c in dropped)
-                raise _unsafe(old, f"column {gone} was renamed to {now.name}", pipeline)
-            ctype = column_type(now.name, now.type_oid, now.type_modifier)
-            columns.append(ColumnSchema(now.name, now.type_oid, now.type_modifier, ctype, False, attnum))
-    except UnsupportedTypeError as exc:
-        hint = getattr(exc, "hint", "")
-        kind = ErrorKind.UNSUPPORTED_TYPE
-        raise TableError(str(old.table), str(exc), hint, kind=kind, retry=RetryPolicy.MANUAL) from exc
+    for was, now in zip(survivors, kept, strict=True):
+        if (was.type_oid, was.typmod) == (now.type_oid, now.type_modifier):
+            columns.append(was)
+            continue
+        ctype = column_type(now.name, now.type_oid, now.type_modifier)
+        if not _same_destination_type(was.ctype, ctype):
+            raise _unsafe(
+                old, f"column {now.name} changed type from {was.ctype.pg_display} to {ctype.pg_display}", pipeline
+            )
+        retyped.append(now.name)
+        columns.append(ColumnSchema(now.name, now.type_oid, now.type_modifier, ctype, was.is_key, was.attnum))
+    positions = attnums() if added else {}
+    highest = max((c.attnum for c in old.columns), default=0)
+    for now in added:
+        attnum = positions.get(now.name, 0)
+        if dropped and 0 < attnum <= highest:
+            gone = ", ".join(c.name for c in dropped)
+            raise _unsafe(old, f"column {gone} was renamed to {now.name}", pipeline)
+        ctype = column_type(now.name, now.type_oid, now.type_modifier)
+        columns.append(ColumnSchema(now.name, now.type_oid, now.type_modifier, ctype, False, attnum))
     change = SchemaChange(tuple(c.name for c in added), tuple(c.name for c in dropped), tuple(retyped))
     return TableSchema(old.table, rel.relid, tuple(columns), old.replica_identity), change

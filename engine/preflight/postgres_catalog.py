@@ -13,12 +13,13 @@ from contextlib import contextmanager
 import psycopg
 
 from engine.config.models import Source
-from engine.decoding.typemap import UnsupportedTypeError, load_type_info, map_type
-from engine.errors import TableError
+from engine.decoding.types import map_type
+from engine.errors import TableError, UnsupportedTypeError
 from engine.identifiers import TableName
 from engine.preflight.facts import ColumnFacts, EngineVerdict, PublicationFacts, ServerFacts, SlotFacts, TableFacts
 from engine.source import catalog
 from engine.source.connection import connect_source
+from engine.source.pg_types import load_type_info
 
 # a stuck catalog (locks, a dying server) must not hang `etl-tui check`
 STATEMENT_TIMEOUT = "30s"
@@ -151,7 +152,7 @@ class PostgresCatalog:
             try:
                 map_type(load_type_info(self._conn, int(type_oid), int(typmod)), str(table), name)
             except UnsupportedTypeError as exc:
-                unsupported, hint = exc.reason, exc.hint
+                unsupported, hint = exc.detail, exc.hint
             except LookupError as exc:  # the type was dropped meanwhile
                 unsupported, hint = str(exc), "run the check again"
             out.append(

@@ -2,7 +2,7 @@
 
 Capacity is counted for every checked pipeline on the source together, since they share it. The
 engine holds, per pipeline, one slot of its own plus a temporary one while a table is copied
-(``runner._copy_tables``), and one WAL sender while it creates, copies or streams.
+(``copy_phase.copy_tables``), and one WAL sender while it creates, copies or streams.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ from engine.config.models import PipelineStatus
 from engine.config.repository import ConfigRepository
 from engine.errors import ConfigError, EtlError
 from engine.identifiers import TableName
+from engine.pipeline.activity import RunnerState
+from engine.pipeline.view_codec import decode_view, published_at
 from engine.settings import Settings
 from engine.source import catalog
 from engine.source.connection import connect_source
@@ -16,6 +18,7 @@ from engine.state.store import PipelineState, connect_redis
 from engine.state.table_state import TablePhase, TableState
 
 RELEASE_WAIT_SECONDS = 30.0
+STOPPED_WAIT_SECONDS = 10.0
 
 
 def _wait_slot_released(conn: object, slot: str, timeout: float = RELEASE_WAIT_SECONDS) -> bool:
@@ -27,6 +30,22 @@ def _wait_slot_released(conn: object, slot: str, timeout: float = RELEASE_WAIT_S
             return True
         time.sleep(0.2)
     return False
+
+
+def _wait_runner_stopped(state: PipelineState, timeout: float = STOPPED_WAIT_SECONDS) -> None:
+    """After letting go of its slot, a stopping runner publishes its last status ("stopped"):
+    wait for it, so that clearing the state store comes after and leaves no key behind."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        data = state.published_status()
+        if data is None or time.time() - published_at(data) > timeout:
+            return  # no engine publishes this pipeline
+        try:
+            if decode_view(data).state is RunnerState.STOPPED:
+                return
+        except ValueError:
+            return  # not a runner's status: nothing to wait for
+        time.sleep(0.1)
 
 
 def remove_pipeline(repo: ConfigRepository, settings: Settings, name: str, *, keep_slot: bool = False) -> str:
@@ -56,7 +75,9 @@ def remove_pipeline(repo: ConfigRepository, settings: Settings, name: str, *, ke
                 f"SELECT pg_drop_replication_slot('{spec.pipeline.slot_name}')"
             )
     try:
-        PipelineState(connect_redis(settings.redis_url), spec.id).clear()
+        state = PipelineState(connect_redis(settings.redis_url), spec.id)
+        _wait_runner_stopped(state)
+        state.clear()
         lines.append("state store keys removed")
     except EtlError as exc:
         lines.append(f"warning: state store not cleaned ({exc.reason})")
@@ -86,6 +107,7 @@ def resync_pipeline(
                 )
             if tables is None:
                 catalog.drop_slot(conn, spec.pipeline.slot_name)
+                _wait_runner_stopped(state)
                 state.clear()
                 what = f"pipeline {name}: slot dropped and state cleared; every table is copied again"
             else:

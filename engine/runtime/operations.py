@@ -84,13 +84,13 @@ class Operations:
         settings: Settings,
         *,
         readonly: bool = False,
-        board: BoardFeed | None = None,
+        feed: BoardFeed | None = None,
         manager: Manager | None = None,
         interval: float = 1.0,
     ) -> None:
         self._settings = settings
         self._readonly = readonly
-        self.feed = board or BoardFeed()
+        self.feed = feed or BoardFeed()
         self.manager = manager or Manager(
             settings.config_db_url,
             _redis_client(settings.redis_url, 10.0),

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from engine.decoding.typemap import ColumnType, UnsupportedTypeError, load_type_info, map_type
+from engine.decoding.types import ColumnType, map_type
 from engine.errors import ErrorKind, RetryPolicy, SourceError, TableError
 from engine.identifiers import TableName
+from engine.source.pg_types import load_type_info
 
 
 @dataclass(frozen=True)
@@ -139,17 +140,8 @@ def describe_table(conn: psycopg.Connection, table: TableName) -> TableSchema:
         )
     columns: list[ColumnSchema] = []
     for name, type_oid, typmod, attnum, is_key in conn.execute(_COLUMNS_SQL, (ident, oid)).fetchall():
-        try:
-            info = load_type_info(conn, int(type_oid), int(typmod))
-            ctype = map_type(info, str(table), name)
-        except UnsupportedTypeError as exc:
-            raise TableError(
-                str(table),
-                str(exc),
-                getattr(exc, "hint", ""),
-                kind=ErrorKind.UNSUPPORTED_TYPE,
-                retry=RetryPolicy.MANUAL,
-            ) from exc
+        # an unsupported type raises UnsupportedTypeError: a TableError naming table and column
+        ctype = map_type(load_type_info(conn, int(type_oid), int(typmod)), str(table), name)
         columns.append(ColumnSchema(name, int(type_oid), int(typmod), ctype, bool(is_key), int(attnum)))
     schema = TableSchema(table, oid, tuple(columns), ident)
     if ident == "n" or not schema.key_columns:

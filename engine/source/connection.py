@@ -8,7 +8,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from engine.errors import ErrorKind, SourceError
 from engine.postgres_errors import classify_connect_error
 
-# Text output of every type is parsed by engine.decoding.typemap, which expects these settings.
+# Text output of every type is parsed by engine.decoding.convert, which expects these settings.
 SESSION_SETTINGS = {
     "DateStyle": "ISO, MDY",
     "IntervalStyle": "iso_8601",

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
-from engine.decoding.typemap import convert
+from engine.decoding.convert import convert
 from engine.source.catalog import TableSchema
 
 _BLOCK = 8 << 20

@@ -13,10 +13,11 @@ from collections.abc import Mapping
 
 import psycopg
 
-from engine.decoding.typemap import ColumnType, PgTypeInfo, load_type_info, map_type
+from engine.decoding.types import ColumnType, PgTypeInfo, map_type
 from engine.identifiers import TableName
 from engine.source import catalog
 from engine.source.catalog import TableSchema
+from engine.source.pg_types import load_type_info
 
 __all__ = ["SchemaCache", "SchemaCaches"]
 
@@ -37,7 +38,8 @@ class SchemaCache:
     def column_type(
         self, conn: psycopg.Connection, type_oid: int, typmod: int, table: TableName, column: str
     ) -> ColumnType:
-        """Map a column type; raises :class:`UnsupportedTypeError` naming table and column."""
+        """Map a column type; raises :class:`~engine.errors.UnsupportedTypeError` naming table and
+        column, or :class:`LookupError` for a type dropped meanwhile."""
         key = (type_oid, typmod)
         with self._lock:
             info = self._types.get(key)

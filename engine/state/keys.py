@@ -1,11 +1,13 @@
 """The Redis key scheme, in one place. Every key starts with ``etl:``.
 
-etl:pipeline:{id}:tables      hash  table (as ``schema.name``, quoted like PostgreSQL) → TableState JSON
+etl:pipeline:{id}:tables      hash  table (as JSON ``["schema", "name"]``) → TableState JSON
 etl:pipeline:{id}:checkpoint  str   last commit end LSN durable at the destination (a cache of the
                                     destination's own record, which is authoritative)
 etl:pipeline:{id}:slot        str   the slot this state belongs to; present once the slot exists, so a
                                     slot without state (Redis flushed) is detected, never silently re-copied
-etl:pipeline:{id}:status      str   the runner's latest status snapshot (JSON), refreshed every second
+etl:pipeline:{id}:status      str   the runner's view (RunnerView) as JSON, version 1 (schema in
+                                    engine.pipeline.view_codec): state, table phases, activity, last
+                                    error, LSNs; republished about every second, expires after 30 s
 etl:pipeline:{id}:counters    hash  ``{table}|{op}`` → rows applied (op: insert|update|delete|copy)
 etl:alerts:history            list  the WAL monitor's alert notifications (webhook payload JSON, see
                                     engine.monitoring.alerts), newest first, capped at 200 (LPUSH + LTRIM)

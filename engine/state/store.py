@@ -118,9 +118,15 @@ class PipelineState:
         _call("set_slot_marker", "SET", lambda: self._r.set(keys.slot(self.pipeline_id), slot_name))
 
     # ---- status and counters ----------------------------------------------------------------
-    def publish_status(self, status: dict[str, Any], ttl_seconds: int = 30) -> None:
-        payload = json.dumps(status, default=str, separators=(",", ":"))
+    def publish_status(self, status: Mapping[str, Any], ttl_seconds: int = 30) -> None:
+        """Publish the runner's status: its view as :func:`engine.pipeline.view_codec.encode_view`
+        writes it (a JSON-ready dict), kept ``ttl_seconds`` unless published again."""
+        payload = json.dumps(status, separators=(",", ":"))
         _call("publish_status", "SET", lambda: self._r.set(keys.status(self.pipeline_id), payload, ex=ttl_seconds))
+
+    def published_status(self) -> dict[str, Any] | None:
+        """The status this pipeline's runner last published (None: none, or it expired)."""
+        return read_status(self._r, self.pipeline_id)
 
     def add_counters(self, counts: Mapping[tuple[TableName, str], int]) -> None:
         if not counts:
@@ -147,12 +153,19 @@ class PipelineState:
 
 
 def read_status(client: redis.Redis, pipeline_id: int) -> dict[str, Any] | None:
+    """The status a pipeline's runner last published (None: none, or it expired), as published;
+    :func:`engine.pipeline.view_codec.decode_view` reads the runner's view from it."""
     raw = _call("read_status", "GET", lambda: client.get(keys.status(pipeline_id)))
     if raw is None:
         return None
-    data: dict[str, Any] = json.loads(raw)
-    data["age_seconds"] = max(0.0, time.time() - float(data.get("published_at", 0)))
-    return data
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        key = keys.status(pipeline_id)
+        raise StateStoreError(
+            f"{key} in Redis is not JSON: {exc}", f"delete {key}: a running engine rewrites it"
+        ) from exc
+    return data if isinstance(data, dict) else None
 
 
 def read_counters(client: redis.Redis, pipeline_id: int) -> dict[str, int]:

@@ -1,0 +1,1 @@
+"""Status: the board the console and `etl-tui status` show, the collector that builds it, the status report."""

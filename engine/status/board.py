@@ -1,9 +1,13 @@
-"""The status board: immutable values the engine publishes and the console reads (about once a second).
+"""The status board: the one shape of the engine's status, read by the console and printed by
+``etl-tui status``.
 
 The engine's threads never share mutable state with the console: a collector builds one
-:class:`Board` from the runners, the config DB, the sources' slots and Redis, and swaps it
-into the :class:`BoardFeed`; the console only ever reads the latest board. Everything here is
-a frozen value, safe to hand between threads.
+:class:`Board` from the runners, the config DB, the sources' slots and Redis about once a second,
+and swaps it into the :class:`BoardFeed`; the console only ever reads the latest board.
+``etl-tui status`` builds the same values from what the runners published through Redis
+(:mod:`engine.status.report`), and ``--json`` prints them field by field. Both build a
+pipeline's values with :mod:`engine.status.pipeline_view`. Everything here is a frozen value,
+safe to hand between threads.
 """
 
 from __future__ import annotations
@@ -12,8 +16,34 @@ import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from engine.monitoring.alerts import Alert, DeliveryStats
+from engine.monitoring.alerts import Alert, AlertStatus, Rule, Severity
+from engine.monitoring.webhook import DeliveryStats
 from engine.pipeline.activity import EventKind
+
+# The console reads the engine's values from here only, the alert and event types included.
+__all__ = [
+    "Alert",
+    "AlertStatus",
+    "BatchView",
+    "Board",
+    "BoardFeed",
+    "BoardMode",
+    "ConfigView",
+    "DeliveryStats",
+    "DestinationConfigView",
+    "ErrorView",
+    "EventKind",
+    "EventView",
+    "HealthView",
+    "PipelineConfigView",
+    "PipelineView",
+    "RedisKeyView",
+    "Rule",
+    "Severity",
+    "SlotView",
+    "SourceConfigView",
+    "TableView",
+]
 
 
 class BoardMode(StrEnum):
@@ -61,7 +91,7 @@ class PipelineView:
     destination: str  # name
     destination_target: str  # e.g. duckdb:/path/file.duckdb
     desired: str  # start | pause
-    actual: str  # RunnerState value, or "stopped" when no runner
+    actual: str  # RunnerState value; without a runner "stopped" (console) or "not running" (etl-tui status)
     tables: tuple[TableView, ...] = ()
     rows_per_second: tuple[float, ...] = ()  # one sample a second, oldest first, at most 60
     lag_bytes: int | None = None
@@ -69,6 +99,9 @@ class PipelineView:
     confirmed_lsn: str | None = None
     last_error: ErrorView | None = None
     batches: tuple[BatchView, ...] = ()  # the latest N, newest last
+    slot: str = ""  # the replication slot's name
+    publication: str = ""  # the publication's name on the source
+    source_dsn: str = ""  # the source's DSN, password masked
 
     @property
     def tables_by_phase(self) -> dict[str, int]:

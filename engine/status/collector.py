@@ -28,6 +28,9 @@ Measures:
   Every change still pending was committed after both, so this bounds its wait: about 0 while
   caught up, growing while the destination falls behind or the source is unreachable. (Comparing
   ``confirmed_flush_lsn`` with the WAL end instead would count WAL of other databases as lag.)
+
+Each pipeline's values are built by :mod:`engine.status.pipeline_view`, as ``etl-tui status``
+builds them; the rates and histories kept across cycles are what only this collector adds.
 """
 
 from __future__ import annotations
@@ -46,26 +49,18 @@ import redis
 from engine.config.destination_options import destination_config, unset_env_vars
 from engine.config.models import Destination, DestinationType, PipelineSpec, Source
 from engine.config.repository import ConfigRepository
-from engine.errors import ConfigError, ErrorKind, EtlError, RetryPolicy
+from engine.errors import ConfigError, ErrorKind, EtlError
 from engine.identifiers import TableName
 from engine.monitoring.alerts import Alert, AlertStatus, Severity
-from engine.monitoring.wal_monitor import Backoff, SourceReading, WalMonitor
-from engine.pipeline.activity import ActivityView, EventKind, RunnerEvent, RunnerState, RunnerView
-from engine.runtime.manager import Manager
-from engine.source.lsn import format_lsn
+from engine.monitoring.reconnect import Backoff
+from engine.monitoring.slot_poller import SourceReading
+from engine.monitoring.wal_monitor import WalMonitor
+from engine.pipeline.activity import EventKind, RunnerEvent, RunnerView
+from engine.pipeline.hosting import PipelineHost
 from engine.state.store import PipelineState
-from engine.state.table_state import TablePhase, TableState
-from engine.status.board import (
-    BatchView,
-    Board,
-    BoardFeed,
-    ErrorView,
-    EventView,
-    HealthView,
-    PipelineView,
-    SlotView,
-    TableView,
-)
+from engine.state.table_state import TableState
+from engine.status.board import Board, BoardFeed, EventView, HealthView, PipelineView, SlotView
+from engine.status.pipeline_view import pipeline_view, slot_reading, slot_view
 
 log = logging.getLogger("etl.collector")
 
@@ -134,10 +129,10 @@ class _ConfigLink:
 class Collector(threading.Thread):
     def __init__(
         self,
-        manager: Manager,
+        manager: PipelineHost,
         config_db_url: str,
         redis_client: redis.Redis,
-        board: BoardFeed,
+        feed: BoardFeed,
         *,
         interval: float = 1.0,
         events_limit: int = 1000,
@@ -149,7 +144,7 @@ class Collector(threading.Thread):
         super().__init__(name="status-collector", daemon=True)
         self._manager = manager
         self._redis = redis_client
-        self._board = board
+        self._feed = feed
         self._interval = interval
         self._config_interval = config_interval
         self._stop_event = threading.Event()
@@ -241,13 +236,11 @@ class Collector(threading.Thread):
         slots: list[SlotView] = []
         for spec in specs:
             view = views.get(spec.id)
-            stored = self._stored_tables(spec, view, redis_ok)
             reading = readings.get(spec.source.id)
-            slot = self._slot_view(spec, reading)
-            slots.append(slot)
-            row = reading.slots.get(spec.pipeline.slot_name) if reading is not None and reading.ok else None
-            confirmed = row.confirmed_lsn if row is not None else None
-            pipelines.append(self._pipeline_view(spec, view, stored, slot, confirmed, now, now_mono))
+            slots.append(slot_view(spec, reading, self._lag_samples(spec, reading)))
+            pipelines.append(
+                self._pipeline_view(spec, view, self._stored_tables(spec, view, redis_ok), reading, now, now_mono)
+            )
 
         health = [self._config_health()]
         # a source the monitor has not read yet gets no row (rather than a false alarm at start)
@@ -257,7 +250,7 @@ class Collector(threading.Thread):
             if (r := readings.get(s.id)) is not None
         ]
         health.append(HealthView("Redis", redis_ok, redis_detail))
-        health += self._destination_health(destinations, specs, views)
+        health += destination_health(destinations, specs, views)
         self._note_health_changes(health, now)
 
         with self._events_lock:
@@ -272,7 +265,7 @@ class Collector(threading.Thread):
             alert_history=wal.history,
             alert_delivery=wal.delivery,
         )
-        self._board.publish(board)
+        self._feed.publish(board)
         self._forget_gone({s.id for s in specs})
         return board
 
@@ -297,65 +290,31 @@ class Collector(threading.Thread):
         except EtlError:
             return {}
 
-    def _slot_view(self, spec: PipelineSpec, reading: SourceReading | None) -> SlotView:
-        p = spec.pipeline
+    def _lag_samples(self, spec: PipelineSpec, reading: SourceReading | None) -> tuple[int, ...]:
+        """The slot's confirmed lag history, with ``reading``'s sample added if it is a new one."""
         history = self._lag_history.setdefault(spec.id, deque(maxlen=LAG_SAMPLES))
-        row = reading.slots.get(p.slot_name) if reading is not None and reading.ok else None
-        if row is None:
-            # unreadable, or not watched yet (the monitor reads the config a moment later): unknown
-            detail = reading.detail if reading is not None and not reading.ok else "not polled yet"
-            return SlotView(
-                pipeline=p.name,
-                slot=p.slot_name,
-                source=spec.source.name,
-                active=False,
-                active_pid=None,
-                wal_status=None,
-                confirmed_lag_bytes=None,
-                restart_lag_bytes=None,
-                safe_wal_size=None,
-                lag_history=tuple(history),
-                exists=False,
-                error=f"cannot read the slot: {detail}",
-                wal_growth_bytes_per_second=reading.growth_bytes_per_second if reading is not None else None,
-            )
-        assert reading is not None
-        sample = (reading.source_id, reading.seq)
-        if row.confirmed_lag_bytes is not None and self._history_seq.get(spec.id) != sample:
-            history.append(row.confirmed_lag_bytes)  # one sample per reading, however often we look
-            self._history_seq[spec.id] = sample
-        return SlotView(
-            pipeline=p.name,
-            slot=p.slot_name,
-            source=spec.source.name,
-            active=row.active,
-            active_pid=row.active_pid,
-            wal_status=row.wal_status,
-            confirmed_lag_bytes=row.confirmed_lag_bytes,
-            restart_lag_bytes=row.restart_lag_bytes,
-            safe_wal_size=row.safe_wal_size,
-            lag_history=tuple(history),
-            exists=row.exists,
-            wal_growth_bytes_per_second=reading.growth_bytes_per_second,
-            exhaustion_seconds=row.exhaustion_seconds,
-        )
+        row = slot_reading(spec, reading)
+        if row is not None and row.confirmed_lag_bytes is not None:
+            assert reading is not None
+            sample = (reading.source_id, reading.seq)
+            if self._history_seq.get(spec.id) != sample:
+                history.append(row.confirmed_lag_bytes)  # one sample per reading, however often we look
+                self._history_seq[spec.id] = sample
+        return tuple(history)
 
     def _pipeline_view(
         self,
         spec: PipelineSpec,
         view: RunnerView | None,
         stored: Mapping[TableName, TableState],
-        slot: SlotView,
-        slot_confirmed: int | None,
+        reading: SourceReading | None,
         now: float,
         now_mono: float,
     ) -> PipelineView:
-        p = spec.pipeline
         activity = view.activity if view is not None else None
         if activity is None:
             found = self._manager.activity(spec.id)  # no runner now: what earlier runners did
             activity = found.view() if found is not None else None
-        tables = tuple(_table_view(t, stored.get(t), activity) for t in p.tables)
         rates = self._rates.setdefault(spec.id, deque(maxlen=RATE_SAMPLES))
         total = activity.rows_total if activity is not None else 0
         previous = self._last_total.get(spec.id)
@@ -364,31 +323,14 @@ class Collector(threading.Thread):
             if elapsed > 0:
                 rates.append(max(0.0, (total - previous[1]) / elapsed))
         self._last_total[spec.id] = (now_mono, total)
-
-        lag_bytes = slot.confirmed_lag_bytes
-        if lag_bytes is None and view is not None and view.received_lsn and view.acked_lsn:
-            lag_bytes = max(0, view.received_lsn - view.acked_lsn)
-        # the slot's own position when it could be read (what the source will keep), else the runner's
-        confirmed = slot_confirmed or (view.acked_lsn if view is not None else None)
-        batches: tuple[BatchView, ...] = ()
-        if activity is not None:
-            batches = tuple(
-                BatchView(b.at, p.name, b.rows, b.tables, b.write_seconds, _lsn(b.checkpoint)) for b in activity.batches
-            )
-        return PipelineView(
-            name=p.name,
-            source=spec.source.name,
-            destination=spec.destination.name,
-            destination_target=spec.destination.describe(),
-            desired=str(p.status),
-            actual=str(view.state) if view is not None else "stopped",
-            tables=tables,
+        return pipeline_view(
+            spec,
+            view,
+            stored,
+            slot_reading(spec, reading),
+            now=now,
+            activity=activity,
             rows_per_second=tuple(rates),
-            lag_bytes=lag_bytes,
-            lag_seconds=view.lag_seconds(now) if view is not None else None,
-            confirmed_lsn=_lsn(confirmed),
-            last_error=_runner_error(view) if view is not None else None,
-            batches=batches,
         )
 
     def _config_health(self) -> HealthView:
@@ -402,37 +344,6 @@ class Collector(threading.Thread):
             return HealthView("config DB", False, "not read yet")
         n = len(cfg.specs)
         return HealthView("config DB", True, f"{n} pipeline{'s' if n != 1 else ''}")
-
-    def _destination_health(
-        self, destinations: Iterable[Destination], specs: list[PipelineSpec], views: Mapping[int, RunnerView]
-    ) -> list[HealthView]:
-        out = []
-        for dest in sorted(destinations, key=lambda d: d.name):
-            name = f'destination "{dest.name}"'
-            failed = [
-                views[s.id].last_error
-                for s in specs
-                if s.destination.id == dest.id
-                and s.id in views
-                and views[s.id].last_error is not None
-                and views[s.id].last_error.kind in _DESTINATION_KINDS  # type: ignore[union-attr]
-            ]
-            if failed:
-                out.append(HealthView(name, False, failed[0].reason))  # type: ignore[union-attr]
-                continue
-            if dest.type is DestinationType.DUCKDB:
-                path = str(dest.config.get("path") or "")
-                folder = Path(path).expanduser().absolute().parent
-                if not path or not folder.is_dir():
-                    out.append(HealthView(name, False, f"folder {folder} does not exist"))
-                    continue
-            if dest.type is DestinationType.SNOWFLAKE:
-                problem = _snowflake_problem(dest)
-                if problem is not None:
-                    out.append(HealthView(name, False, problem))
-                    continue
-            out.append(HealthView(name, True, dest.describe()))
-        return out
 
     def _note_health_changes(self, health: list[HealthView], now: float) -> None:
         """A component going down or coming back is an event too (the first look only if down)."""
@@ -452,6 +363,40 @@ class Collector(threading.Thread):
                 del store[pid]
 
 
+def destination_health(
+    destinations: Iterable[Destination], specs: list[PipelineSpec], views: Mapping[int, RunnerView]
+) -> list[HealthView]:
+    """A health row per destination: the error of a pipeline writing to it, else what can be seen
+    of it without connecting (its folder, its Snowflake secrets)."""
+    out = []
+    for dest in sorted(destinations, key=lambda d: d.name):
+        name = f'destination "{dest.name}"'
+        failed = [
+            err
+            for s in specs
+            if s.destination.id == dest.id
+            and (view := views.get(s.id)) is not None
+            and (err := view.last_error) is not None
+            and err.kind in _DESTINATION_KINDS
+        ]
+        if failed:
+            out.append(HealthView(name, False, failed[0].reason))
+            continue
+        if dest.type is DestinationType.DUCKDB:
+            path = str(dest.config.get("path") or "")
+            folder = Path(path).expanduser().absolute().parent
+            if not path or not folder.is_dir():
+                out.append(HealthView(name, False, f"folder {folder} does not exist"))
+                continue
+        if dest.type is DestinationType.SNOWFLAKE:
+            problem = _snowflake_problem(dest)
+            if problem is not None:
+                out.append(HealthView(name, False, problem))
+                continue
+        out.append(HealthView(name, True, dest.describe()))
+    return out
+
+
 def _snowflake_problem(dest: Destination) -> str | None:
     """What would keep a Snowflake destination from connecting that can be seen without
     connecting (its key file, the environment variables of its secrets); the connection itself
@@ -464,59 +409,9 @@ def _snowflake_problem(dest: Destination) -> str | None:
     return f"${unset[0]} is not set in the engine's environment" if unset else None
 
 
-def _table_view(table: TableName, st: TableState | None, activity: ActivityView | None) -> TableView:
-    counts = activity.tables.get(table) if activity is not None else None
-    progress = activity.copy_progress.get(table) if activity is not None else None
-    phase = st.phase if st is not None else TablePhase.INIT
-    error = None
-    if st is not None and st.phase is TablePhase.ERRORED:
-        error = ErrorView(
-            kind=st.error_kind,
-            reason=st.reason,
-            hint=st.hint,
-            retry_policy=str(st.retry_policy),
-            next_retry_at=st.next_retry_at,
-        )
-    rows_copied = st.rows_copied if st is not None else 0
-    copy_total = None
-    if progress is not None and phase is TablePhase.DATA_SYNC:
-        rows_copied, copy_total = progress
-    return TableView(
-        name=str(table),
-        phase=str(phase),
-        rows_copied=rows_copied,
-        copy_total=copy_total,
-        inserts=counts.inserts if counts else 0,
-        updates=counts.updates if counts else 0,
-        deletes=counts.deletes if counts else 0,
-        last_event_at=counts.last_event_at if counts else None,
-        error=error,
-    )
-
-
-def _runner_error(view: RunnerView) -> ErrorView | None:
-    err = view.last_error
-    if err is None:
-        return None
-    policy = err.retry
-    if view.state is RunnerState.ERRORED and policy is RetryPolicy.TIMED:
-        policy = RetryPolicy.MANUAL  # it gave up retrying: the operator's turn
-    return ErrorView(
-        kind=str(err.kind),
-        reason=err.reason,
-        hint=err.hint,
-        retry_policy=str(policy),
-        next_retry_at=view.next_retry_at if policy is RetryPolicy.TIMED else None,
-    )
-
-
 def _unique_sources(specs: list[PipelineSpec]) -> list[Source]:
     return list({s.source.id: s.source for s in specs}.values())
 
 
 def _unique_destinations(specs: list[PipelineSpec]) -> list[Destination]:
     return list({s.destination.id: s.destination for s in specs}.values())
-
-
-def _lsn(lsn: int | None) -> str | None:
-    return format_lsn(lsn) if lsn else None

@@ -1,5 +1,9 @@
 """A read-only look at the engine's Redis keys, for the console's Redis screen.
 
+What each key holds is listed in :mod:`engine.state.keys`; ``etl:pipeline:{id}:status`` is its
+runner's view as JSON (schema in :mod:`engine.pipeline.view_codec`), which ``etl-tui status``
+decodes rather than previews.
+
 Keys are found with SCAN, never KEYS: KEYS walks the whole keyspace in one command and stalls a
 Redis that the runners need for every checkpoint. Values are read only in part (a bounded range
 of a string, one HSCAN page of a hash, the first members of a list/set/zset), so a huge key costs

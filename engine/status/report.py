@@ -1,114 +1,108 @@
-"""What `etl-tui status` (and later the console) shows: desired state from the config DB,
-actual state from the runners' published snapshots, slot positions from each source, and the
-alerts the engine's WAL monitor recorded in Redis."""
+"""``etl-tui status``: the engine's status as a :class:`~engine.status.board.Board`, read from
+another process, and its text and JSON forms.
+
+:func:`collect_status` builds the same values the console shows, from what the engine leaves
+where another process can read it: the desired state from the config DB, each runner's view as
+published through Redis (decoded by :mod:`engine.pipeline.view_codec`), table phases from the
+state store, one reading of each source's slots (the WAL monitor's reading code), and the alerts
+the WAL monitor recorded in Redis. A pipeline whose view is missing or older than
+``STALE_AFTER_SECONDS`` is ``not running``. What only the process hosting the engine knows is
+left empty: the event log, rows/s and lag histories, and webhook delivery counts.
+
+``etl-tui status --json`` prints :func:`board_json`: the board's fields by name, alerts as their
+webhook payloads (:mod:`engine.monitoring.alerts`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Mapping
+from enum import Enum
 from typing import Any
 
 import redis
 
+from engine.config.models import PipelineSpec, Source
 from engine.config.repository import ConfigRepository
 from engine.errors import EtlError
-from engine.monitoring.alerts import format_value, parse_iso_time, read_alerts
-from engine.source import catalog
-from engine.source.connection import connect_source
-from engine.source.lsn import format_lsn
-from engine.state.store import PipelineState, read_counters, read_status
+from engine.identifiers import TableName
+from engine.monitoring.alert_log import read_alerts
+from engine.monitoring.alerts import Alert, format_value, iso_time
+from engine.monitoring.slot_poller import SourcePoller, SourceReading
+from engine.pipeline.activity import RunnerView
+from engine.pipeline.view_codec import decode_view, published_at
+from engine.state.store import PipelineState, read_status
+from engine.state.table_state import TableState
+from engine.status.board import Board, HealthView, PipelineView, SlotView
+from engine.status.collector import destination_health
+from engine.status.pipeline_view import pipeline_view, slot_reading, slot_view
+from engine.units import format_bytes
 
-# A snapshot older than this means no engine is publishing for the pipeline.
+__all__ = ["STALE_AFTER_SECONDS", "alert_lines", "board_json", "collect_alerts", "collect_status", "status_lines"]
+
+# A view older than this means no engine is publishing for the pipeline.
 STALE_AFTER_SECONDS = 15.0
+NOT_RUNNING = "not running"
 
 
-def collect_status(repo: ConfigRepository, client: redis.Redis | None) -> list[dict[str, Any]]:
+def collect_status(
+    repo: ConfigRepository, client: redis.Redis | None, *, redis_error: str | None = None, now: float | None = None
+) -> Board:
+    """The board ``etl-tui status`` shows. ``client``: None when Redis could not be reached
+    (``redis_error`` says why); what comes from Redis is then unknown."""
+    now = time.time() if now is None else now
     specs = repo.load_specs()
-    slots: dict[int, dict[str, Any]] = {}
-    by_source: dict[int, list[Any]] = {}
+    n = len(specs)
+    health = [HealthView("config DB", True, f"{n} pipeline{'s' if n != 1 else ''}")]
+    readings = _read_sources(specs)
+    health += [
+        HealthView(f'source "{r.source}"', r.ok, r.detail) for r in sorted(readings.values(), key=lambda r: r.source)
+    ]
+    redis_problem = None if client is not None else (redis_error or "not connected")
+
+    views: dict[int, RunnerView] = {}
+    pipelines: list[PipelineView] = []
+    slots: list[SlotView] = []
     for spec in specs:
-        by_source.setdefault(spec.source.id, []).append(spec)
-    for group in by_source.values():
-        source = group[0].source
-        try:
-            with connect_source(source.dsn, f'source "{source.name}"', application_name="etl-tui status") as conn:
-                for spec in group:
-                    info = catalog.slot_info(conn, spec.pipeline.slot_name)
-                    if info is None:
-                        slots[spec.id] = {"exists": False}
-                        continue
-                    confirmed = info.confirmed_flush_lsn
-                    slots[spec.id] = {
-                        "exists": True,
-                        "active": info.active,
-                        "active_pid": info.active_pid,
-                        "wal_status": info.wal_status,
-                        "confirmed_flush_lsn": format_lsn(confirmed) if confirmed is not None else None,
-                        "lag_bytes": (info.current_wal_lsn - confirmed) if confirmed is not None else None,
-                        "retained_bytes": (info.current_wal_lsn - info.restart_lsn)
-                        if info.restart_lsn is not None
-                        else None,
-                    }
-        except EtlError as exc:
-            for spec in group:
-                slots[spec.id] = {"error": exc.reason, "hint": exc.hint}
-    alerts = collect_alerts(client) if client is not None else None
-    firing = (alerts or {}).get("firing", [])
-    result = []
-    for spec in specs:
-        p = spec.pipeline
-        published = None
-        tables: dict[str, Any] = {}
-        counters: dict[str, int] = {}
-        state_error = None
+        view: RunnerView | None = None
+        actual = NOT_RUNNING
+        stored: Mapping[TableName, TableState] = {}
         if client is not None:
             try:
-                published = read_status(client, p.id)
-                store = PipelineState(client, p.id)
-                tables = {
-                    str(t): {
-                        "phase": str(s.phase),
-                        **(
-                            {"reason": s.reason, "hint": s.hint, "retry_policy": str(s.retry_policy)}
-                            if s.reason
-                            else {}
-                        ),
-                    }
-                    for t, s in store.load().items()
-                }
-                counters = read_counters(client, p.id)
+                view, actual = _published_view(client, spec, now)
             except EtlError as exc:
-                state_error = exc.reason
-        actual = "not running"
-        if published is not None and published.get("age_seconds", 1e9) <= STALE_AFTER_SECONDS:
-            actual = published.get("state", "unknown")
-            # progress comes from the runner; phase, reason and hint from the state store, which is
-            # written first and so is never older than the snapshot
-            for name, entry in (published.get("tables") or {}).items():
-                progress = {k: v for k, v in entry.items() if k in ("rows_copied", "copied", "estimate")}
-                tables.setdefault(name, {}).update(progress)
-        for t in p.tables:
-            tables.setdefault(str(t), {"phase": "init"})
-        result.append(
-            {
-                "pipeline": p.name,
-                "source": spec.source.name,
-                "source_dsn": spec.source.dsn_redacted,
-                "destination": spec.destination.name,
-                "destination_target": spec.destination.describe(),
-                "desired": str(p.status),
-                "actual": actual,
-                "slot": p.slot_name,
-                "publication": p.publication_name,
-                "slot_state": slots.get(spec.id, {}),
-                "tables": tables,
-                "counters": counters,
-                "last_error": (published or {}).get("last_error"),
-                "next_retry_at": (published or {}).get("next_retry_at"),
-                "state_store_error": state_error,
-                "alerts": [a for a in firing if a.get("pipeline") == p.name or a.get("slot") == p.slot_name],
-            }
-        )
-    return result
+                redis_problem = redis_problem or exc.reason
+            try:
+                stored = PipelineState(client, spec.id).load()
+            except EtlError as exc:
+                redis_problem = redis_problem or exc.reason
+        if not stored and view is not None:
+            stored = view.tables  # the state store could not be read: the runner's copy of it
+        if view is not None:
+            views[spec.id] = view
+        reading = readings.get(spec.source.id)
+        slots.append(slot_view(spec, reading))
+        pipelines.append(pipeline_view(spec, view, stored, slot_reading(spec, reading), now=now, without_runner=actual))
+
+    firing: tuple[Alert, ...] = ()
+    history: tuple[Alert, ...] = ()
+    if client is not None:
+        alerts = collect_alerts(client)
+        redis_problem = redis_problem or alerts["error"]
+        firing = _alerts(alerts["firing"])
+        history = tuple(reversed(_alerts(alerts["history"])))  # Redis keeps them newest first
+    health.append(HealthView("Redis", redis_problem is None, redis_problem or ""))
+    destinations = {s.destination.id: s.destination for s in specs}
+    health += destination_health(destinations.values(), specs, views)
+    return Board(
+        taken_at=now,
+        health=tuple(health),
+        pipelines=tuple(pipelines),
+        slots=tuple(slots),
+        alerts=firing,
+        alert_history=history,
+    )
 
 
 def collect_alerts(client: redis.Redis, limit: int = 20) -> dict[str, Any]:
@@ -126,37 +120,120 @@ def collect_alerts(client: redis.Redis, limit: int = 20) -> dict[str, Any]:
     return {**found, "error": None}
 
 
-def alert_lines(alerts: dict[str, Any] | None, now: float | None = None) -> list[str]:
-    """``collect_alerts`` as text lines for `etl-tui status`."""
-    if alerts is None:
-        return []
-    if alerts.get("error"):
-        return [f"alerts: {alerts['error']}"]
+# ---- reading -----------------------------------------------------------------------------------
+def _read_sources(specs: list[PipelineSpec]) -> dict[int, SourceReading]:
+    """One reading of each source's slots (one connection per source, with short timeouts)."""
+    slots: dict[int, list[str]] = {}
+    sources: dict[int, Source] = {}
+    for spec in specs:
+        sources[spec.source.id] = spec.source
+        slots.setdefault(spec.source.id, []).append(spec.pipeline.slot_name)
+    readings: dict[int, SourceReading] = {}
+    for source_id, source in sources.items():
+        poller = SourcePoller(source, interval=0.0)  # polled here, once, without its thread
+        poller.watch(slots[source_id])
+        try:
+            readings[source_id] = poller.poll()
+        finally:
+            poller.close()
+    return readings
+
+
+def _published_view(client: redis.Redis, spec: PipelineSpec, now: float) -> tuple[RunnerView | None, str]:
+    """The runner's view if one was published recently, else None and ``actual`` to show instead."""
+    payload = read_status(client, spec.id)
+    if payload is None or now - published_at(payload) > STALE_AFTER_SECONDS:
+        return None, NOT_RUNNING
+    try:
+        return decode_view(payload), NOT_RUNNING
+    except ValueError:
+        return None, "unknown"  # something publishes, in a form this version cannot read
+
+
+def _alerts(payloads: list[Any]) -> tuple[Alert, ...]:
+    found = (Alert.from_payload(p) for p in payloads if isinstance(p, dict))
+    return tuple(a for a in found if a is not None)
+
+
+# ---- text --------------------------------------------------------------------------------------
+def status_lines(board: Board, now: float | None = None) -> list[str]:
+    """The board as the text of ``etl-tui status``."""
     now = time.time() if now is None else now
-    firing, history = alerts.get("firing", []), alerts.get("history", [])
-    lines = [f"alerts firing: {len(firing)}" if firing else "alerts firing: none"]
-    for a in firing:
-        since = _ago(a, "started_at", now)
-        lines.append(
-            f"  [{a.get('severity')}] {a.get('rule')} · pipeline {a.get('pipeline')} · since {since}"
-            f": {a.get('summary') or a.get('text')}"
-        )
-        if a.get("hint"):
-            lines.append(f"    hint: {a['hint']}")
-    if history:
-        lines.append(f"recent alert notifications (newest first, {len(history)}):")
-        for a in history:
-            value = format_value(a.get("value"), str(a.get("unit", "")))
+    lines = [f"warning: {h.detail}" for h in board.health if h.component == "Redis" and not h.ok]
+    if not board.pipelines:
+        lines.append("no pipelines; add one with `etl-tui pipeline add`")
+    slots = {s.pipeline: s for s in board.slots}
+    for p in board.pipelines:
+        lines.append(f"{p.name}: {p.source} → {p.destination} ({p.destination_target})")
+        lines.append(f"  desired {p.desired}, actual {p.actual}")
+        slot = slots.get(p.name)
+        if slot is not None:
+            lines.append(f"  slot {slot.slot}: {_slot_text(slot, p)}")
+        for t in p.tables:
+            copying = f" ({t.rows_copied}/{t.copy_total} rows)" if t.copy_total is not None else ""
+            lines.append(f"  table {t.name}: {t.phase}{copying}")
+            if t.error is not None:
+                lines.append(f"    reason: {t.error.reason}")
+                lines.append(f"    hint: {t.error.hint}")
+        err = p.last_error
+        if err is not None:
+            lines.append(f"  last error [{err.kind}]: {err.reason}")
+            if err.hint:
+                lines.append(f"    hint: {err.hint}")
+            if err.next_retry_at is not None:
+                lines.append(f"    next retry in {max(0, err.next_retry_at - now):.0f}s")
+    return lines + alert_lines(board, now)
+
+
+def _slot_text(slot: SlotView, p: PipelineView) -> str:
+    if slot.error:
+        return slot.error
+    if not slot.exists:
+        return "not created yet"
+    active = f"active (pid {slot.active_pid})" if slot.active else "inactive"
+    lag = "-" if slot.confirmed_lag_bytes is None else format_bytes(slot.confirmed_lag_bytes)
+    return f"{active}, confirmed {p.confirmed_lsn}, lag {lag}, wal_status {slot.wal_status}"
+
+
+def alert_lines(board: Board, now: float | None = None) -> list[str]:
+    """The board's alerts as text lines (none when Redis, where they are kept, cannot be read)."""
+    if any(h.component == "Redis" and not h.ok for h in board.health):
+        return []
+    now = time.time() if now is None else now
+    lines = [f"alerts firing: {len(board.alerts)}" if board.alerts else "alerts firing: none"]
+    for a in board.alerts:
+        since = f"{format_value(max(0.0, now - a.started_at), 'seconds')} ago"
+        lines.append(f"  [{a.severity}] {a.rule} · pipeline {a.pipeline} · since {since}: {a.summary or a.text}")
+        if a.hint:
+            lines.append(f"    hint: {a.hint}")
+    if board.alert_history:
+        lines.append(f"recent alert notifications (newest first, {len(board.alert_history)}):")
+        for a in reversed(board.alert_history):
+            at = iso_time(a.at).replace("T", " ").rstrip("Z")
             lines.append(
-                f"  {str(a.get('at', '?')).replace('T', ' ').rstrip('Z')} {str(a.get('status', '?')).upper():<8} "
-                f"{a.get('rule')} · pipeline {a.get('pipeline')} · {value}"
+                f"  {at} {str(a.status).upper():<8} {a.rule} · pipeline {a.pipeline} · {format_value(a.value, a.unit)}"
             )
     return lines
 
 
-def _ago(alert: dict[str, Any], field: str, now: float) -> str:
-    try:
-        seconds = max(0.0, now - parse_iso_time(str(alert[field])))
-    except (KeyError, ValueError):
-        return "?"
-    return f"{format_value(seconds, 'seconds')} ago"
+# ---- JSON --------------------------------------------------------------------------------------
+def board_json(board: Board) -> dict[str, Any]:
+    """The board as JSON-ready values: every dataclass field by its name, tuples as lists, enums
+    as their values, alerts as their webhook payloads."""
+    out = _json(board)
+    assert isinstance(out, dict)
+    return out
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Alert):
+        return value.payload()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    return value

@@ -1,9 +1,9 @@
 """What every top-level screen shares: the header, the `/` filter, the footer, the read-only guard,
-and a redraw from the app's current snapshot."""
+a redraw from the console's current board, and the outcome of its loaders."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, cast
+from typing import Any, ClassVar, cast
 
 from textual import on
 from textual.app import ComposeResult
@@ -13,11 +13,10 @@ from textual.widgets import Footer, Input
 
 from engine.status.board import Board
 from etl_tui.bindings import spec_for_action
+from etl_tui.console import Console
+from etl_tui.screens.loader import Loaded
 from etl_tui.widgets.header_bar import HeaderBar
 from etl_tui.widgets.keyed_table import KeyedTable
-
-if TYPE_CHECKING:
-    from etl_tui.app import EtlApp
 
 
 class FilterInput(Input):
@@ -33,8 +32,9 @@ class BoardScreen(Screen[None]):
         self.filter_text = ""
 
     @property
-    def etl(self) -> EtlApp:
-        return cast("EtlApp", self.app)
+    def etl(self) -> Console:
+        """The app hosting the screen, as far as screens may use it (``console`` is Textual's)."""
+        return cast("Console", self.app)
 
     def compose(self) -> ComposeResult:
         yield HeaderBar()
@@ -62,23 +62,32 @@ class BoardScreen(Screen[None]):
         self.refresh_view()
 
     def refresh_view(self, *, body: bool = True) -> None:
-        app = self.etl
-        now = app.clock()
+        etl = self.etl
+        now = etl.now()
         self.query_one(HeaderBar).show(
-            app.board,
+            etl.board,
             now,
-            readonly=app.backend.readonly,
-            frozen=app.frozen,
+            readonly=etl.readonly,
+            frozen=etl.frozen,
             current=self.SCOPE,
-            selected_pipeline=app.selected_pipeline,
+            selected_pipeline=etl.selected_pipeline,
         )
         if body:
-            self.show_board(app.board, now)
+            self.show_board(etl.board, now)
+
+    def redraw(self) -> None:
+        """Draw the body again from the board on screen (a filter or a loaded value changed)."""
+        self.show_board(self.etl.board, self.etl.now())
+
+    @on(Loaded)
+    def _loaded(self, message: Loaded[Any]) -> None:
+        message.stop()
+        message.loader.finish(message)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # False (not None) hides the binding from the footer as well as disabling it
         spec = spec_for_action(self.SCOPE, action)
-        return not (spec is not None and spec.mutating and self.etl.backend.readonly)
+        return not (spec is not None and spec.mutating and self.etl.readonly)
 
     # ---- `/` filter -------------------------------------------------------------------------------
     def action_filter(self) -> None:
@@ -107,7 +116,7 @@ class BoardScreen(Screen[None]):
 
     def _set_filter(self, text: str) -> None:
         self.filter_text = text
-        self.show_board(self.etl.board, self.etl.clock())
+        self.redraw()
 
     def _focus_main(self) -> None:
         table = self.main_table()

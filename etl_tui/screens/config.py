@@ -7,26 +7,19 @@ Saving writes the desired state only; the running engine picks it up, and a pipe
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import ClassVar
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.widgets import Static
 
 from engine.status.board import Board, ConfigView
+from etl_tui.backend import Backend
 from etl_tui.bindings import screen_bindings
-from etl_tui.messages import ConfigLoaded, Failure
-from etl_tui.presenters import (
-    Cell,
-    Row,
-    Tone,
-    destination_rows,
-    filter_rows,
-    pipeline_config_rows,
-    source_rows,
-)
+from etl_tui.messages import ConfigChanged
+from etl_tui.presenters.cells import Row, filter_rows
+from etl_tui.presenters.config import config_status_cell, destination_rows, pipeline_config_rows, source_rows
 from etl_tui.screens.base import BoardScreen
 from etl_tui.screens.confirm import TypeNameModal
 from etl_tui.screens.forms import (
@@ -37,6 +30,7 @@ from etl_tui.screens.forms import (
     SourceDraft,
     SourceForm,
 )
+from etl_tui.screens.loader import Loader
 from etl_tui.widgets.keyed_table import Column, KeyedTable
 from etl_tui.widgets.styles import lines_text
 
@@ -64,9 +58,13 @@ class ConfigScreen(BoardScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.config: ConfigView | None = None
-        self._status = Cell("loading…", Tone.MUTED)
+        self.stored: Loader[ConfigView] = Loader(self, lambda backend: backend.config(), group="config-read")
         self._list = "sources"
+
+    @property
+    def config(self) -> ConfigView | None:
+        """The config as last read from the config DB (None until it has been read)."""
+        return self.stored.value
 
     def compose_body(self) -> ComposeResult:
         yield Static(id="config-status", classes="summary")
@@ -92,37 +90,15 @@ class ConfigScreen(BoardScreen):
         self.load_config()
 
     def load_config(self) -> None:
-        self._read()
+        self.stored.load()
 
-    @work(thread=True, exclusive=True, group="config-read", exit_on_error=False)
-    def _read(self) -> None:
-        try:
-            config = self.etl.backend.config()
-        except Exception as exc:  # shown on screen: the config DB may be away
-            self.post_message(ConfigLoaded(None, Failure.of(exc)))
-            return
-        self.post_message(ConfigLoaded(config, None))
-
-    @on(ConfigLoaded)
-    def _loaded(self, message: ConfigLoaded) -> None:
-        if message.failure is not None:
-            f = message.failure
-            self._status = Cell(f"✖ cannot read the config DB: {f.reason}", Tone.ERROR, sub=f.hint)
-        else:
-            self.config = message.config
-            pending = sum(not p.applied for p in self.config.pipelines) if self.config else 0
-            self._status = Cell(
-                "Saved changes are applied by the running engine; "
-                + (f"{pending} pipeline(s) pending." if pending else "everything stored is applied."),
-                Tone.WARN if pending else Tone.MUTED,
-                sub="a add · e edit · d delete (on the focused list) · ctrl+r reload"
-                if not self.etl.backend.readonly
-                else "read-only console: changes are off",
-            )
-        self.show_board(self.etl.board, self.etl.clock())
+    @on(ConfigChanged)
+    def _config_changed(self) -> None:
+        self.load_config()
 
     def show_board(self, board: Board, now: float) -> None:
-        self.query_one("#config-status", Static).update(lines_text([self._status]))
+        status = config_status_cell(self.stored.value, self.stored.failure, readonly=self.etl.readonly)
+        self.query_one("#config-status", Static).update(lines_text([status]))
         config = self.config or ConfigView()
         lists: list[tuple[str, str, Callable[[ConfigView], list[Row]]]] = [
             ("sources", "Sources", source_rows),
@@ -155,14 +131,13 @@ class ConfigScreen(BoardScreen):
 
     def _open_form(self, name: str | None) -> None:
         config = self.config or ConfigView()
-        backend = self.etl.backend
         if self._list == "sources":
             source = next((s for s in config.sources if s.name == name), None)
 
             def save_source(d: SourceDraft | None) -> None:
                 if d is not None:
                     self._save(
-                        f"save source {d.name}", partial(backend.save_source, d.name, d.dsn, original=d.original)
+                        f"save source {d.name}", lambda backend: backend.save_source(d.name, d.dsn, original=d.original)
                     )
 
             self.app.push_screen(SourceForm(source), save_source)
@@ -173,7 +148,7 @@ class ConfigScreen(BoardScreen):
                 if d is not None:
                     self._save(
                         f"save destination {d.name}",
-                        partial(backend.save_destination, d.name, d.type, d.options, original=d.original),
+                        lambda backend: backend.save_destination(d.name, d.type, d.options, original=d.original),
                     )
 
             self.app.push_screen(DestinationForm(dest), save_destination)
@@ -184,7 +159,9 @@ class ConfigScreen(BoardScreen):
                 if d is not None:
                     self._save(
                         f"save pipeline {d.name}",
-                        partial(backend.save_pipeline, d.name, d.source, d.destination, d.tables, original=d.original),
+                        lambda backend: backend.save_pipeline(
+                            d.name, d.source, d.destination, d.tables, original=d.original
+                        ),
                     )
 
             self.app.push_screen(
@@ -197,12 +174,11 @@ class ConfigScreen(BoardScreen):
         if name is None:
             return
         kind = self._kind()
-        backend = self.etl.backend
-        call = {
-            "source": backend.delete_source,
-            "destination": backend.delete_destination,
-            "pipeline": backend.delete_pipeline,
-        }[kind]
+        deletes: dict[str, Callable[[Backend], None]] = {
+            "source": lambda backend: backend.delete_source(name),
+            "destination": lambda backend: backend.delete_destination(name),
+            "pipeline": lambda backend: backend.delete_pipeline(name),
+        }
         consequence = {
             "source": "Pipelines that read from it must be removed first.",
             "destination": "Pipelines that write to it must be removed first. The destination's data stays.",
@@ -211,12 +187,18 @@ class ConfigScreen(BoardScreen):
 
         def confirmed(ok: bool | None) -> None:
             if ok:
-                self._save(f"delete {kind} {name}", partial(call, name))
+                self._save(f"delete {kind} {name}", deletes[kind])
 
         self.app.push_screen(
             TypeNameModal(title=f"Delete {kind} {name}?", message=consequence, expected=name, confirm_label="Delete"),
             confirmed,
         )
 
-    def _save(self, label: str, call: Callable[[], None]) -> None:
-        self.etl.perform(label, call, config_changed=True)
+    def _save(self, label: str, write: Callable[[Backend], None]) -> None:
+        def write_then_announce(backend: Backend) -> None:
+            try:
+                write(backend)
+            finally:  # accepted or refused, the list shows what is stored now
+                self.post_message(ConfigChanged())
+
+        self.etl.perform(label, write_then_announce)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import ClassVar
 
 from textual import on
@@ -12,7 +11,8 @@ from textual.widgets import DataTable, Static
 
 from engine.status.board import Board, PipelineView, TableView
 from etl_tui.bindings import screen_bindings
-from etl_tui.presenters import Cell, Tone, filter_rows, pipeline_summary, table_error_lines, table_rows
+from etl_tui.presenters.cells import Cell, Tone, filter_rows
+from etl_tui.presenters.detail import pipeline_summary, table_error_lines, table_rows
 from etl_tui.screens.base import BoardScreen
 from etl_tui.screens.confirm import TypeNameModal
 from etl_tui.widgets.keyed_table import Column, KeyedTable
@@ -57,7 +57,7 @@ class DetailScreen(BoardScreen):
             return
         summary.update(lines_text(pipeline_summary(p, now)))
         table.border_title = f"{p.name} · {len(p.tables)} tables"
-        table.sync(filter_rows(table_rows(p, now, self.etl.copy_rates.rates(p.name)), self.filter_text))
+        table.sync(filter_rows(table_rows(p, now, self.etl.copy_rates(p.name)), self.filter_text))
         self._show_errors(p, now)
 
     def _show_errors(self, p: PipelineView, now: float) -> None:
@@ -79,7 +79,7 @@ class DetailScreen(BoardScreen):
     def _highlighted(self) -> None:
         p = self.pipeline()
         if p is not None:
-            self._show_errors(p, self.etl.clock())
+            self._show_errors(p, self.etl.now())
 
     def _selected_table(self) -> tuple[PipelineView, TableView] | None:
         p = self.pipeline()
@@ -95,11 +95,11 @@ class DetailScreen(BoardScreen):
 
     def action_start_pipeline(self) -> None:
         if p := self.pipeline():
-            self.etl.perform(f"start {p.name}", partial(self.etl.backend.start_pipeline, p.name))
+            self.etl.perform(f"start {p.name}", lambda backend: backend.start_pipeline(p.name))
 
     def action_pause_pipeline(self) -> None:
         if p := self.pipeline():
-            self.etl.perform(f"pause {p.name}", partial(self.etl.backend.pause_pipeline, p.name))
+            self.etl.perform(f"pause {p.name}", lambda backend: backend.pause_pipeline(p.name))
 
     def action_retry_table(self) -> None:
         picked = self._selected_table()
@@ -109,7 +109,7 @@ class DetailScreen(BoardScreen):
         if t.phase != "errored":
             self.notify(f"{t.name} is not errored; nothing to retry", severity="warning")
             return
-        self.etl.perform(f"retry {t.name}", partial(self.etl.backend.retry_table, p.name, t.name))
+        self.etl.perform(f"retry {t.name}", lambda backend: backend.retry_table(p.name, t.name))
 
     def action_resync_table(self) -> None:
         picked = self._selected_table()
@@ -119,7 +119,7 @@ class DetailScreen(BoardScreen):
 
         def confirmed(ok: bool | None) -> None:
             if ok:
-                self.etl.perform(f"resync {t.name}", partial(self.etl.backend.resync_table, p.name, t.name))
+                self.etl.perform(f"resync {t.name}", lambda backend: backend.resync_table(p.name, t.name))
 
         self.app.push_screen(
             TypeNameModal(

@@ -10,7 +10,8 @@ from textual.binding import BindingType
 
 from engine.status.board import Board
 from etl_tui.bindings import screen_bindings
-from etl_tui.presenters import event_rows, filter_rows
+from etl_tui.presenters.cells import filter_rows
+from etl_tui.presenters.events import event_rows
 from etl_tui.screens.base import BoardScreen
 from etl_tui.widgets.keyed_table import Column, KeyedTable
 

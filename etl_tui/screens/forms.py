@@ -18,7 +18,7 @@ from engine.config.destination_options import Loader, SnowflakeProtocol, destina
 from engine.config.models import DestinationType
 from engine.errors import ConfigError
 from engine.status.board import DestinationConfigView, PipelineConfigView, SourceConfigView
-from etl_tui.presenters import FormError, required, source_dsn_for_save
+from etl_tui.presenters.forms import FormError, required, source_dsn_for_save
 
 
 @dataclass(frozen=True)

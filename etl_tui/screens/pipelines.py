@@ -3,7 +3,6 @@ latest events."""
 
 from __future__ import annotations
 
-from functools import partial
 from typing import ClassVar
 
 from textual import on
@@ -14,15 +13,9 @@ from textual.widgets import DataTable, Static
 
 from engine.status.board import Board
 from etl_tui.bindings import screen_bindings
-from etl_tui.presenters import (
-    Cell,
-    Tone,
-    event_line,
-    filter_rows,
-    pipeline_rows,
-    slot_brief_lines,
-    table_brief_lines,
-)
+from etl_tui.presenters.cells import Cell, Tone, filter_rows
+from etl_tui.presenters.events import event_line
+from etl_tui.presenters.pipelines import pipeline_rows, slot_brief_lines, table_brief_lines
 from etl_tui.screens.base import BoardScreen
 from etl_tui.widgets.keyed_table import Column, KeyedTable
 from etl_tui.widgets.styles import lines_text
@@ -89,7 +82,7 @@ class PipelinesScreen(BoardScreen):
         if event.row_key.value is not None:
             self.etl.selected_pipeline = event.row_key.value
         self.refresh_view(body=False)
-        self._show_selected(self.etl.board, self.etl.clock())
+        self._show_selected(self.etl.board, self.etl.now())
 
     @on(DataTable.RowSelected, "#pipelines")
     def _selected(self, event: DataTable.RowSelected) -> None:
@@ -109,8 +102,8 @@ class PipelinesScreen(BoardScreen):
 
     def action_start_pipeline(self) -> None:
         if name := self._selected_name():
-            self.etl.perform(f"start {name}", partial(self.etl.backend.start_pipeline, name))
+            self.etl.perform(f"start {name}", lambda backend: backend.start_pipeline(name))
 
     def action_pause_pipeline(self) -> None:
         if name := self._selected_name():
-            self.etl.perform(f"pause {name}", partial(self.etl.backend.pause_pipeline, name))
+            self.etl.perform(f"pause {name}", lambda backend: backend.pause_pipeline(name))

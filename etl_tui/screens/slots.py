@@ -11,7 +11,9 @@ from textual.widgets import Static
 
 from engine.status.board import Board
 from etl_tui.bindings import screen_bindings
-from etl_tui.presenters import Cell, Tone, alert_rows, alerts_title, filter_rows, firing_alert_lines, slot_rows
+from etl_tui.presenters.alerts import alert_rows, alerts_title, firing_alert_lines
+from etl_tui.presenters.cells import Cell, Tone, filter_rows
+from etl_tui.presenters.slots import slot_rows
 from etl_tui.screens.base import BoardScreen
 from etl_tui.widgets.keyed_table import Column, KeyedTable
 from etl_tui.widgets.styles import lines_text

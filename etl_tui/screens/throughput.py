@@ -10,7 +10,10 @@ from textual_plotext import PlotextPlot
 
 from engine.status.board import Board
 from etl_tui.bindings import screen_bindings
-from etl_tui.presenters import batch_rows, filter_rows, human_count, nice_ticks, throughput_summary_rows
+from etl_tui.presenters.cells import filter_rows
+from etl_tui.presenters.charts import nice_ticks
+from etl_tui.presenters.throughput import batch_rows, throughput_summary_rows
+from etl_tui.presenters.units import human_count
 from etl_tui.screens.base import BoardScreen
 from etl_tui.widgets.keyed_table import Column, KeyedTable
 

@@ -10,7 +10,7 @@ from textual.widgets import Static
 
 from engine.status.board import Board
 from etl_tui.bindings import SCREENS
-from etl_tui.presenters import freshness_cell, health_cells, mode_cell
+from etl_tui.presenters.header import freshness_cell, health_cells, mode_cell
 from etl_tui.widgets.styles import TONE_STYLES
 
 

@@ -14,7 +14,7 @@ from typing import Literal
 from rich.text import Text
 from textual.widgets import DataTable
 
-from etl_tui.presenters import Cell, Row
+from etl_tui.presenters.cells import Cell, Row
 from etl_tui.widgets.styles import cell_text
 
 

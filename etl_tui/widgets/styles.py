@@ -6,7 +6,7 @@ from typing import Literal
 
 from rich.text import Text
 
-from etl_tui.presenters import Cell, Tone
+from etl_tui.presenters.cells import Cell, Tone
 
 TONE_STYLES: dict[Tone, str] = {
     Tone.NORMAL: "",

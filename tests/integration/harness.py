@@ -18,11 +18,14 @@ import psycopg
 import redis
 
 from engine.batching.limits import BatchLimits
+from engine.identifiers import parse_table_list
 from engine.pipeline.activity import RunnerEvent
 from engine.pipeline.runner import PipelineRunner
 from engine.runtime.manager import Manager
 from engine.settings import Settings
 from engine.source.connection import source_conninfo
+from engine.state.store import PipelineState
+from engine.state.table_state import TablePhase
 
 
 def wait_until(cond: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1, what: str = "condition") -> Any:
@@ -125,3 +128,15 @@ def current_wal(dsn: str) -> int:
     """The WAL insert position: past every commit made so far. (pg_current_wal_lsn() is the flush
     position, which trails commits made with synchronous_commit=off.)"""
     return int(source_rows(dsn, "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint")[0][0])
+
+
+def wait_caught_up(source_dsn: str, slot: str, timeout: float = 60) -> None:
+    """Until the slot has confirmed everything written so far."""
+    target = current_wal(source_dsn)
+    wait_until(lambda: (slot_confirmed(source_dsn, slot) or 0) >= target, timeout, what="slot to catch up")
+
+
+def table_phase(settings: Settings, pipeline_id: int, table: str) -> TablePhase | None:
+    state = PipelineState(redis.Redis.from_url(settings.redis_url), pipeline_id)
+    st = state.load().get(parse_table_list(table)[0])
+    return st.phase if st else None

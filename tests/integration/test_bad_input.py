@@ -11,29 +11,26 @@ import pytest
 
 from engine.config.models import PipelineStatus
 from engine.config.repository import ConfigRepository
-from engine.embedded.postgres import EmbeddedPostgres, free_port
+from engine.embedded.loopback import free_port
+from engine.embedded.postgres import EmbeddedPostgres
 from engine.errors import ErrorKind, RetryPolicy
 from engine.pipeline.activity import RunnerState
 from engine.settings import Settings
 from engine.state.table_state import TablePhase
+from engine.status.board import PipelineView
 from etl_tui.cli import main
-from tests.integration.harness import EngineThread, duck_rows, source_rows, wait_until
-from tests.integration.test_replication import (
-    DUCK_ITEMS_SQL,
-    ITEMS_SQL,
-    configure,
-    setup_items,
-    table_phase,
-    wait_caught_up,
-)
+from tests.integration.harness import EngineThread, duck_rows, source_rows, table_phase, wait_caught_up, wait_until
+from tests.integration.scenarios import DUCK_ITEMS_SQL, ITEMS_SQL, configure, setup_items
 
 
-def _state(settings: Settings, name: str = "p1") -> dict:  # type: ignore[type-arg]
+def _state(settings: Settings, name: str = "p1") -> PipelineView:
     from engine.state.store import connect_redis
     from engine.status.report import collect_status
 
     with ConfigRepository(settings.config_db_url) as repo:
-        return next(p for p in collect_status(repo, connect_redis(settings.redis_url)) if p["pipeline"] == name)
+        found = collect_status(repo, connect_redis(settings.redis_url)).pipeline(name)
+    assert found is not None
+    return found
 
 
 def test_unreachable_source_retries_with_a_clear_error(settings: Settings, tmp_path: Path) -> None:
@@ -52,8 +49,8 @@ def test_unreachable_source_retries_with_a_clear_error(settings: Settings, tmp_p
         assert f"port={port}" in err.reason and 'source "src"' in err.reason
         assert "reachable" in err.hint
         assert runner.next_retry_at is not None
-        status = wait_until(lambda: _state(settings)["last_error"], 10, what="published error")
-        assert status["kind"] == "source_unreachable"
+        status = wait_until(lambda: _state(settings).last_error, 10, what="published error")
+        assert status.kind == "source_unreachable"
 
 
 def test_wrong_password_is_an_auth_error_and_the_password_is_never_shown(
@@ -122,10 +119,12 @@ def test_table_without_key_or_missing_errors_alone_and_recovers_after_the_fix(
         pid = runner.spec.id
         wait_until(lambda: table_phase(settings, pid, "public.items") == TablePhase.READY, 60, what="items ready")
         status = _state(settings)
-        nokey, nope = status["tables"]["public.nokey"], status["tables"]["public.nope"]
-        assert nokey["phase"] == "errored" and "no primary key" in nokey["reason"]
-        assert "ADD PRIMARY KEY" in nokey["hint"] and "REPLICA IDENTITY" in nokey["hint"]
-        assert nope["phase"] == "errored" and "public.nope does not exist" in nope["reason"]
+        tables = {t.name: t for t in status.tables}
+        nokey, nope = tables["public.nokey"].error, tables["public.nope"].error
+        assert tables["public.nokey"].phase == "errored" and nokey is not None and "no primary key" in nokey.reason
+        assert "ADD PRIMARY KEY" in nokey.hint and "REPLICA IDENTITY" in nokey.hint
+        assert tables["public.nope"].phase == "errored" and nope is not None
+        assert "public.nope does not exist" in nope.reason
         assert runner.state is RunnerState.STREAMING  # the good table streams on
         with psycopg.connect(source_dsn, autocommit=True) as conn:
             conn.execute("INSERT INTO items (id, name, qty, price) VALUES (9999, 'still flowing', 1, 1)")

@@ -13,7 +13,7 @@ import redis
 
 from engine.config.models import DestinationType, PipelineStatus
 from engine.config.repository import ConfigRepository
-from engine.embedded.postgres import free_port
+from engine.embedded.loopback import free_port
 from engine.errors import ConfigError
 from engine.identifiers import TableName
 from engine.runtime.operations import Operations, ReadOnlyError
@@ -23,8 +23,8 @@ from engine.state.table_state import TablePhase, TableState
 from engine.status.board import Board, BoardFeed, PipelineView
 from engine.status.collector import Collector
 from engine.status.redis_keys import inspect_keys
-from tests.integration.harness import EngineThread, duck_rows, wait_until
-from tests.integration.test_replication import configure, setup_items, wait_caught_up
+from tests.integration.harness import EngineThread, duck_rows, wait_caught_up, wait_until
+from tests.integration.scenarios import configure, setup_items
 
 
 def _pipeline(board: BoardFeed, name: str = "p1") -> PipelineView | None:
@@ -251,7 +251,7 @@ def test_operations_pause_start_retry_and_delete(settings: Settings, source_dsn:
     with ConfigRepository(settings.config_db_url) as repo:
         p = repo.get_pipeline("p1")
     with Operations(_ops_settings(settings), interval=0.3) as ops:
-        board = ops.board
+        board = ops.feed
 
         def phases() -> dict[str, str]:
             pv = _pipeline(board)
@@ -316,7 +316,7 @@ def test_operations_edit_pipeline_goes_pending_then_applied(
     with ConfigRepository(settings.config_db_url) as repo:
         slot = repo.get_pipeline("p1").slot_name
     with Operations(_ops_settings(settings), interval=0.3) as ops:
-        wait_until(lambda: _streaming_and_ready(ops.board), 60, what="streaming")
+        wait_until(lambda: _streaming_and_ready(ops.feed), 60, what="streaming")
         assert ops.config().pipelines[0].applied
         # hold the manager's reconcile, so "pending" is observed for sure
         with ops.manager._lock:
@@ -325,10 +325,10 @@ def test_operations_edit_pipeline_goes_pending_then_applied(
             assert pending.name == "p2" and pending.tables == ("public.items", "public.other")
             assert not pending.applied
         wait_until(lambda: ops.config().pipelines[0].applied, 30, what="applied")
-        wait_until(lambda: _streaming_and_ready(ops.board, "p2"), 60, what="both tables ready")
+        wait_until(lambda: _streaming_and_ready(ops.feed, "p2"), 60, what="both tables ready")
         with ConfigRepository(settings.config_db_url) as repo:
             assert repo.get_pipeline("p2").slot_name == slot  # a rename keeps the slot
-        edits = [e.message for e in ops.board.latest().events if e.kind == "config"]
+        edits = [e.message for e in ops.feed.latest().events if e.kind == "config"]
         assert any("renamed from p1" in m and "tables added: public.other" in m for m in edits)
         # another destination: every table is copied there again, then streams
         ops.save_destination("duck2", "duckdb", {"path": str(tmp_path / "two.duckdb")})
@@ -336,7 +336,7 @@ def test_operations_edit_pipeline_goes_pending_then_applied(
         with psycopg.connect(source_dsn, autocommit=True) as conn:
             conn.execute("INSERT INTO other VALUES (31, 'after the switch')")
         wait_until(lambda: ops.config().pipelines[0].applied, 30, what="applied")
-        wait_until(lambda: _streaming_and_ready(ops.board, "p2"), 60, what="ready in the new destination")
+        wait_until(lambda: _streaming_and_ready(ops.feed, "p2"), 60, what="ready in the new destination")
         wait_caught_up(source_dsn, slot)
         assert duck_rows(tmp_path / "two.duckdb", "SELECT count(*) FROM main.items") == [(50,)]
         assert duck_rows(tmp_path / "two.duckdb", "SELECT count(*), max(v) FROM main.other") == [(31, "v9")]

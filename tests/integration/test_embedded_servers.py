@@ -15,10 +15,11 @@ import pytest
 import redis
 from psycopg.conninfo import conninfo_to_dict
 
-from engine.embedded import postgres as embedded_postgres
+from engine.embedded import pg_install
 from engine.embedded import redis as embedded_redis
 from engine.embedded.errors import EmbeddedServerError
-from engine.embedded.postgres import BINDIR_ENV, PASSWORD_ROLE, EmbeddedPostgres, find_pg_bindir
+from engine.embedded.pg_install import BINDIR_ENV, find_pg_bindir
+from engine.embedded.postgres import PASSWORD_ROLE, EmbeddedPostgres
 from engine.embedded.redis import SERVER_ENV, EmbeddedRedis, find_redis_server
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -177,7 +178,7 @@ def test_missing_pg_bindir_is_explained(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 def test_wheel_binaries_are_the_last_resort(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(BINDIR_ENV, raising=False)
-    monkeypatch.setattr(embedded_postgres, "_system_bindirs", lambda: iter(()))
+    monkeypatch.setattr(pg_install, "_system_bindirs", lambda: iter(()))
     assert find_pg_bindir().parts[-3:] == ("embedded_postgres", "pginstall", "bin")
 
 

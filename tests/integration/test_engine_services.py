@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from engine.settings import Settings
 from tests.integration.harness import duck_rows, engine_process, source_rows, wait_until
-from tests.integration.test_replication import DUCK_ITEMS_SQL, ITEMS_SQL, configure, setup_items
+from tests.integration.scenarios import DUCK_ITEMS_SQL, ITEMS_SQL, configure, setup_items
 
 
 def _free_port() -> int:

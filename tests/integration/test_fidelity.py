@@ -11,8 +11,8 @@ from psycopg import sql
 from engine.identifiers import TableName, quote_ident
 from engine.settings import Settings
 from engine.state.table_state import TablePhase
-from tests.integration.harness import EngineThread, duck_rows, source_rows, wait_until
-from tests.integration.test_replication import configure, table_phase, wait_caught_up
+from tests.integration.harness import EngineThread, duck_rows, source_rows, table_phase, wait_caught_up, wait_until
+from tests.integration.scenarios import configure
 
 HOSTILE_TABLES = [
     TableName("public", "select"),

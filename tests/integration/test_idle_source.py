@@ -14,8 +14,7 @@ from engine.embedded.postgres import EmbeddedPostgres
 from engine.identifiers import parse_table_list
 from engine.settings import Settings
 from engine.state.table_state import TablePhase
-from tests.integration.harness import EngineThread, current_wal, duck_rows, slot_confirmed, wait_until
-from tests.integration.test_replication import table_phase
+from tests.integration.harness import EngineThread, current_wal, duck_rows, slot_confirmed, table_phase, wait_until
 
 
 def _configure(settings: Settings, dsn: str, duck: str, tables: str) -> None:

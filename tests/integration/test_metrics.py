@@ -17,8 +17,8 @@ from engine.metrics import METRIC_NAMES, MetricsServer, start_metrics_server
 from engine.pipeline.activity import RunnerState
 from engine.settings import Settings
 from engine.state.table_state import TablePhase
-from tests.integration.harness import EngineThread, wait_until
-from tests.integration.test_replication import configure, setup_items, table_phase, wait_caught_up
+from tests.integration.harness import EngineThread, table_phase, wait_caught_up, wait_until
+from tests.integration.scenarios import configure, setup_items
 
 # A name no other test uses: the metrics are process-wide, and gauges are compared as they are.
 PIPELINE = "metrics_p"

@@ -27,9 +27,10 @@ from tests.integration.harness import (
     engine_process,
     slot_confirmed,
     source_rows,
+    table_phase,
     wait_until,
 )
-from tests.integration.test_replication import DUCK_ITEMS_SQL, ITEMS_SQL, configure, setup_items, table_phase
+from tests.integration.scenarios import DUCK_ITEMS_SQL, ITEMS_SQL, configure, setup_items
 
 ROOT = Path(__file__).resolve().parents[2]
 

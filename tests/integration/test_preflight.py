@@ -17,7 +17,8 @@ import pytest
 
 from engine.config.models import Destination, DestinationType, PipelineSpec, Source
 from engine.config.repository import ConfigRepository
-from engine.embedded.postgres import PASSWORD_ROLE, EmbeddedPostgres, free_port
+from engine.embedded.loopback import free_port
+from engine.embedded.postgres import PASSWORD_ROLE, EmbeddedPostgres
 from engine.identifiers import TableName, parse_table_list
 from engine.preflight import Check, CheckReport, Finding, Severity, run_preflight
 from engine.preflight.destination_rules import destination_findings
@@ -25,7 +26,7 @@ from engine.preflight.facts import PublicationFacts, ServerFacts, SlotFacts, Sou
 from engine.runtime.operations import Operations
 from engine.settings import Settings
 from etl_tui.cli import main
-from tests.integration.test_replication import configure
+from tests.integration.scenarios import configure
 
 
 # ---- helpers -----------------------------------------------------------------------------------------

@@ -16,15 +16,17 @@ from engine.settings import Settings
 from engine.state import keys
 from engine.state.store import read_counters
 from engine.state.table_state import TablePhase
-from tests.integration.harness import EngineThread, duck_rows, engine_process, slot_confirmed, source_rows, wait_until
-from tests.integration.test_replication import (
-    DUCK_ITEMS_SQL,
-    ITEMS_SQL,
-    configure,
-    setup_items,
+from tests.integration.harness import (
+    EngineThread,
+    duck_rows,
+    engine_process,
+    slot_confirmed,
+    source_rows,
     table_phase,
     wait_caught_up,
+    wait_until,
 )
+from tests.integration.scenarios import DUCK_ITEMS_SQL, ITEMS_SQL, configure, setup_items
 
 
 def _pipeline(settings: Settings) -> tuple[int, str]:

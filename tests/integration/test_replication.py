@@ -7,57 +7,20 @@ from pathlib import Path
 
 import psycopg
 
-from engine.config.models import DestinationType, PipelineStatus
+from engine.config.models import PipelineStatus
 from engine.config.repository import ConfigRepository
-from engine.identifiers import parse_table_list
 from engine.settings import Settings
-from engine.state.store import PipelineState
 from engine.state.table_state import TablePhase
 from tests.integration.harness import (
     EngineThread,
-    current_wal,
     duck_rows,
     slot_confirmed,
     source_rows,
+    table_phase,
+    wait_caught_up,
     wait_until,
 )
-
-ITEMS_SQL = "SELECT id, name, qty, price, updated_at FROM items ORDER BY id"
-DUCK_ITEMS_SQL = "SELECT id, name, qty, price, updated_at FROM main.items ORDER BY id"
-
-
-def setup_items(dsn: str, rows: int) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE items (id bigint PRIMARY KEY, name text, qty int, price numeric(12,2), "
-            "updated_at timestamptz DEFAULT now())"
-        )
-        conn.execute(
-            "INSERT INTO items (id, name, qty, price) SELECT g, 'item ' || g, g %% 100, g * 1.25 "
-            "FROM generate_series(1, %s) g",
-            (rows,),
-        )
-
-
-def configure(settings: Settings, source_dsn: str, duck: Path, tables: str, name: str = "p1") -> None:
-    with ConfigRepository(settings.config_db_url) as repo:
-        repo.add_source("src", source_dsn)
-        repo.add_destination("duck", DestinationType.DUCKDB, {"path": str(duck)})
-        repo.add_pipeline(name, "src", "duck", parse_table_list(tables))
-
-
-def table_phase(settings: Settings, pipeline_id: int, table: str) -> TablePhase | None:
-    import redis
-
-    state = PipelineState(redis.Redis.from_url(settings.redis_url), pipeline_id)
-    st = state.load().get(parse_table_list(table)[0])
-    return st.phase if st else None
-
-
-def wait_caught_up(source_dsn: str, slot: str, timeout: float = 60) -> None:
-    """Until the slot has confirmed everything written so far."""
-    target = current_wal(source_dsn)
-    wait_until(lambda: (slot_confirmed(source_dsn, slot) or 0) >= target, timeout, what="slot to catch up")
+from tests.integration.scenarios import DUCK_ITEMS_SQL, ITEMS_SQL, configure, setup_items
 
 
 def test_copy_with_concurrent_inserts_then_cdc(settings: Settings, source_dsn: str, tmp_path: Path) -> None:

@@ -18,9 +18,8 @@ from engine.runtime import admin
 from engine.settings import Settings
 from engine.state.store import PipelineState
 from engine.state.table_state import TablePhase, TableState
-from tests.integration.harness import EngineThread, source_rows, wait_until
+from tests.integration.harness import EngineThread, source_rows, wait_caught_up, wait_until
 from tests.integration.targets import Target, make_target
-from tests.integration.test_replication import wait_caught_up
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

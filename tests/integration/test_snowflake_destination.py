@@ -8,8 +8,6 @@ from Parquet comes back as 1970-01-01, so the tests keep timestamps non-NULL.
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-import struct
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -19,21 +17,16 @@ import pytest
 
 fakesnow = pytest.importorskip("fakesnow")
 
-from engine.batching.batcher import Batch, Batcher, Op  # noqa: E402
 from engine.decoding.pgoutput import UNCHANGED_TOAST  # noqa: E402
-from engine.decoding.typemap import PgTypeInfo, ValueConversionError, map_type  # noqa: E402
 from engine.destinations.snowflake.connection import SnowflakeConfig  # noqa: E402
 from engine.destinations.snowflake.destination import SnowflakeDestination  # noqa: E402
-from engine.errors import DestinationError  # noqa: E402
-from engine.identifiers import TableName  # noqa: E402
-from engine.source.catalog import ColumnSchema, TableSchema  # noqa: E402
+from engine.errors import DestinationError, ValueConversionError  # noqa: E402
+from tests.integration.snowflake_orders import ORDERS, T0, Changes, _initial_copy, col, rows, table  # noqa: E402
 from tests.integration.targets import SNOWFLAKE_PASSWORD_ENV, emulator_config  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-_OIDS = {"int4": 23, "int8": 20, "text": 25, "numeric": 1700, "jsonb": 3802, "date": 1082, "timestamptz": 1184}
 PASSWORD_ENV = SNOWFLAKE_PASSWORD_ENV
-_relids = itertools.count(16384)
 
 
 @pytest.fixture
@@ -47,99 +40,6 @@ def dest(
     d = SnowflakeDestination(config, atomic=False)
     yield d
     d.close()
-
-
-def col(name: str, type_name: str, key: bool = False, typmod: int = -1) -> ColumnSchema:
-    info = PgTypeInfo(oid=_OIDS[type_name], name=type_name, typmod=typmod)
-    return ColumnSchema(name, info.oid, typmod, map_type(info, "t", name), key)
-
-
-def table(name: str, *columns: ColumnSchema) -> TableSchema:
-    return TableSchema(TableName("public", name), next(_relids), tuple(columns), "d")
-
-
-ORDERS = table(
-    "orders",
-    col("id", "int4", key=True),
-    col("note", "text"),
-    col("amount", "numeric", typmod=(12 << 16 | 2) + 4),
-    col("doc", "jsonb"),
-    col("placed_at", "timestamptz"),
-)
-
-
-def _tuple(values: list[object]) -> bytes:
-    out = [struct.pack("!h", len(values))]
-    for v in values:
-        if v is None:
-            out.append(b"n")
-        elif v is UNCHANGED_TOAST:
-            out.append(b"u")
-        else:
-            raw = v if isinstance(v, bytes) else str(v).encode()
-            out.append(b"t" + struct.pack("!I", len(raw)) + raw)
-    return b"".join(out)
-
-
-class Changes:
-    """Build a Batch from raw pgoutput payloads, as the runner feeds the Batcher."""
-
-    def __init__(self) -> None:
-        self.batcher = Batcher()
-        self.ordinal = 0
-
-    def _add(self, schema: TableSchema, op: Op, lsn: int, tag: bytes, values: list[object]) -> Changes:
-        self.ordinal += 1
-        payload = op.value.encode() + struct.pack("!I", schema.oid) + tag + _tuple(values)
-        self.batcher.add(schema, op, lsn, self.ordinal, payload, 6)
-        return self
-
-    def insert(self, schema: TableSchema, lsn: int, *values: object) -> Changes:
-        return self._add(schema, Op.INSERT, lsn, b"N", list(values))
-
-    def update(self, schema: TableSchema, lsn: int, *values: object) -> Changes:
-        return self._add(schema, Op.UPDATE, lsn, b"N", list(values))
-
-    def delete(self, schema: TableSchema, lsn: int, key: object) -> Changes:
-        values: list[object] = [key] + [None] * (len(schema.columns) - 1)
-        return self._add(schema, Op.DELETE, lsn, b"K", values)
-
-    def truncate(self, schema: TableSchema, lsn: int) -> Changes:
-        self.ordinal += 1
-        self.batcher.truncate(schema, lsn, self.ordinal)
-        return self
-
-    def batch(self, end_lsn: int) -> Batch:
-        self.batcher.commit(end_lsn)
-        built = self.batcher.take().build()
-        assert not built.failed, built.failed
-        return built
-
-
-def rows(dest: SnowflakeDestination, schema: TableSchema) -> list[tuple[Any, ...]]:
-    with dest._cursor() as cur:
-        cur.execute(f"SELECT * FROM {dest.target_sql(schema.table)} ORDER BY 1")
-        return [tuple(r) for r in cur.fetchall()]
-
-
-T0 = dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC)
-
-
-def _initial_copy(dest: SnowflakeDestination) -> None:
-    batch = pa.record_batch(
-        [
-            pa.array([1, 2], pa.int32()),
-            pa.array(["one", None]),
-            pa.array([Decimal("1.50"), Decimal("2.00")], pa.decimal128(12, 2)),
-            pa.array(['{"a": [1, 2]}', None]),
-            pa.array([T0, T0], pa.timestamp("us", tz="UTC")),
-        ],
-        names=list(ORDERS.column_names),
-    )
-    progress: list[int] = []
-    assert dest.copy_table(ORDERS, [batch], progress.append) == 2
-    assert progress == [2]
-    dest.prepare([ORDERS])
 
 
 def test_copy_then_changes_then_replay(dest: SnowflakeDestination) -> None:

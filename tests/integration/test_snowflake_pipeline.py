@@ -20,9 +20,8 @@ from engine.destinations.snowflake.connection import SnowflakeConfig
 from engine.identifiers import parse_table_list
 from engine.settings import Settings
 from engine.state.table_state import TablePhase
-from tests.integration.harness import EngineThread, source_rows, wait_until
+from tests.integration.harness import EngineThread, source_rows, table_phase, wait_caught_up, wait_until
 from tests.integration.targets import SnowflakeTarget, make_target
-from tests.integration.test_replication import table_phase, wait_caught_up
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

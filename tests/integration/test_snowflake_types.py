@@ -2,7 +2,7 @@
 through pgoutput, end to end: real PostgreSQL, the engine in-process, and Snowflake emulated by
 fakesnow in server mode behind the real connector.
 
-The columns and values are test_types.py's. ``SF`` says, per column, the Snowflake type it must
+The columns and values are type_cases.py's. ``SF`` says, per column, the Snowflake type it must
 land as (engine/destinations/snowflake/typemap.py's table) and how each side's value is brought to
 one comparable form. Values Snowflake cannot hold (``REFUSED``) are left out of the round trip; each
 of them is shown to stop only its own table, with a reason naming table and column.
@@ -36,10 +36,9 @@ from engine.settings import Settings
 from engine.source.connection import source_conninfo
 from engine.state.store import PipelineState
 from engine.state.table_state import TablePhase, TableState
-from tests.integration.harness import EngineThread, wait_until
+from tests.integration.harness import EngineThread, wait_caught_up, wait_until
 from tests.integration.targets import SnowflakeTarget, Target, make_target
-from tests.integration.test_replication import wait_caught_up
-from tests.integration.test_types import (
+from tests.integration.type_cases import (
     CDC_OFFSET,
     GROUPS,
     TSTZ_VALUES,
@@ -492,7 +491,7 @@ def test_every_column_has_a_snowflake_spec_and_refused_values_exist() -> None:
     for name, refused in REFUSED.items():
         col = columns[name]
         values = {x for v in col.values for x in v} if col.pg_type.endswith("[]") else set(col.values)
-        assert set(refused) <= values, name  # test_types.py changed: keep this list in step
+        assert set(refused) <= values, name  # type_cases.py changed: keep this list in step
 
 
 @pytest.mark.parametrize("path", ["copy", "cdc"])

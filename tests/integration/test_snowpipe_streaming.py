@@ -37,8 +37,8 @@ from engine.destinations.snowflake.streaming import (  # noqa: E402
     sdk_client_factory,
 )
 from engine.errors import DestinationError, ErrorKind, RetryPolicy  # noqa: E402
+from tests.integration.snowflake_orders import ORDERS, Changes, _initial_copy, rows  # noqa: E402
 from tests.integration.targets import SNOWFLAKE_PASSWORD_ENV, emulator_config  # noqa: E402
-from tests.integration.test_snowflake_destination import ORDERS, Changes, _initial_copy, rows  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 

@@ -18,7 +18,7 @@ from engine.settings import Settings
 from etl_tui.app import EtlApp
 from etl_tui.screens.forms import PipelineForm
 from tests.integration.harness import duck_rows, source_rows
-from tests.integration.test_replication import configure, setup_items
+from tests.integration.scenarios import configure, setup_items
 
 SIZE = (140, 40)
 

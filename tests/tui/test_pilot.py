@@ -1,4 +1,4 @@
-"""Keys → screens and backend calls, driven with Textual's pilot against the fixture backend."""
+"""Keys → screens and backend calls, driven with Textual's pilot against the scenes' backend."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Select, Static
 
 from engine.errors import EtlError
-from engine.status.board import Board
+from engine.status.board import Board, ConfigView, SourceConfigView
 from etl_tui.app import EtlApp
 from etl_tui.commands import EtlCommands
-from etl_tui.fixtures import FIXED_NOW, FixtureBackend, fixed_clock
+from etl_tui.scenes.backend import SceneBackend
+from etl_tui.scenes.clock import FIXED_NOW, fixed_clock
 from etl_tui.screens.base import FilterInput
 from etl_tui.screens.config import ConfigScreen
 from etl_tui.screens.confirm import ConfirmModal, TypeNameModal
@@ -34,7 +35,7 @@ SIZE = (140, 40)
 Scenario = Callable[[EtlApp, Pilot[None]], Awaitable[None]]
 
 
-def drive(backend: FixtureBackend, scenario: Scenario, **app_kw: object) -> EtlApp:
+def drive(backend: SceneBackend, scenario: Scenario, **app_kw: object) -> EtlApp:
     """Run ``scenario`` against a fresh app (no pytest-asyncio needed)."""
     app = EtlApp(backend, clock=fixed_clock, **app_kw)  # type: ignore[arg-type]
 
@@ -88,7 +89,7 @@ def test_number_keys_switch_screens() -> None:
         await press(pilot, "escape")
         assert isinstance(app.screen, PipelinesScreen)
 
-    drive(FixtureBackend(), scenario)
+    drive(SceneBackend(), scenario)
 
 
 def test_enter_opens_the_selected_pipeline() -> None:
@@ -103,11 +104,11 @@ def test_enter_opens_the_selected_pipeline() -> None:
         assert isinstance(app.screen, PipelinesScreen)
         assert app.screen.query_one(PipelineTable).selected_key == "crm_sync"  # back where it was
 
-    drive(FixtureBackend(), scenario)
+    drive(SceneBackend(), scenario)
 
 
 def test_start_and_pause_act_on_the_selected_pipeline() -> None:
-    backend = FixtureBackend()
+    backend = SceneBackend()
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         await press(pilot, "down", "s")
@@ -124,7 +125,7 @@ def test_start_and_pause_act_on_the_selected_pipeline() -> None:
 
 
 def test_retry_only_an_errored_table() -> None:
-    backend = FixtureBackend()
+    backend = SceneBackend()
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         await press(pilot, "down", "down", "enter")
@@ -137,7 +138,7 @@ def test_retry_only_an_errored_table() -> None:
 
 
 def test_resync_requires_typing_the_table_name() -> None:
-    backend = FixtureBackend()
+    backend = SceneBackend()
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         await press(pilot, "down", "enter", "down", "R")
@@ -155,7 +156,7 @@ def test_resync_requires_typing_the_table_name() -> None:
 
 
 def test_readonly_hides_and_refuses_every_change() -> None:
-    backend = FixtureBackend(readonly=True)
+    backend = SceneBackend(readonly=True)
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         header = str(app.screen.query_one("#mode", Static).render())
@@ -198,11 +199,11 @@ def test_palette_lists_screens_and_this_screens_actions() -> None:
         titles = [t for t, _, _ in EtlCommands(app.screen)._commands()]
         assert "Resync (R)" in titles and "Retry (r)" in titles
 
-    drive(FixtureBackend(), scenario)
+    drive(SceneBackend(), scenario)
 
 
 def test_palette_runs_an_action() -> None:
-    backend = FixtureBackend()
+    backend = SceneBackend()
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         await press(pilot, "ctrl+p", *"pause", "enter")
@@ -226,11 +227,11 @@ def test_slash_filters_rows() -> None:
         await press(pilot, "enter", "5", "slash", *"checkpoint")
         assert len(table_keys(app, "#keys")) == 4
 
-    drive(FixtureBackend(), scenario)
+    drive(SceneBackend(), scenario)
 
 
 def test_space_freezes_without_moving_the_cursor() -> None:
-    backend = FixtureBackend()
+    backend = SceneBackend()
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         table = app.screen.query_one(PipelineTable)
@@ -252,7 +253,7 @@ def test_space_freezes_without_moving_the_cursor() -> None:
 
 
 def test_cursor_follows_its_row_when_rows_come_and_go() -> None:
-    backend = FixtureBackend()
+    backend = SceneBackend()
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         table = app.screen.query_one(PipelineTable)
@@ -273,7 +274,7 @@ def test_cursor_follows_its_row_when_rows_come_and_go() -> None:
 
 
 def test_events_follow_the_tail() -> None:
-    backend = FixtureBackend()
+    backend = SceneBackend()
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         await press(pilot, "6")
@@ -289,7 +290,7 @@ def test_events_follow_the_tail() -> None:
 
 
 def test_stale_snapshot_warns() -> None:
-    backend = FixtureBackend()
+    backend = SceneBackend()
     backend.current = replace(backend.current, taken_at=FIXED_NOW - 30)
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
@@ -303,14 +304,14 @@ def test_ctrl_s_writes_an_svg(tmp_path: Path) -> None:
         await press(pilot, "4", "ctrl+s")
         assert any("screenshot saved" in n for n in notes(app))
 
-    drive(FixtureBackend(), scenario, screenshot_dir=tmp_path)
+    drive(SceneBackend(), scenario, screenshot_dir=tmp_path)
     [svg] = list(tmp_path.glob("*.svg"))
     assert svg.name == "etl-tui-slots-20260701-120000.svg"
     assert svg.read_text(encoding="utf-8").lstrip().startswith("<svg")
 
 
 def test_backend_errors_show_reason_and_hint() -> None:
-    backend = FixtureBackend(fail_with=EtlError("pipeline shop_sync is locked", "wait for the resync to end"))
+    backend = SceneBackend(fail_with=EtlError("pipeline shop_sync is locked", "wait for the resync to end"))
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         await press(pilot, "s")
@@ -323,7 +324,7 @@ def test_backend_errors_show_reason_and_hint() -> None:
 
 def test_a_slow_backend_never_blocks_the_screen() -> None:
     gate = threading.Event()
-    backend = FixtureBackend(gate=gate)
+    backend = SceneBackend(gate=gate)
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         await pilot.press("s")
@@ -340,7 +341,7 @@ def test_a_slow_backend_never_blocks_the_screen() -> None:
 
 
 def test_redis_failure_is_shown_not_raised() -> None:
-    class BrokenRedis(FixtureBackend):
+    class BrokenRedis(SceneBackend):
         def redis_keys(self, match: str = "etl:*", limit: int = 500) -> list:  # type: ignore[type-arg]
             raise EtlError("cannot reach Redis at redis://cache:6379", "check REDIS_URL")
 
@@ -353,7 +354,7 @@ def test_redis_failure_is_shown_not_raised() -> None:
 
 
 def test_config_forms_send_typed_drafts() -> None:
-    backend = FixtureBackend()
+    backend = SceneBackend()
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         await press(pilot, "7", "e")
@@ -383,6 +384,44 @@ def test_config_forms_send_typed_drafts() -> None:
     ]
 
 
+@pytest.mark.parametrize("accepted", [True, False])
+def test_a_config_write_reads_the_config_again(accepted: bool) -> None:
+    class CountingReads(SceneBackend):
+        reads = 0
+
+        def config(self) -> ConfigView:
+            self.reads += 1
+            return super().config()
+
+    gate = threading.Event()
+    backend = CountingReads(gate=gate, fail_with=None if accepted else EtlError("source analytics is locked"))
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "7", "a")
+        app.screen.query_one("#name", Input).value = "analytics"
+        app.screen.query_one("#dsn", Input).value = "postgresql://etl@analytics-db/analytics"
+        reads = backend.reads
+        await pilot.press("enter")  # the form closes; the write waits on the gate
+        screen = app.screen
+        assert isinstance(screen, ConfigScreen)
+        # coming back from the form reads the config once, before the write ends
+        for _ in range(500):
+            if backend.reads > reads and not screen.stored.loading:
+                break
+            await pilot.pause(0.01)
+        assert "analytics" not in table_keys(app, "#sources")
+        stored = backend.config_view
+        backend.config_view = replace(
+            stored, sources=(*stored.sources, SourceConfigView("analytics", "postgresql://etl@analytics-db/analytics"))
+        )
+        gate.set()
+        await settle(pilot)
+        assert "analytics" in table_keys(app, "#sources")  # read again once the write ended, accepted or not
+
+    drive(backend, scenario)
+    assert backend.calls == [("save_source", ("analytics", "postgresql://etl@analytics-db/analytics", None))]
+
+
 def shown(form: DestinationForm, field: str) -> bool:
     widget = form.query_one(f"#{field}")
     return widget.display and widget.parent is not None and widget.parent.display  # a row hides its field
@@ -391,7 +430,7 @@ def shown(form: DestinationForm, field: str) -> bool:
 def test_destination_form_creates_a_snowflake_destination(tmp_path: Path) -> None:
     key = tmp_path / "etl_key.p8"
     key.write_text("-----BEGIN PRIVATE KEY-----\n")
-    backend = FixtureBackend()
+    backend = SceneBackend()
 
     def form_error(app: EtlApp) -> str:
         return str(app.screen.query_one("#form-error", Static).render())
@@ -457,7 +496,7 @@ def test_destination_form_creates_a_snowflake_destination(tmp_path: Path) -> Non
 
 
 def test_destination_form_edits_keep_the_stored_options() -> None:
-    backend = FixtureBackend()
+    backend = SceneBackend()
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         await press(pilot, "7", "tab", "down", "down", "e")
@@ -491,7 +530,7 @@ def test_destination_form_edits_keep_the_stored_options() -> None:
 
 
 def test_delete_requires_typing_the_name() -> None:
-    backend = FixtureBackend()
+    backend = SceneBackend()
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         await press(pilot, "7", "tab", "tab", "down", "d")
@@ -504,7 +543,7 @@ def test_delete_requires_typing_the_name() -> None:
 
 @pytest.mark.parametrize("key", ["1", "2", "3", "4", "5", "6", "7"])
 def test_every_screen_survives_an_empty_engine(key: str) -> None:
-    backend = FixtureBackend()
+    backend = SceneBackend()
     backend.current = replace(backend.current, pipelines=(), slots=(), events=(), health=())
     backend.keys = []
 
@@ -525,11 +564,11 @@ def test_q_asks_before_stopping_the_console() -> None:
         await press(pilot, "q", "y")
         assert not app.is_running
 
-    drive(FixtureBackend(), scenario)
+    drive(SceneBackend(), scenario)
 
 
 def test_a_failing_snapshot_is_reported_once() -> None:
-    class Flaky(FixtureBackend):
+    class Flaky(SceneBackend):
         broken = False
 
         def board(self) -> Board:
@@ -551,7 +590,7 @@ def test_a_failing_snapshot_is_reported_once() -> None:
 
 
 def test_duplicate_keys_do_not_break_a_table() -> None:
-    backend = FixtureBackend()
+    backend = SceneBackend()
     board = backend.current
     backend.current = replace(board, pipelines=(*board.pipelines, board.pipelines[0]))
 
@@ -569,7 +608,7 @@ def _panel(app: EtlApp, selector: str) -> str:
 def test_checks_screen_lists_findings_worst_first_with_the_selected_hint() -> None:
     from etl_tui.screens.checks import ChecksScreen
 
-    backend = FixtureBackend()
+    backend = SceneBackend()
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         assert backend.check_runs == 0  # nothing queries the sources until the screen is opened
@@ -599,7 +638,7 @@ def test_checks_run_off_the_ui_thread_and_in_a_read_only_console() -> None:
     from etl_tui.screens.checks import ChecksScreen
 
     gate = threading.Event()
-    backend = FixtureBackend(gate=gate, readonly=True)
+    backend = SceneBackend(gate=gate, readonly=True)
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         await pilot.press("8")
@@ -620,7 +659,7 @@ def test_checks_run_off_the_ui_thread_and_in_a_read_only_console() -> None:
 def test_checks_that_cannot_run_say_why() -> None:
     from engine.preflight import CheckReport
 
-    class NoConfigDb(FixtureBackend):
+    class NoConfigDb(SceneBackend):
         def run_checks(self, pipeline: str | None = None) -> CheckReport:
             raise EtlError("config DB error: connection refused", "check that the config DB is reachable")
 
@@ -641,12 +680,12 @@ def test_checks_are_in_the_palette_and_help() -> None:
         await press(pilot, "question_mark")
         assert isinstance(app.screen, HelpScreen)
 
-    drive(FixtureBackend(), scenario)
+    drive(SceneBackend(), scenario)
 
 
 # ---- alerts (WAL / slots and Events) ------------------------------------------------------------------
 def test_slots_screen_shows_firing_alerts_history_and_deliveries() -> None:
-    backend = FixtureBackend()
+    backend = SceneBackend()
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         await press(pilot, "4")
@@ -681,7 +720,7 @@ def test_slots_screen_shows_firing_alerts_history_and_deliveries() -> None:
 
 
 def test_events_screen_counts_firing_alerts_and_lists_alert_events() -> None:
-    backend = FixtureBackend()
+    backend = SceneBackend()
 
     async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
         await press(pilot, "6")

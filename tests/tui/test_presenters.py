@@ -9,46 +9,25 @@ import pytest
 
 from engine.state.table_state import TablePhase
 from engine.status.board import Board, ErrorView, PipelineView, SlotView, TableView
-from etl_tui import fixtures
 from etl_tui.copy_rates import CopyRates
-from etl_tui.presenters import (
-    PHASE_LABELS,
-    Cell,
-    FormError,
-    Row,
-    Tone,
-    ago,
-    copy_eta,
-    copy_rate_estimate,
-    error_cell,
-    event_rows,
-    filter_rows,
-    freshness_cell,
-    headroom_cell,
-    health_label,
-    human_bytes,
-    human_count,
-    human_duration,
-    human_rate,
-    lag_tone,
-    mode_cell,
-    nice_ticks,
-    percentile,
-    pipeline_rows,
-    progress_bar,
-    retry_label,
-    short_warning,
-    slot_rows,
-    source_dsn_for_save,
-    sparkline,
-    state_cell,
-    table_counts,
-    table_rows,
-    tables_cell,
-    with_password,
-)
+from etl_tui.presenters.cells import Cell, Row, Tone, filter_rows
+from etl_tui.presenters.charts import nice_ticks, progress_bar, sparkline
+from etl_tui.presenters.detail import copy_eta, copy_rate_estimate, table_rows
+from etl_tui.presenters.events import event_rows
+from etl_tui.presenters.forms import FormError, source_dsn_for_save, with_password
+from etl_tui.presenters.header import freshness_cell, health_label, mode_cell
+from etl_tui.presenters.lag import lag_tone
+from etl_tui.presenters.phases import PHASE_LABELS
+from etl_tui.presenters.pipelines import error_cell, pipeline_rows, state_cell, table_counts, tables_cell
+from etl_tui.presenters.retries import retry_label
+from etl_tui.presenters.slots import headroom_cell, short_warning, slot_rows
+from etl_tui.presenters.throughput import percentile
+from etl_tui.presenters.units import ago, human_bytes, human_count, human_duration, human_rate
+from etl_tui.scenes.board import board as scene_board
+from etl_tui.scenes.clock import FIXED_NOW
+from etl_tui.scenes.events import events as scene_events
 
-NOW = fixtures.FIXED_NOW
+NOW = FIXED_NOW
 
 
 @pytest.mark.parametrize(
@@ -177,7 +156,7 @@ def test_lag_tone_ignores_seconds_on_an_idle_source() -> None:
 
 
 def test_table_counts() -> None:
-    p = fixtures.board().pipeline("billing_sync")
+    p = scene_board().pipeline("billing_sync")
     assert p is not None
     counts = table_counts(p)
     assert (counts.total, counts.ready, counts.copying, counts.errored) == (4, 1, 3, 0)
@@ -186,8 +165,8 @@ def test_table_counts() -> None:
     assert cell.sub == "3 copying"
 
 
-def test_pipeline_rows_from_fixtures() -> None:
-    rows = pipeline_rows(fixtures.board(), NOW)
+def test_pipeline_rows_from_the_scenes() -> None:
+    rows = pipeline_rows(scene_board(), NOW)
     assert [r.key for r in rows] == ["shop_sync", "billing_sync", "crm_sync", "legacy_sync"]
     crm = rows[2]
     assert crm.cells[5].text == "retry in 12s"
@@ -216,7 +195,7 @@ def test_copy_progress_and_eta() -> None:
     assert copy_eta(600, None, 100.0) == "—"
     assert copy_eta(600, 1000, None) == "—"
     assert copy_eta(1200, 1000, 100.0) == "finishing"  # the total is an estimate
-    p = fixtures.board().pipeline("billing_sync")
+    p = scene_board().pipeline("billing_sync")
     assert p is not None
     rows = {r.key: r for r in table_rows(p, NOW)}
     payments = rows["public.payments"]
@@ -230,7 +209,7 @@ def test_copy_progress_and_eta() -> None:
 
 
 def test_copy_rate_prefers_measurement() -> None:
-    p = fixtures.board().pipeline("billing_sync")
+    p = scene_board().pipeline("billing_sync")
     assert p is not None
     assert copy_rate_estimate(p, "public.payments", {"public.payments": 500.0}) == 500.0
     assert copy_rate_estimate(p, "public.payments", {}) == p.rows_per_second[-1]
@@ -255,7 +234,7 @@ def test_copy_rates_across_snapshots() -> None:
 
 
 def test_slot_rows_and_headroom() -> None:
-    rows = {r.key: r for r in slot_rows(fixtures.board())}
+    rows = {r.key: r for r in slot_rows(scene_board())}
     lost = rows["legacy_sync/etl_legacy_sync_4"]
     assert lost.cells[2] == Cell("lost", Tone.ERROR)
     assert lost.cells[7].text == "slot lost"
@@ -271,7 +250,7 @@ def test_slot_rows_and_headroom() -> None:
 
 
 def test_events_oldest_first_with_stable_keys() -> None:
-    events = fixtures.events()
+    events = scene_events()
     rows = event_rows(events)
     assert len(rows) == len(events)
     assert rows[0].cells[0].text == "11:49:50"  # UTC, pinned by the conftest
@@ -313,9 +292,10 @@ def test_with_password() -> None:
 
 # ---- WAL rate, time to exhaustion, alerts ---------------------------------------------------------
 def test_slot_rows_show_wal_rate_and_when_safe_wal_runs_out() -> None:
-    from etl_tui.presenters import exhaustion_cell, human_byte_rate, wal_rate_cell
+    from etl_tui.presenters.slots import exhaustion_cell, wal_rate_cell
+    from etl_tui.presenters.units import human_byte_rate
 
-    rows = {r.key: r for r in slot_rows(fixtures.board())}
+    rows = {r.key: r for r in slot_rows(scene_board())}
     billing = rows["billing_sync/etl_billing_sync_2"]
     assert billing.cells[8] == Cell("2.0 MiB/s") and billing.cells[9] == Cell("10m 14s", Tone.ERROR)
     assert rows["crm_sync/etl_crm_sync_3"].cells[9] == Cell("5h 32m", Tone.WARN)
@@ -328,10 +308,10 @@ def test_slot_rows_show_wal_rate_and_when_safe_wal_runs_out() -> None:
 
 
 def test_alert_rows_firing_first_then_history_newest_first() -> None:
-    from etl_tui.presenters import alert_rows, alert_value, alerts_title, delivery_label, firing_alert_lines
+    from etl_tui.presenters.alerts import alert_rows, alert_value, alerts_title, delivery_label, firing_alert_lines
 
-    board = fixtures.board()
-    rows = alert_rows(board, fixtures.FIXED_NOW)
+    board = scene_board()
+    rows = alert_rows(board, FIXED_NOW)
     assert [r.key.split("|")[0] for r in rows[:3]] == ["firing"] * 3
     lost = rows[0].cells
     assert (lost[1], lost[2].text, lost[4].text, lost[5].text) == (
@@ -365,12 +345,12 @@ def test_alert_events_from_notifications() -> None:
     from engine.monitoring.alerts import AlertStatus
     from engine.status.collector import alert_event
 
-    firing = fixtures.board().alerts[2]
+    firing = scene_board().alerts[2]
     event = alert_event(firing)
     assert (event.level, event.kind, event.pipeline) == ("warning", "alert", "billing_sync")
     assert event.message == f"firing lag_bytes: {firing.summary}"
     assert alert_event(replace(firing, repeat=2)).message.startswith("still firing lag_bytes (reminder 2): ")
-    assert alert_event(fixtures.board().alerts[0]).level == "error"  # critical
+    assert alert_event(scene_board().alerts[0]).level == "error"  # critical
     resolved = alert_event(replace(firing, status=AlertStatus.RESOLVED, summary="back to normal"))
     assert (resolved.level, resolved.message) == ("info", "resolved lag_bytes: back to normal")
     rows = event_rows([event])

@@ -14,20 +14,11 @@ import pytest
 
 from engine.errors import ConfigError
 from engine.metrics import Metrics
-from engine.monitoring.alerts import (
-    Alert,
-    AlertLog,
-    AlertRules,
-    AlertStatus,
-    AlertThresholds,
-    Rule,
-    Severity,
-    SlotObservation,
-    WebhookSender,
-    iso_time,
-)
-from engine.monitoring.wal_monitor import GrowthRate, exhaustion_seconds
-from engine.settings import load_settings
+from engine.monitoring.alert_log import AlertLog
+from engine.monitoring.alerts import Alert, AlertRules, AlertStatus, Rule, Severity, SlotObservation, iso_time
+from engine.monitoring.slot_poller import GrowthRate, exhaustion_seconds
+from engine.monitoring.webhook import WebhookSender
+from engine.settings import AlertThresholds, load_settings
 
 MiB = 1024**2
 T0 = 1_782_907_200.0

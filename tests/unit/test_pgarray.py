@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from engine.decoding.pgarray import ArrayParseError, MultiDimensionalArrayError, parse_array
+from engine.decoding.pgarray import parse_array
+from engine.errors import ArrayParseError, MultiDimensionalArrayError
 
 # Literals below are written exactly as PostgreSQL 15's array_out prints them.
 

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 import pytest
 
 from engine.decoding.pgoutput import Relation, RelationColumn, ReplicaIdentity
-from engine.decoding.typemap import ColumnType, PgTypeInfo, TypeCategory, UnsupportedTypeError, map_type
-from engine.errors import ErrorKind, TableError
+from engine.decoding.types import ColumnType, PgTypeInfo, TypeCategory, map_type
+from engine.destinations.duckdb.types import duckdb_type
+from engine.errors import ErrorKind, TableError, UnsupportedTypeError
 from engine.identifiers import TableName
 from engine.pipeline.schema_change import evolve
 from engine.source.catalog import ColumnSchema, TableSchema
@@ -80,7 +81,7 @@ def test_added_columns_come_last_with_their_positions() -> None:
     )
     assert [c.name for c in schema.columns] == ["id", "a", "b", "c", "d"]
     assert [c.attnum for c in schema.columns] == [1, 2, 3, 4, 5]
-    assert schema.columns[4].ctype.duckdb == "DECIMAL(10,2)"
+    assert duckdb_type(schema.columns[4].ctype) == "DECIMAL(10,2)"
     assert not schema.columns[3].is_key
     assert change.describe() == "added c, d"  # type: ignore[attr-defined]
 

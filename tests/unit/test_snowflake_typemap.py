@@ -6,16 +6,9 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from engine.decoding.interval import parse_iso_interval
-from engine.decoding.typemap import (
-    ColumnType,
-    PgTypeInfo,
-    TypeCategory,
-    UnsupportedTypeError,
-    ValueConversionError,
-    convert,
-    map_type,
-)
+from engine.decoding.convert import convert
+from engine.decoding.convert.interval import parse_iso_interval
+from engine.decoding.types import ColumnType, PgTypeInfo, TypeCategory, map_type
 from engine.destinations.snowflake.typemap import (
     MAX_BINARY_BYTES,
     MAX_VARCHAR_BYTES,
@@ -24,6 +17,7 @@ from engine.destinations.snowflake.typemap import (
     snowflake_type,
     to_parquet_array,
 )
+from engine.errors import UnsupportedTypeError, ValueConversionError
 
 _OIDS = {
     "bool": 16, "bytea": 17, "name": 19, "int8": 20, "int2": 21, "int4": 23, "text": 25, "oid": 26,
@@ -95,7 +89,7 @@ def test_enum_named_json_is_varchar() -> None:
 def test_scale_38_is_unsupported() -> None:
     with pytest.raises(UnsupportedTypeError) as exc:
         snowflake_type(numeric(38, 38), table="public.t", column="x")
-    assert exc.value.table == "public.t" and "37" in exc.value.reason
+    assert exc.value.table == "public.t" and "37" in exc.value.detail
 
 
 # ---- check_values
@@ -121,7 +115,7 @@ def test_temporal_range(name: str, ok: list[str | None], bad: str, shown: str) -
         check_values(values(ctype, [*ok, bad]), ctype, "public.t", "c")
     assert exc.value.index == len(ok)
     assert exc.value.value == shown
-    assert exc.value.table == "public.t" and "9999" in exc.value.reason and exc.value.hint
+    assert exc.value.table == "public.t" and "9999" in exc.value.detail and exc.value.hint
 
 
 def test_binary_limit() -> None:
@@ -130,7 +124,7 @@ def test_binary_limit() -> None:
     check_values(ok, ctype, "t", "c")
     with pytest.raises(ValueConversionError) as exc:
         check_values(pa.array([b"", b"\x01" * (MAX_BINARY_BYTES + 1)], pa.binary()), ctype, "t", "c")
-    assert exc.value.index == 1 and str(MAX_BINARY_BYTES) in exc.value.reason
+    assert exc.value.index == 1 and str(MAX_BINARY_BYTES) in exc.value.detail
 
 
 def test_varchar_limit_counts_bytes() -> None:
@@ -138,7 +132,7 @@ def test_varchar_limit_counts_bytes() -> None:
     check_values(pa.array(["x" * MAX_VARCHAR_BYTES]), ctype, "t", "c")
     with pytest.raises(ValueConversionError) as exc:
         check_values(pa.array(["é" * (MAX_VARCHAR_BYTES // 2 + 1)]), ctype, "t", "c")
-    assert exc.value.index == 0 and "VARCHAR" in exc.value.reason
+    assert exc.value.index == 0 and "VARCHAR" in exc.value.detail
 
 
 def test_floats_and_numbers_pass() -> None:
@@ -153,7 +147,7 @@ def test_array_elements_checked_and_row_reported() -> None:
     data = values(ctype, ["{2024-01-01}", None, "{}", "{2020-01-01,0100-01-01 BC}"])
     with pytest.raises(ValueConversionError) as exc:
         check_values(data, ctype, "t", "c")
-    assert exc.value.index == 3 and "array element" in exc.value.reason
+    assert exc.value.index == 3 and "array element" in exc.value.detail
     assert exc.value.value == "0100-01-01 BC"
     check_values(data.slice(0, 3), ctype, "t", "c")
 
@@ -163,7 +157,7 @@ def test_array_json_size_limit() -> None:
     data = pa.array([["a"], ["x" * (MAX_VARCHAR_BYTES // 2), "y" * (MAX_VARCHAR_BYTES // 2)]], pa.list_(pa.string()))
     with pytest.raises(ValueConversionError) as exc:
         check_values(data, ctype, "t", "c")
-    assert exc.value.index == 1 and "VARIANT" in exc.value.reason
+    assert exc.value.index == 1 and "VARIANT" in exc.value.detail
 
 
 def test_chunked_input() -> None:
@@ -265,7 +259,7 @@ def test_json_refused(name: str, text: str, shown: str) -> None:
     ctype = ct(name)
     with pytest.raises(ValueConversionError) as exc:
         check_values(values(ctype, ['{"ok": 1}', None, text]), ctype, "public.t", "c")
-    assert exc.value.index == 2 and shown in exc.value.reason, exc.value.reason
+    assert exc.value.index == 2 and shown in exc.value.detail, exc.value.detail
     assert exc.value.table == "public.t" and exc.value.hint
 
 
@@ -299,10 +293,10 @@ def test_json_array_null_element_refused_and_numbers_checked() -> None:
     check_values(values(ctype, ['{"{\\"a\\": null}",NULL,"[]"}']), ctype, "t", "c")
     with pytest.raises(ValueConversionError) as exc:
         check_values(values(ctype, ["{1}", '{"{}","null"}']), ctype, "t", "c")
-    assert exc.value.index == 1 and "JSON null" in exc.value.reason
+    assert exc.value.index == 1 and "JSON null" in exc.value.detail
     with pytest.raises(ValueConversionError) as exc:
         check_values(values(ctype, ["{1}", "{2,1e1000}"]), ctype, "t", "c")
-    assert exc.value.index == 1 and "array element" in exc.value.reason
+    assert exc.value.index == 1 and "array element" in exc.value.detail
 
 
 def test_float_negative_zero_stays_a_double() -> None:

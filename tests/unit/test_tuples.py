@@ -7,8 +7,9 @@ import struct
 
 import pytest
 
-from engine.decoding.pgoutput import UNCHANGED_TOAST, Decoder, Insert, PgOutputError, Update
+from engine.decoding.pgoutput import UNCHANGED_TOAST, Decoder, Insert, Update
 from engine.decoding.tuples import parse_tuple_columns, skip_tuple
+from engine.errors import PgOutputError
 
 
 def _tuple(values: list[object]) -> bytes:

@@ -9,9 +9,6 @@ PostgreSQL itself (``d - '1970-01-01'``, ``extract(epoch from t) * 1000000``).
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -19,19 +16,10 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from engine.decoding.typemap import (
-    TYPE_INFO_SQL,
-    ColumnType,
-    ConvKind,
-    PgTypeInfo,
-    TypeCategory,
-    UnsupportedTypeError,
-    ValueConversionError,
-    convert,
-    load_type_info,
-    map_type,
-    type_info_from_row,
-)
+from engine.decoding.convert import convert
+from engine.decoding.types import ColumnType, PgTypeInfo, TypeCategory, map_type
+from engine.destinations.duckdb.types import duckdb_type
+from engine.errors import ErrorKind, RetryPolicy, TableError, UnsupportedTypeError, ValueConversionError
 
 # ----------------------------------------------------------------------------- fixtures
 
@@ -96,10 +84,10 @@ def plain(arr: pa.Array) -> list[Any]:
 
 
 def duckdb_round_trip(ctype: ColumnType, arr: pa.Array) -> pa.Array:
-    """Insert into a real DuckDB column of ``ctype.duckdb`` and read it back as Arrow."""
+    """Insert into a real DuckDB column of ``duckdb_type(ctype)`` and read it back as Arrow."""
     con = duckdb.connect()
     try:
-        con.execute(f"CREATE TABLE x (i INTEGER, v {ctype.duckdb})")
+        con.execute(f"CREATE TABLE x (i INTEGER, v {duckdb_type(ctype)})")
         src = pa.table({"i": pa.array(range(len(arr)), pa.int32()), "v": arr})
         con.register("src", src)
         con.execute("INSERT INTO x SELECT i, v FROM src")
@@ -113,7 +101,7 @@ def duckdb_text(ctype: ColumnType, arr: pa.Array) -> list[str | None]:
     """DuckDB's own text rendering of the stored values."""
     con = duckdb.connect()
     try:
-        con.execute(f"CREATE TABLE x (i INTEGER, v {ctype.duckdb})")
+        con.execute(f"CREATE TABLE x (i INTEGER, v {duckdb_type(ctype)})")
         con.register("src", pa.table({"i": pa.array(range(len(arr)), pa.int32()), "v": arr}))
         con.execute("INSERT INTO x SELECT i, v FROM src")
         return [r[0] for r in con.execute("SELECT v::VARCHAR FROM x ORDER BY i").fetchall()]
@@ -231,10 +219,10 @@ def check(info: PgTypeInfo, texts: list[str | None], expected: list[Any]) -> pa.
 )
 def test_mapping(info: PgTypeInfo, display: str, arrow: pa.DataType, duck: str, toastable: bool) -> None:
     ctype = ctype_of(info)
-    assert (ctype.pg_display, ctype.arrow, ctype.duckdb, ctype.toastable) == (display, arrow, duck, toastable)
+    assert (ctype.pg_display, ctype.arrow, duckdb_type(ctype), ctype.toastable) == (display, arrow, duck, toastable)
     # DuckDB accepts the DDL and stores an Arrow column of that type as exactly that type.
     con = duckdb.connect()
-    con.execute(f"CREATE TABLE x (v {ctype.duckdb})")
+    con.execute(f"CREATE TABLE x (v {duckdb_type(ctype)})")
     con.register("src", pa.table({"v": pa.nulls(1, ctype.arrow)}))
     con.execute("INSERT INTO x SELECT v FROM src")
     assert con.execute("SELECT count(*) FROM x WHERE v IS NULL").fetchone() == (1,)
@@ -545,7 +533,7 @@ def test_timestamptz_text_in_duckdb() -> None:
     out = convert(as_input(["2024-01-02 03:04:05.5+05:30", "0044-03-15 12:00:00+00 BC"]), ctype, "t", "c")
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"CREATE TABLE x (i INTEGER, v {ctype.duckdb})")
+    con.execute(f"CREATE TABLE x (i INTEGER, v {duckdb_type(ctype)})")
     con.register("src", pa.table({"i": pa.array([0, 1], pa.int32()), "v": out}))
     con.execute("INSERT INTO x SELECT i, v FROM src")
     rows = con.execute("SELECT v::VARCHAR FROM x ORDER BY i").fetchall()
@@ -694,7 +682,8 @@ def conversion_error(info: PgTypeInfo, texts: list[str | None]) -> ValueConversi
     err = excinfo.value
     assert err.table == "public.orders" and err.column == "amount"
     assert "public.orders" in str(err) and "amount" in str(err)
-    assert err.reason and err.hint
+    assert err.detail and err.hint and err.detail in err.detail
+    assert isinstance(err, TableError) and err.kind is ErrorKind.VALUE_CONVERSION and err.retry is RetryPolicy.MANUAL
     return err
 
 
@@ -716,7 +705,7 @@ def test_numeric_is_never_rounded(typmod: int, text: str, reason: str) -> None:
     err = conversion_error(base("numeric", typmod), ["1.00", None, text, "2.00"])
     assert err.value == text
     assert err.index == 2
-    assert reason in err.reason
+    assert reason in err.detail
 
 
 def test_error_names_the_first_bad_value_in_a_large_batch() -> None:
@@ -724,7 +713,7 @@ def test_error_names_the_first_bad_value_in_a_large_batch() -> None:
     texts[77_777] = "99999999999"
     err = conversion_error(base("int4"), texts)
     assert (err.value, err.index) == ("99999999999", 77_777)
-    assert "out of range" in err.reason
+    assert "out of range" in err.detail
 
 
 def test_long_values_are_truncated_in_the_message() -> None:
@@ -772,21 +761,21 @@ def test_long_values_are_truncated_in_the_message() -> None:
 )
 def test_value_errors(info: PgTypeInfo, text: str, reason: str) -> None:
     err = conversion_error(info, [None, text])
-    assert reason in err.reason
+    assert reason in err.detail
     assert err.index == 1
 
 
 def test_array_element_error_names_the_element() -> None:
     err = conversion_error(array_of(base("int2")), ["{1,2}", "{3,99999}"])
     assert (err.value, err.index) == ("99999", 1)
-    assert "array element" in err.reason
+    assert "array element" in err.detail
 
 
 def test_invalid_utf8_is_rejected() -> None:
     arr = pa.array([b"ok", b"bad \xff\xfe"], pa.binary())
     with pytest.raises(ValueConversionError) as excinfo:
         convert(arr, ctype_of(base("text")), "public.t", "c")
-    assert excinfo.value.index == 1 and "UTF-8" in excinfo.value.reason
+    assert excinfo.value.index == 1 and "UTF-8" in excinfo.value.detail
 
 
 @pytest.mark.parametrize(
@@ -811,89 +800,13 @@ def test_unsupported_types(info: PgTypeInfo, shown: str) -> None:
     assert (err.table, err.column, err.type_name) == ("public.shapes", "geom", shown)
     assert "public.shapes" in str(err) and "geom" in str(err) and shown in str(err)
     assert "exclude the table" in err.hint
+    assert isinstance(err, TableError) and err.kind is ErrorKind.UNSUPPORTED_TYPE and err.retry is RetryPolicy.MANUAL
 
 
 @pytest.mark.parametrize(("p", "s", "digits"), [(39, 0, 39), (1000, 0, 1000), (50, 2, 50), (38, -2, 40)])
 def test_numeric_wider_than_duckdb_is_unsupported(p: int, s: int, digits: int) -> None:
     with pytest.raises(UnsupportedTypeError) as excinfo:
         map_type(base("numeric", numeric_typmod(p, s)), "public.t", "big")
-    assert f"{digits} decimal digits" in excinfo.value.reason
+    assert f"{digits} decimal digits" in excinfo.value.detail
     assert "38 digits" in excinfo.value.hint
     assert excinfo.value.type_name == f"numeric({p},{s})"
-
-
-# ----------------------------------------------------------------------------- catalog
-
-
-@dataclass
-class _FakeCursor:
-    row: tuple[Any, ...] | None
-    calls: list[tuple[str, dict[str, int]]]
-
-    def execute(self, sql: str, params: dict[str, int]) -> None:
-        self.calls.append((sql, params))
-
-    def fetchone(self) -> tuple[Any, ...] | None:
-        return self.row
-
-
-@dataclass
-class _FakeConn:
-    row: tuple[Any, ...] | None
-    calls: list[tuple[str, dict[str, int]]]
-
-    @contextmanager
-    def cursor(self, row_factory: Any = None) -> Iterator[_FakeCursor]:
-        assert row_factory is not None
-        yield _FakeCursor(self.row, self.calls)
-
-
-def test_load_type_info_domain_over_array() -> None:
-    # create domain numarr as numeric(7,3)[]  →  column of type numarr (atttypmod -1)
-    row = (1231, "_numeric", "b", "A", 458759, True, ["numarr"], 1700, "numeric", "b", "N", 458759, [])
-    conn = _FakeConn(row, [])
-    info = load_type_info(conn, 16530, -1)
-    assert conn.calls == [(TYPE_INFO_SQL, {"oid": 16530, "typmod": -1})]
-    assert info == PgTypeInfo(
-        1231, "_numeric", 458759, TypeCategory.ARRAY, PgTypeInfo(1700, "numeric", 458759), domain="numarr"
-    )
-    ctype = ctype_of(info)
-    assert (ctype.duckdb, ctype.kind, ctype.element and ctype.element.kind) == (
-        "DECIMAL(7,3)[]",
-        ConvKind.ARRAY,
-        ConvKind.DECIMAL,
-    )
-
-
-def test_type_info_array_of_stacked_domain() -> None:
-    # money2 as numeric(12,2); money2c as money2b as money2; column money2c[]
-    row = (
-        16532,
-        "_money2c",
-        "b",
-        "A",
-        -1,
-        True,
-        [],
-        1700,
-        "numeric",
-        "b",
-        "N",
-        786438,
-        ["money2c", "money2b", "money2"],
-    )
-    info = type_info_from_row(row)
-    assert info.element == PgTypeInfo(1700, "numeric", 786438, domain="money2c")
-    assert ctype_of(info).duckdb == "DECIMAL(12,2)[]"
-
-
-def test_type_info_enum_and_composite() -> None:
-    enum_row = (16539, "mood", "e", "E", -1, False, ["moody"], None, None, None, None, None, None)
-    assert type_info_from_row(enum_row) == PgTypeInfo(16539, "mood", -1, TypeCategory.ENUM, domain="moody")
-    comp_row = (16547, "pair", "c", "C", -1, False, [], None, None, None, None, None, None)
-    assert type_info_from_row(comp_row).category is TypeCategory.COMPOSITE
-
-
-def test_load_type_info_missing_type() -> None:
-    with pytest.raises(LookupError):
-        load_type_info(_FakeConn(None, []), 4242, -1)

@@ -40,6 +40,7 @@ from engine.destinations.base import (
     encode_signature,
     landing_name,
 )
+from engine.destinations.duckdb.types import duckdb_type
 from engine.errors import DestinationError, ErrorKind, RetryPolicy
 from engine.identifiers import TableName, quote_ident
 from engine.metrics import observe_write
@@ -145,14 +146,14 @@ class DuckDbDestination:
 
     # ---- tables ------------------------------------------------------------------------------
     def _target_ddl(self, schema: TableSchema) -> str:
-        cols = [f"{quote_ident(c.name)} {c.ctype.duckdb}" for c in schema.columns]
+        cols = [f"{quote_ident(c.name)} {duckdb_type(c.ctype)}" for c in schema.columns]
         cols += [f"{quote_ident(TARGET_LSN_COLUMN)} BIGINT", f"{quote_ident(TARGET_ORDINAL_COLUMN)} BIGINT"]
         if self.soft_deletes:
             cols.append(f"{quote_ident(TARGET_DELETED_COLUMN)} BOOLEAN DEFAULT false")
         return f"CREATE TABLE {self.target_sql(schema.table)} ({', '.join(cols)})"
 
     def _landing_ddl(self, schema: TableSchema) -> str:
-        cols = [f"{quote_ident(c.name)} {c.ctype.duckdb}" for c in schema.columns]
+        cols = [f"{quote_ident(c.name)} {duckdb_type(c.ctype)}" for c in schema.columns]
         cols += [
             f"{quote_ident(OP_COLUMN)} VARCHAR",
             f"{quote_ident(LSN_COLUMN)} BIGINT",
@@ -193,7 +194,8 @@ class DuckDbDestination:
                 con.execute(f"ALTER TABLE {target} DROP COLUMN IF EXISTS {quote_ident(name)}")
         for c in schema.columns:
             if c.name not in found:
-                con.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {quote_ident(c.name)} {c.ctype.duckdb}")
+                column = f"{quote_ident(c.name)} {duckdb_type(c.ctype)}"
+                con.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {column}")
         con.execute(self._landing_ddl(schema))
         self._record(con, schema)
 

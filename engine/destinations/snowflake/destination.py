@@ -35,10 +35,6 @@ from snowflake.connector import errors as sf_errors
 from snowflake.connector.cursor import SnowflakeCursor
 
 from engine.batching.batcher import (
-    LSN_COLUMN,
-    OP_COLUMN,
-    ORDINAL_COLUMN,
-    UNCHANGED_COLUMN,
     Batch,
     RowsStep,
     TruncateStep,
@@ -59,40 +55,26 @@ from engine.destinations.base import (
 from engine.destinations.snowflake import connection as connection_module
 from engine.destinations.snowflake.connection import SnowflakeConfig, classify
 from engine.destinations.snowflake.naming import qualified, snowflake_column_name, snowflake_ident
+from engine.destinations.snowflake.sql import (
+    LANDING_META,
+    LANDING_META_TYPES,
+    Position,
+    landing_type,
+    merge_sql,
+    parquet_pick,
+    string_literal,
+    truncate_sql,
+)
 from engine.destinations.snowflake.typemap import check_values, snowflake_type, to_parquet_array
 from engine.errors import DestinationError
 from engine.identifiers import TableName
 from engine.metrics import observe_write
-from engine.source.catalog import ColumnSchema, ColumnSignature, TableSchema
+from engine.source.catalog import ColumnSignature, TableSchema
 
-__all__ = ["CHECKPOINT_TABLE", "STAGE_NAME", "SnowflakeDestination", "landing_name", "merge_sql"]
+__all__ = ["CHECKPOINT_TABLE", "STAGE_NAME", "SnowflakeDestination"]
 
 CHECKPOINT_TABLE = "_ETL_CHECKPOINTS"
 STAGE_NAME = "_ETL_STAGE"
-LANDING_META = [OP_COLUMN, LSN_COLUMN, ORDINAL_COLUMN, UNCHANGED_COLUMN]
-_META_TYPES = {
-    OP_COLUMN: "VARCHAR",
-    LSN_COLUMN: "NUMBER(20,0)",
-    ORDINAL_COLUMN: "NUMBER(20,0)",
-    UNCHANGED_COLUMN: "VARCHAR",
-}
-
-
-def _is_variant(col: ColumnSchema, table: str) -> bool:
-    return snowflake_type(col.ctype, table=table, column=col.name) == "VARIANT"
-
-
-def _landing_type(col: ColumnSchema, table: str) -> str:
-    # VARIANT values travel as JSON text and are parsed by the MERGE.
-    sf_type = snowflake_type(col.ctype, table=table, column=col.name)
-    return "VARCHAR" if sf_type == "VARIANT" else sf_type
-
-
-def _pick(i: int, sf_type: str) -> str:
-    """The COPY transform for Parquet column ``c<i>`` loaded into a column of type ``sf_type``."""
-    if sf_type == "BINARY":
-        return f"$1:c{i}"  # binary Parquet values load as-is (BINARY_AS_TEXT=FALSE)
-    return f"$1:c{i}::{sf_type}"
 
 
 class SnowflakeDestination:
@@ -208,15 +190,15 @@ class SnowflakeDestination:
 
     def _landing_ddl(self, schema: TableSchema) -> str:
         table = str(schema.table)
-        cols = [f"{snowflake_ident(c.name)} {_landing_type(c, table)}" for c in schema.columns]
-        cols += [f"{snowflake_ident(m)} {_META_TYPES[m]}" for m in LANDING_META]
+        cols = [f"{snowflake_ident(c.name)} {landing_type(c, table)}" for c in schema.columns]
+        cols += [f"{snowflake_ident(m)} {LANDING_META_TYPES[m]}" for m in LANDING_META]
         return f"CREATE OR REPLACE TABLE {self.landing_sql(schema.table)} ({', '.join(cols)})"
 
     def _columns(self, cur: SnowflakeCursor, schema_name: str, table: str) -> list[str] | None:
         info = qualified(self.config.database, "INFORMATION_SCHEMA", "COLUMNS")
         cur.execute(
-            f"SELECT COLUMN_NAME FROM {info} WHERE TABLE_SCHEMA = {_literal(snowflake_column_name(schema_name))}"
-            f" AND TABLE_NAME = {_literal(snowflake_column_name(table))} ORDER BY ORDINAL_POSITION"
+            f"SELECT COLUMN_NAME FROM {info} WHERE TABLE_SCHEMA = {string_literal(snowflake_column_name(schema_name))}"
+            f" AND TABLE_NAME = {string_literal(snowflake_column_name(table))} ORDER BY ORDINAL_POSITION"
         )
         return [str(r[0]) for r in cur.fetchall()] or None
 
@@ -230,11 +212,11 @@ class SnowflakeDestination:
         return {wanted[str(r[0])]: decode_signature(str(r[1])) for r in rows if str(r[0]) in wanted}
 
     def _record_sql(self, schema: TableSchema) -> list[str]:
-        name = _literal(schema.table.target_name())
+        name = string_literal(schema.table.target_name())
         return [
             f"DELETE FROM {self._schemas_table} WHERE TARGET_TABLE = {name}",
             f"INSERT INTO {self._schemas_table} (TARGET_TABLE, COLUMNS, UPDATED_AT) "
-            f"SELECT {name}, {_literal(encode_signature(schema.signature))}, CURRENT_TIMESTAMP()",
+            f"SELECT {name}, {string_literal(encode_signature(schema.signature))}, CURRENT_TIMESTAMP()",
         ]
 
     def _reshape(self, cur: SnowflakeCursor, schema: TableSchema, found: list[str]) -> None:
@@ -290,7 +272,7 @@ class SnowflakeDestination:
         with self._cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {self.target_sql(table)}")
             cur.execute(f"DROP TABLE IF EXISTS {self.landing_sql(table)}")
-            cur.execute(f"DELETE FROM {self._schemas_table} WHERE TARGET_TABLE = {_literal(table.target_name())}")
+            cur.execute(f"DELETE FROM {self._schemas_table} WHERE TARGET_TABLE = {string_literal(table.target_name())}")
         self._shapes.forget(table)
 
     # ---- files -----------------------------------------------------------------------------------
@@ -340,11 +322,11 @@ class SnowflakeDestination:
                 picks = []
                 for i, col in enumerate(schema.columns):
                     sf_type = snowflake_type(col.ctype, table=table, column=col.name)
-                    picks.append(f"PARSE_JSON($1:c{i}::VARCHAR)" if sf_type == "VARIANT" else _pick(i, sf_type))
-                picks += [_pick(n, "NUMBER(20,0)"), _pick(n + 1, "NUMBER(20,0)")]
+                    picks.append(f"PARSE_JSON($1:c{i}::VARCHAR)" if sf_type == "VARIANT" else parquet_pick(i, sf_type))
+                picks += [parquet_pick(n, "NUMBER(20,0)"), parquet_pick(n + 1, "NUMBER(20,0)")]
                 if self.soft_deletes:
                     columns.append(snowflake_ident(TARGET_DELETED_COLUMN))
-                    picks.append(_pick(n + 2, "BOOLEAN"))
+                    picks.append(parquet_pick(n + 2, "BOOLEAN"))
                 cur.execute(self._copy_sql(self.target_sql(schema.table), columns, picks, prefix))
             for statement in self._record_sql(schema):
                 cur.execute(statement)
@@ -373,8 +355,8 @@ class SnowflakeDestination:
         table = str(schema.table)
         n = len(schema.columns)
         columns = [snowflake_ident(c.name) for c in schema.columns] + [snowflake_ident(m) for m in LANDING_META]
-        picks = [_pick(i, _landing_type(c, table)) for i, c in enumerate(schema.columns)]
-        picks += [_pick(n + j, _META_TYPES[m]) for j, m in enumerate(LANDING_META)]
+        picks = [parquet_pick(i, landing_type(c, table)) for i, c in enumerate(schema.columns)]
+        picks += [parquet_pick(n + j, LANDING_META_TYPES[m]) for j, m in enumerate(LANDING_META)]
         return self._copy_sql(self.landing_sql(schema.table), columns, picks, prefix)
 
     def _load_landing(self, cur: SnowflakeCursor, batch: Batch, files: list[pa.Table | None], run: str) -> None:
@@ -450,9 +432,6 @@ class SnowflakeDestination:
                 raise
 
 
-Position = tuple[int, int]
-
-
 def _span(step: RowsStep) -> tuple[Position, Position]:
     """The first and last (commit LSN, ordinal) of a step: a table's steps never overlap, so
     this picks one step's rows out of a landing table that holds several."""
@@ -461,10 +440,6 @@ def _span(step: RowsStep) -> tuple[Position, Position]:
     ordinals = step.batch.column(n + 2).to_numpy()
     positions = sorted(zip(lsns.tolist(), ordinals.tolist(), strict=True))
     return positions[0], positions[-1]
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _resolve_unchanged(step: RowsStep, columns: list[pa.Array]) -> tuple[list[pa.Array], pa.Array]:
@@ -503,84 +478,3 @@ def _resolve_unchanged(step: RowsStep, columns: list[pa.Array]) -> tuple[list[pa
         out[i] = pa.array(values, type=columns[i].type)
     text = [("," + ",".join(str(i) for i in sorted(m)) + ",") if m else None for m in remaining]
     return out, pa.array(text, pa.string())
-
-
-def truncate_sql(target: str, commit_lsn: int, ordinal: int, soft: bool = False) -> str:
-    """Delete what a TRUNCATE at (commit LSN, ordinal) removed: rows written before it. With
-    ``soft`` the rows stay, flagged, and take the TRUNCATE's position so no older change revives
-    them."""
-    tl, to = snowflake_ident(TARGET_LSN_COLUMN), snowflake_ident(TARGET_ORDINAL_COLUMN)
-    lsn, ordn = int(commit_lsn), int(ordinal)
-    older = f"{tl} < {lsn} OR ({tl} = {lsn} AND {to} < {ordn})"
-    if soft:
-        deleted = snowflake_ident(TARGET_DELETED_COLUMN)
-        return f"UPDATE {target} SET {deleted} = TRUE, {tl} = {lsn}, {to} = {ordn} WHERE {older}"
-    return f"DELETE FROM {target} WHERE {older}"
-
-
-def merge_sql(
-    target: str,
-    landing: str,
-    schema: TableSchema,
-    span: tuple[Position, Position] | None = None,
-    toast_aware: bool = True,
-    deletes: DeleteMode = DeleteMode.HARD,
-) -> str:
-    """One MERGE that applies the latest change per key, ordered by (commit LSN, ordinal).
-
-    An older change never overwrites a newer one (the target keeps the LSN and ordinal of the
-    change that wrote each row), so replaying a batch changes nothing (I2). With ``toast_aware``,
-    a column listed in ``_ETL_UNCHANGED`` (an unchanged TOAST value not resolved within the
-    batch) keeps the target's value. ``span`` limits the landing rows to one step's
-    (commit LSN, ordinal) range.
-    """
-    q = snowflake_ident
-    table = str(schema.table)
-    keys = [q(c.name) for c in schema.key_columns]
-    lsn, ordn, op, unch = q(LSN_COLUMN), q(ORDINAL_COLUMN), q(OP_COLUMN), q(UNCHANGED_COLUMN)
-    tl, to = q(TARGET_LSN_COLUMN), q(TARGET_ORDINAL_COLUMN)
-    where = ""
-    if span is not None:
-        (first_lsn, first_ord), (last_lsn, last_ord) = span
-        where = (
-            f" WHERE ({lsn} > {int(first_lsn)} OR ({lsn} = {int(first_lsn)} AND {ordn} >= {int(first_ord)}))"
-            f" AND ({lsn} < {int(last_lsn)} OR ({lsn} = {int(last_lsn)} AND {ordn} <= {int(last_ord)}))"
-        )
-    latest = (
-        f"SELECT * FROM {landing}{where} QUALIFY ROW_NUMBER() OVER "
-        f"(PARTITION BY {', '.join(keys)} ORDER BY {lsn} DESC, {ordn} DESC) = 1"
-    )
-    exprs = []
-    for i, c in enumerate(schema.columns):
-        name = q(c.name)
-        value = f"PARSE_JSON(l.{name})" if _is_variant(c, table) else f"l.{name}"
-        if toast_aware and c.ctype.toastable and not c.is_key:
-            # still unchanged after the batch's own earlier values: keep the target's value
-            value = f"CASE WHEN l.{unch} IS NOT NULL AND CONTAINS(l.{unch}, ',{i},') THEN tt.{name} ELSE {value} END"
-        exprs.append(f"{value} AS {name}")
-    source = f"SELECT {', '.join(exprs)}, l.{op}, l.{lsn}, l.{ordn} FROM ({latest}) AS l"
-    if toast_aware:
-        source += f" LEFT JOIN {target} AS tt ON ({' AND '.join(f'tt.{k} = l.{k}' for k in keys)})"
-    on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-    newer = f"(s.{lsn} > t.{tl} OR (s.{lsn} = t.{tl} AND s.{ordn} > t.{to}))"
-    same_or_newer = f"(s.{lsn} > t.{tl} OR (s.{lsn} = t.{tl} AND s.{ordn} >= t.{to}))"
-    sets = [f"{q(c.name)} = s.{q(c.name)}" for c in schema.columns if not c.is_key]
-    sets += [f"{tl} = s.{lsn}", f"{to} = s.{ordn}"]
-    all_cols = [q(c.name) for c in schema.columns]
-    insert_cols = [*all_cols, tl, to]
-    insert_values = [*(f"s.{c}" for c in all_cols), f"s.{lsn}", f"s.{ordn}"]
-    on_delete = "DELETE"
-    if deletes is not DeleteMode.HARD:
-        deleted = q(TARGET_DELETED_COLUMN)
-        sets.append(f"{deleted} = FALSE")
-        insert_cols.append(deleted)
-        insert_values.append("FALSE")
-        if deletes is DeleteMode.SOFT:
-            on_delete = f"UPDATE SET {deleted} = TRUE, {tl} = s.{lsn}, {to} = s.{ordn}"
-    return (
-        f"MERGE INTO {target} AS t USING ({source}) AS s ON ({on}) "
-        f"WHEN MATCHED AND s.{op} = 'D' AND {same_or_newer} THEN {on_delete} "
-        f"WHEN MATCHED AND s.{op} <> 'D' AND {newer} THEN UPDATE SET {', '.join(sets)} "
-        f"WHEN NOT MATCHED AND s.{op} <> 'D' THEN INSERT ({', '.join(insert_cols)}) "
-        f"VALUES ({', '.join(insert_values)})"
-    )

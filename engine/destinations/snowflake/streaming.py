@@ -52,9 +52,11 @@ from snowflake.connector import SnowflakeConnection
 from snowflake.connector.cursor import SnowflakeCursor
 
 from engine.batching.batcher import LSN_COLUMN, ORDINAL_COLUMN, Batch, RowsStep
+from engine.destinations.base import landing_name
 from engine.destinations.snowflake.connection import SnowflakeConfig, env_secret
-from engine.destinations.snowflake.destination import LANDING_META, SnowflakeDestination, landing_name
+from engine.destinations.snowflake.destination import SnowflakeDestination
 from engine.destinations.snowflake.naming import snowflake_column_name, snowflake_ident
+from engine.destinations.snowflake.sql import LANDING_META
 from engine.errors import DestinationError, ErrorKind, RetryPolicy
 from engine.identifiers import TableName
 from engine.source.catalog import TableSchema

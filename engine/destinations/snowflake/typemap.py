@@ -60,7 +60,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.decoding.typemap import ColumnType, ConvKind, UnsupportedTypeError, ValueConversionError
+from engine.decoding.types import ColumnType, ConvKind
+from engine.errors import UnsupportedTypeError, ValueConversionError
 
 __all__ = [
     "MAX_BINARY_BYTES",
@@ -97,6 +98,8 @@ _HINT_JSON_NULL = "store a NULL element instead of the JSON null in PostgreSQL, 
 _RISKY_NUMBER = r"[0-9][eE]|[0-9.]{39}"
 _RISKY_JSON = r"\{|" + _RISKY_NUMBER
 
+_STRINGS = frozenset({ConvKind.STRING, ConvKind.JSON, ConvKind.UUID})  # held as Arrow strings
+
 _SIMPLE: dict[ConvKind, str] = {
     ConvKind.INT16: "NUMBER(5,0)",
     ConvKind.INT32: "NUMBER(10,0)",
@@ -105,6 +108,9 @@ _SIMPLE: dict[ConvKind, str] = {
     ConvKind.FLOAT32: "FLOAT",  # Snowflake FLOAT is 64-bit: float4 widens exactly
     ConvKind.FLOAT64: "FLOAT",
     ConvKind.BOOL: "BOOLEAN",
+    ConvKind.STRING: "VARCHAR",
+    ConvKind.JSON: "VARIANT",
+    ConvKind.UUID: "VARCHAR",
     ConvKind.DATE: "DATE",
     ConvKind.TIME: "TIME(6)",
     ConvKind.TIMESTAMP: "TIMESTAMP_NTZ(6)",
@@ -116,8 +122,8 @@ _SIMPLE: dict[ConvKind, str] = {
 
 
 def _is_json(ctype: ColumnType) -> bool:
-    # The DuckDB type tells json/jsonb apart from an enum or domain that happens to be named "json".
-    return ctype.kind is ConvKind.STRING and ctype.duckdb == "JSON"
+    # The kind, not the name: an enum named "json" is a plain string.
+    return ctype.kind is ConvKind.JSON
 
 
 def snowflake_type(ctype: ColumnType, *, table: str = "?", column: str = "?") -> str:
@@ -134,8 +140,6 @@ def snowflake_type(ctype: ColumnType, *, table: str = "?", column: str = "?") ->
                 "declare a smaller scale in PostgreSQL (e.g. numeric(38,37)) or exclude the table",
             )
         return f"NUMBER({arrow.precision},{arrow.scale})"
-    if ctype.kind is ConvKind.STRING:
-        return "VARIANT" if _is_json(ctype) else "VARCHAR"
     return _SIMPLE[ctype.kind]
 
 
@@ -224,7 +228,7 @@ def _check(array: pa.Array, ctype: ColumnType, table: str, column: str, type_nam
             raise fail(
                 idx, f"<{size} bytes>", f"{size} bytes exceed Snowflake BINARY's {MAX_BINARY_BYTES} bytes", _HINT_SIZE
             )
-    elif kind is ConvKind.STRING:
+    elif kind in _STRINGS:
         idx = _first(pc.greater(pc.binary_length(array), MAX_VARCHAR_BYTES))
         if idx is not None:
             value = array[idx].as_py()
@@ -406,6 +410,8 @@ _JSON_FRAGMENT: dict[ConvKind, Callable[[pa.Array, ColumnType], pa.Array]] = {
     ConvKind.FLOAT64: _float_json,
     ConvKind.BOOL: lambda a, _c: pc.if_else(a, pa.scalar("true"), pa.scalar("false")),
     ConvKind.STRING: _string_json,
+    ConvKind.JSON: _string_json,
+    ConvKind.UUID: _string_json,
     ConvKind.DATE: lambda a, _c: _quote_ascii(pc.cast(a, pa.string())),
     ConvKind.TIME: lambda a, _c: _quote_ascii(pc.cast(a, pa.string())),
     ConvKind.TIMESTAMP: lambda a, _c: _quote_ascii(pc.cast(a, pa.string())),

@@ -1,0 +1,336 @@
+"""The stream: pgoutput changes decoded, batched, handed to the apply worker, then acknowledged.
+
+A change is applied when its transaction's commit LSN is at or past both its table's snapshot LSN
+(the copy holds the earlier ones) and the destination's checkpoint (the destination holds those
+already). A checkpoint is acknowledged to PostgreSQL only once the apply worker reports it
+durable (I1); while idle, the end of a transaction with nothing to apply is acknowledged so the
+slot advances (I5). A table that stops (its values refused, its shape changed unsafely) stops alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import cast
+
+from engine.batching.batcher import Batcher, Op
+from engine.batching.limits import BatchLimits
+from engine.decoding import pgoutput
+from engine.decoding.pgoutput import BEGIN_SIZE, COMMIT_SIZE, UNCHANGED_TOAST
+from engine.decoding.tuples import skip_tuple
+from engine.destinations.base import Destination
+from engine.errors import TableError
+from engine.identifiers import TableName
+from engine.metrics import METRICS
+from engine.pipeline.activity import EventKind
+from engine.pipeline.apply_worker import ApplyWorker, BatchApplier
+from engine.pipeline.heartbeat import Heartbeat
+from engine.pipeline.key_change import fill_unchanged, key_changed
+from engine.pipeline.schema_change import evolve, same_columns
+from engine.pipeline.session import SessionContext
+from engine.source.catalog import TableSchema
+from engine.source.link import SourceLink
+from engine.source.schema_cache import SchemaCache
+from engine.source.stream import ReplicationStream
+from engine.state.table_state import TablePhase, TableState
+
+__all__ = ["StreamPhase"]
+
+_NEVER = 1 << 64  # a commit LSN no change reaches
+_begin_final_lsn = pgoutput.BEGIN_FINAL_LSN.unpack_from
+_commit_end_lsn = pgoutput.COMMIT_END_LSN.unpack_from
+
+
+class StreamPhase:
+    """One streaming session over a started replication stream, with all its state.
+
+    :meth:`run` is the loop. It handles Insert, Update and Delete inline, with the attributes it
+    needs bound to locals: that is the hot path, one pass per change. The rarer messages go to
+    ``on_begin``, ``on_commit``, ``on_relation`` and ``on_truncate``; an empty read goes to
+    ``on_idle``. :meth:`flush` hands the batch to the apply worker; :meth:`settle` acknowledges
+    what it made durable.
+    """
+
+    def __init__(
+        self,
+        ctx: SessionContext,
+        stream: ReplicationStream,
+        schemas: dict[TableName, TableSchema],
+        destination: Destination,
+        *,
+        limits: BatchLimits,
+        schema_cache: SchemaCache,
+        link: SourceLink,
+        heartbeat: Heartbeat | None,
+    ) -> None:
+        self._ctx = ctx
+        self._stats = ctx.stats
+        self._stream = stream
+        self._schemas = schemas  # the shape each streamed table has at the destination
+        self._limits = limits
+        self._schema_cache = schema_cache
+        self._link = link
+        self._heartbeat = heartbeat
+        self._decode = pgoutput.Decoder(1).decode
+        self._batcher = Batcher(limits)
+        # relid → (schema, apply changes committed at or after this LSN)
+        self._active: dict[int, tuple[TableSchema, int]] = {}
+        self._min_lsn = {t: (ctx.store.get(t) or TableState(TablePhase.READY)).snapshot_lsn for t in schemas}
+        self._applied_before = ctx.stats.checkpoint_lsn  # transactions before this are in the destination already
+        # the transaction being read (run() keeps copies in locals)
+        self._commit_lsn = 0
+        self._skip_tx = False
+        self._idle_ack = 0  # end of a transaction that brought nothing to apply
+        self._last_commit: bytes | None = None  # the latest Commit message, for its timestamp
+        self._commit_times: deque[tuple[int, float]] = deque()  # (batch checkpoint, its commit time), in flight
+        self._received = METRICS.bytes.labels(ctx.spec.name)
+        # Conversion and destination writes run on their own thread, so decoding the stream
+        # overlaps with writing the previous batch; at most two batches wait (backpressure).
+        self._worker = ApplyWorker(BatchApplier(ctx, destination), ctx.spec.name)
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def run(self) -> None:
+        """Stream until the runner is asked to stop; then write and acknowledge what is pending."""
+        stopping = self._ctx.stop.is_set
+        publish = self._ctx.publish
+        read = self._stream.read_nowait
+        decode = self._decode
+        batcher = self._batcher
+        active = self._active
+        link = self._link
+        worker = self._worker
+        flush, settle = self.flush, self.settle
+        on_idle, on_begin, on_commit = self.on_idle, self.on_begin, self.on_commit
+        on_relation, on_truncate = self.on_relation, self.on_truncate
+        max_rows = self._limits.max_rows
+        relid_at = pgoutput.DML_RELID.unpack_from
+        INSERT, UPDATE, DELETE, NEW = ord("I"), ord("U"), ord("D"), ord("N")
+        BEGIN, COMMIT, RELATION, TRUNCATE = ord("B"), ord("C"), ord("R"), ord("T")
+        commit_lsn, skip_tx, ordinal = self._commit_lsn, self._skip_tx, 0
+        last_check = time.monotonic()
+        counter = 0
+        worker.start()
+        try:
+            while not stopping():
+                msg = read()
+                if msg is None:
+                    on_idle()
+                    continue
+                payload = msg.payload
+                kind = payload[0]
+                if kind in (INSERT, UPDATE, DELETE):
+                    if skip_tx:
+                        continue
+                    entry = active.get(relid_at(payload)[0])
+                    if entry is None or commit_lsn < entry[1]:
+                        continue
+                    schema = entry[0]
+                    marker = payload[5]
+                    if kind == INSERT:
+                        if marker != NEW:
+                            raise pgoutput.PgOutputError("Insert", 5, f"expected 'N', got {chr(marker)!r}")
+                        batcher.add(schema, Op.INSERT, commit_lsn, ordinal, payload, 6)
+                    elif kind == DELETE:
+                        batcher.add(schema, Op.DELETE, commit_lsn, ordinal, payload, 6)  # key of the old tuple
+                    elif marker == NEW:  # an UPDATE without an old tuple: the key did not change
+                        batcher.add(schema, Op.UPDATE, commit_lsn, ordinal, payload, 6)
+                    else:
+                        new_at = skip_tuple(payload, 6) + 1
+                        update = cast(pgoutput.Update, decode(payload))
+                        if update.old is not None and key_changed(schema, update.old, update.new):
+                            # the key changed: the old key goes, the new one is written in full
+                            batcher.add(schema, Op.DELETE, commit_lsn, ordinal, payload, 6)
+                            ordinal += 1
+                            if UNCHANGED_TOAST in update.new:
+                                # no row under the new key holds the values the update left alone
+                                payload, new_at = fill_unchanged(link, schema, update, payload), 6
+                        batcher.add(schema, Op.UPDATE, commit_lsn, ordinal, payload, new_at)
+                    ordinal += 1
+                    if batcher.rows >= max_rows:
+                        flush()
+                    counter += 1
+                    if counter >= 2048:
+                        counter = 0
+                        now = time.monotonic()
+                        if now - last_check >= 0.25:
+                            last_check = now
+                            settle()
+                            if batcher.should_flush(now):
+                                flush()
+                            publish()
+                    continue
+                if kind == BEGIN:
+                    on_begin(payload)
+                    commit_lsn, skip_tx, ordinal = self._commit_lsn, self._skip_tx, 0
+                    continue
+                if kind == COMMIT:
+                    on_commit(payload)
+                    continue
+                if kind == RELATION:
+                    on_relation(payload)
+                    continue
+                if kind == TRUNCATE:
+                    ordinal = on_truncate(payload, ordinal)
+                    continue
+                decode(payload)  # Origin, Type, Message: validated, nothing to apply
+            # graceful stop: drain what is pending
+            if not batcher.empty:
+                self._received.inc(batcher.pending_bytes)
+                worker.submit(batcher.take())
+        finally:
+            worker.finish()
+        settle()
+        if self._idle_ack > self._stats.acked_lsn and batcher.empty:
+            self._ack(self._idle_ack)
+
+    # ---- the rarer messages ------------------------------------------------------------------
+    def on_begin(self, payload: bytes) -> None:
+        # reads the one field it needs; the decoder checks the rest of an unusual Begin
+        if len(payload) == BEGIN_SIZE:
+            self._commit_lsn = _begin_final_lsn(payload)[0]
+        else:
+            self._commit_lsn = cast(pgoutput.Begin, self._decode(payload)).final_lsn
+        self._skip_tx = self._commit_lsn < self._applied_before
+
+    def on_commit(self, payload: bytes) -> None:
+        if len(payload) == COMMIT_SIZE:
+            end_lsn: int = _commit_end_lsn(payload)[0]
+        else:
+            end_lsn = cast(pgoutput.Commit, self._decode(payload)).end_lsn
+        self._stats.received_lsn = end_lsn
+        self._last_commit = payload
+        batcher = self._batcher
+        if batcher.empty:
+            self._idle_ack = end_lsn
+        else:
+            batcher.commit(end_lsn)
+            if batcher.should_flush():
+                self.flush()
+
+    def on_relation(self, payload: bytes) -> None:
+        rel = cast(pgoutput.Relation, self._decode(payload))
+        stale = self._skip_tx  # describes changes the destination already holds
+        if self._follow(rel, stale) and not self._batcher.empty:
+            self.flush()  # a batch holds one shape per table: the destination reshapes between batches
+
+    def on_truncate(self, payload: bytes, ordinal: int) -> int:
+        """Queue the truncation of every applied table it names; returns the next ordinal."""
+        trunc = cast(pgoutput.Truncate, self._decode(payload))
+        if self._skip_tx:
+            return ordinal
+        commit_lsn = self._commit_lsn
+        for relid in trunc.relids:
+            entry = self._active.get(relid)
+            if entry is not None and commit_lsn >= entry[1]:
+                self._batcher.truncate(entry[0], commit_lsn, ordinal)
+                ordinal += 1
+        return ordinal
+
+    def on_idle(self) -> None:
+        """Nothing more to read right now: write, acknowledge or wait, as fits."""
+        self.settle()
+        batcher, worker, stream, stats = self._batcher, self._worker, self._stream, self._stats
+        if not batcher.empty and (worker.idle or batcher.should_flush()):
+            # nothing more to read right now and the writer is free: write what we have
+            # rather than wait out the fill time (latency), but let batches grow while
+            # the writer is busy (throughput)
+            self.flush()
+        elif batcher.empty and worker.idle:
+            stats.caught_up_at = time.time()
+            if self._idle_ack > stats.acked_lsn:
+                self._ack(self._idle_ack)
+            # Caught up with what the server sent: tables copied before this point
+            # stream normally. (Their snapshot LSN filter stays in force either way.)
+            self._promote_ready(max(stats.acked_lsn, stream.server_wal_end))
+            if self._heartbeat is not None:
+                self._heartbeat.beat()
+        stats.received_lsn = max(stats.received_lsn, stream.server_wal_end)
+        self._ctx.publish()
+        if batcher.empty or not batcher.should_flush():
+            stream.wait(0.1)
+
+    # ---- batches -----------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Hand the batch to the apply worker (waits while two are pending), then settle."""
+        batcher = self._batcher
+        self._received.inc(batcher.pending_bytes)  # per batch, not per change: the batcher already sums them
+        pending = batcher.take()
+        # once per batch, not per commit: the batch's checkpoint is normally the latest commit's end
+        last_commit = self._last_commit
+        if (
+            pending.checkpoint is not None
+            and last_commit is not None
+            and len(last_commit) == COMMIT_SIZE
+            and _commit_end_lsn(last_commit)[0] == pending.checkpoint
+        ):
+            self._commit_times.append((pending.checkpoint, pgoutput.commit_unix_time(last_commit)))
+        self._worker.submit(pending)
+        self.settle()
+
+    def settle(self) -> None:
+        """Acknowledge, in order, what the worker has made durable."""
+        active, stats, commit_times = self._active, self._stats, self._commit_times
+        for result in self._worker.completed():
+            for table in result.failed:
+                for relid, (schema, _) in list(active.items()):
+                    if schema.table == table:
+                        del active[relid]
+            if result.checkpoint is not None:
+                stats.checkpoint_lsn = result.checkpoint
+                self._ack(result.checkpoint)
+                while commit_times and commit_times[0][0] <= result.checkpoint:
+                    stats.applied_commit_at = commit_times.popleft()[1]
+                self._promote_ready(result.checkpoint)
+
+    def _ack(self, lsn: int) -> None:
+        self._stream.ack(lsn)
+        self._stats.acked_lsn = lsn
+
+    # ---- tables ------------------------------------------------------------------------------
+    def _promote_ready(self, lsn: int) -> None:
+        ctx = self._ctx
+        for table, st in ctx.store.tables().items():
+            if st.phase is TablePhase.FINISHED_COPY and lsn >= st.snapshot_lsn:
+                ctx.store.set(table, st.moved(TablePhase.READY))
+                ctx.event(EventKind.TABLE, f"table {table}: ready (streaming)", table)
+                ctx.publish(force=True)
+
+    def _follow(self, rel: pgoutput.Relation, stale: bool) -> bool:
+        """Follow the shape the stream announces; True when it changed (ADD/DROP COLUMN).
+        ``stale``: the message belongs to a transaction the destination already holds."""
+        ctx = self._ctx
+        active = self._active
+        table = TableName(rel.namespace, rel.name)
+        schema = self._schemas.get(table)
+        st = ctx.store.get(table)
+        if schema is None or (st is not None and st.phase is TablePhase.ERRORED):
+            active.pop(rel.relid, None)
+            return False
+        since = self._min_lsn.get(table, 0)
+        if stale or self._commit_lsn < since:
+            # Changes the copy or the destination already holds: their shape may predate the
+            # target's. They are skipped; the schema change that led to the target's shape
+            # brings another Relation message before any change that is applied.
+            active[rel.relid] = (schema, since if same_columns(schema, rel) else _NEVER)
+            return False
+        link = self._link
+        cache = self._schema_cache
+        try:
+            new, change = evolve(
+                schema,
+                rel,
+                lambda name, oid, typmod: cache.column_type(link.conn, oid, typmod, table, name),
+                lambda: cache.attnums(link.conn, rel.relid),
+                ctx.spec.name,
+            )
+        except TableError as exc:
+            active.pop(rel.relid, None)
+            ctx.table_error(table, exc)
+            return False
+        active[rel.relid] = (new, since)
+        if change is None:
+            return False
+        self._schemas[table] = new
+        cache.remember(new)
+        ctx.event(EventKind.TABLE, f"table {table}: schema changed on the source ({change.describe()})", table)
+        return True
