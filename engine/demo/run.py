@@ -3,6 +3,8 @@ pipeline into a local DuckDB file — nothing to install or configure."""
 
 from __future__ import annotations
 
+import json
+import shlex
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -179,7 +181,17 @@ def run_demo(
                 _say(line)
         except duckdb.Error as exc:
             _say(f"  cannot read {duck_path}: {exc}")
-        _say(f'The DuckDB file stays at {duck_path}; try: duckdb {duck_path} "SELECT * FROM orders LIMIT 5"')
+        _say(f"The DuckDB file stays at {duck_path}; look inside with: {peek_command(duck_path)}")
+
+
+def peek_command(duck_path: Path) -> str:
+    """A shell command that shows a few replicated rows, with only what the install brings (the
+    duckdb Python package; the duckdb CLI is a separate download)."""
+    code = (
+        f"import duckdb; duckdb.connect({json.dumps(str(duck_path))}, read_only=True)"
+        '.sql("SELECT * FROM orders ORDER BY id LIMIT 5").show()'
+    )
+    return f"python -c {shlex.quote(code)}"
 
 
 def _wal_insert_lsn(source_dsn: str) -> int:

@@ -130,6 +130,7 @@ class PipelineRunner(threading.Thread):
         bind_pipeline(self.spec.name)  # copies run on this thread
         attempts = 0
         while not self._stop_event.is_set():
+            reached = self.stats.acked_high
             try:
                 self._session()
                 break  # a session returns only when asked to stop
@@ -143,6 +144,11 @@ class PipelineRunner(threading.Thread):
                     kind=ErrorKind.INTERNAL,
                     retry=RetryPolicy.TIMED,
                 )
+            if self.stats.acked_high > reached:
+                # the session moved the slot past anything acknowledged before it failed: a new
+                # run of faults starts (I6 counts faults in a row; a session that fails again
+                # before getting further still counts, so a lasting fault stops in the end)
+                attempts = 0
             attempts += 1
             self.last_error = err
             METRICS.errors.labels(self.spec.name, str(err.kind)).inc()

@@ -32,6 +32,7 @@ class RunnerStats:
     last_flush_seconds: float = 0.0
     received_lsn: int = 0
     acked_lsn: int = 0  # confirmed to PostgreSQL
+    acked_high: int = 0  # the furthest LSN confirmed over the runner's life (sessions progress past it)
     checkpoint_lsn: int = 0  # durable at the destination
     # for the lag estimate (RunnerView.lag_seconds)
     applied_commit_at: float | None = None

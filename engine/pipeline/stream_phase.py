@@ -285,6 +285,8 @@ class StreamPhase:
     def _ack(self, lsn: int) -> None:
         self._stream.ack(lsn)
         self._stats.acked_lsn = lsn
+        if lsn > self._stats.acked_high:
+            self._stats.acked_high = lsn
 
     # ---- tables ------------------------------------------------------------------------------
     def _promote_ready(self, lsn: int) -> None:

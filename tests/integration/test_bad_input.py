@@ -14,7 +14,7 @@ from engine.config.repository import ConfigRepository
 from engine.embedded.loopback import free_port
 from engine.embedded.postgres import EmbeddedPostgres
 from engine.errors import ErrorKind, RetryPolicy
-from engine.pipeline.activity import RunnerState
+from engine.pipeline.activity import EventKind, RunnerState
 from engine.settings import Settings
 from engine.state.table_state import TablePhase
 from engine.status.board import PipelineView
@@ -51,6 +51,29 @@ def test_unreachable_source_retries_with_a_clear_error(settings: Settings, tmp_p
         assert runner.next_retry_at is not None
         status = wait_until(lambda: _state(settings).last_error, 10, what="published error")
         assert status.kind == "source_unreachable"
+
+
+def test_a_fault_that_lasts_stops_retrying_and_waits_for_the_operator(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transient fault that never goes away ends in errored, with the reason, once the runs of
+    attempts are spent (I6: no endless retry loop); fewer attempts here so it takes seconds."""
+    from engine.pipeline import runner as runner_module
+
+    monkeypatch.setattr(runner_module, "MAX_TIMED_ATTEMPTS", 3)
+    configure(
+        settings,
+        f"host=127.0.0.1 port={free_port()} dbname=shop connect_timeout=2",
+        tmp_path / "o.duckdb",
+        "public.items",
+    )
+    with EngineThread(settings) as engine:
+        runner = engine.runner("p1")
+        wait_until(lambda: runner.state is RunnerState.ERRORED, 30, what="errored after 3 attempts")
+        assert runner.last_error is not None and runner.last_error.kind is ErrorKind.SOURCE_UNREACHABLE
+        assert runner.next_retry_at is None
+        retries = [e.message for e in engine.events if e.kind is EventKind.RETRY]
+        assert [m.rsplit(" retry ", 1)[1].split()[0] for m in retries] == ["1", "2"]
 
 
 def test_wrong_password_is_an_auth_error_and_the_password_is_never_shown(

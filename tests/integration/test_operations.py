@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -147,6 +148,14 @@ def test_demo_runs_headless_until_ctrl_c_and_ends_with_equal_tables(tmp_path: Pa
     lines = [ln for ln in out.splitlines() if ln.strip().startswith("public.")]
     assert len(lines) == 4 and all(ln.endswith("equal") for ln in lines), out
     assert (tmp_path / "demo" / "shop.duckdb").exists()
+    # the closing hint is a command that works with what the install brings
+    hint = next(ln for ln in out.splitlines() if "look inside with: " in ln).split("look inside with: ", 1)[1]
+    assert hint.startswith("python -c ")
+    shown = subprocess.run(
+        [sys.executable, *shlex.split(hint)[1:]], capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "customer_id" in shown.stdout, shown.stdout
 
 
 def test_headless_engine_never_loads_the_console(settings: Settings, source_dsn: str, tmp_path: Path) -> None:

@@ -210,3 +210,38 @@ def test_state_store_flushed_under_a_live_slot_is_a_loud_error(
         assert runner.last_error is not None
         assert runner.last_error.kind == "state_lost"
         assert "etl-tui pipeline resync p1" in runner.last_error.hint
+
+
+def test_faults_count_in_a_row_not_over_the_runners_life(settings: Settings, source_dsn: str, tmp_path: Path) -> None:
+    """The walsender is terminated (pg_terminate_backend) three times, each after the pipeline
+    streamed again and moved its slot: every retry is the first of its run, with the shortest
+    backoff, so faults spread over a long life never add up to a permanent stop."""
+    from engine.pipeline.activity import EventKind, RunnerState
+
+    setup_items(source_dsn, 10)
+    duck = tmp_path / "f.duckdb"
+    configure(settings, source_dsn, duck, "public.items")
+    _, slot = _pipeline(settings)
+    with EngineThread(settings) as engine:
+        runner = engine.runner("p1")
+        for i in range(3):
+            wait_until(
+                lambda: (
+                    runner.state is RunnerState.STREAMING
+                    and source_rows(source_dsn, f"SELECT active FROM pg_replication_slots WHERE slot_name = '{slot}'")
+                    == [(True,)]
+                ),
+                60,
+                what="streaming",
+            )
+            with psycopg.connect(source_dsn, autocommit=True) as conn:
+                conn.execute("INSERT INTO items (id, name, qty, price) VALUES (%s, 'new', 1, 1)", (1000 + i,))
+            wait_caught_up(source_dsn, slot)
+            with psycopg.connect(source_dsn, autocommit=True) as conn:
+                conn.execute(
+                    "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+                )
+            wait_until(lambda i=i: len([e for e in engine.events if e.kind is EventKind.RETRY]) == i + 1, 30)
+        retries = [e.message for e in engine.events if e.kind is EventKind.RETRY]
+        assert all(" retry 1 in " in m for m in retries), retries
+        wait_until(lambda: duck_rows(duck, DUCK_ITEMS_SQL) == source_rows(source_dsn, ITEMS_SQL), 60, what="equal")
