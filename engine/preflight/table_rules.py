@@ -151,11 +151,12 @@ def _row_security(t: TableFacts, server: ServerFacts) -> list[Finding]:
     forced = " (FORCE ROW LEVEL SECURITY applies it to the owner too)" if t.owned else ""
     return [
         Finding(
-            Severity.WARNING,
+            Severity.BLOCKER,
             Check.ROW_SECURITY,
             name,
             f"row-level security is on for {name} and role {role} does not bypass it{forced}: the initial copy "
-            "would miss the rows its policies hide, while later changes to them still arrive",
+            "would be refused and the table stop (it copies with row_security = off rather than miss the rows "
+            "its policies hide)",
             f"ALTER ROLE {role} BYPASSRLS; (as a superuser), or ALTER TABLE {name} DISABLE ROW LEVEL SECURITY;",
         )
     ]

@@ -16,6 +16,7 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from engine.decoding.convert import convert
+from engine.errors import ErrorKind, RetryPolicy, TableError
 from engine.source.catalog import TableSchema
 
 _BLOCK = 8 << 20
@@ -69,24 +70,41 @@ def copy_table(conn: psycopg.Connection, schema: TableSchema) -> Generator[pa.Re
         sql.Identifier(schema.table.schema, schema.table.name),
     )
     field_names = [f"c{i}" for i in range(len(names))]  # column names may be anything; positions are not
-    with conn.cursor() as cur, cur.copy(query) as copy:
-        source = io.BufferedReader(_CopyReader(iter(copy)), buffer_size=_BLOCK)
-        if not source.peek(1):
-            return  # an empty table: pyarrow refuses an empty CSV stream
-        reader = pacsv.open_csv(
-            source,
-            read_options=pacsv.ReadOptions(column_names=field_names, block_size=_BLOCK, use_threads=True),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, double_quote=True, escape_char=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types={f: pa.string() for f in field_names},
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-        out_schema = pa.schema([pa.field(c.name, c.ctype.arrow) for c in schema.columns])
-        for batch in reader:
-            arrays = [
-                convert(batch.column(i), col.ctype, str(schema.table), col.name) for i, col in enumerate(schema.columns)
-            ]
-            yield pa.RecordBatch.from_arrays(arrays, schema=out_schema)
+    try:
+        with conn.cursor() as cur, cur.copy(query) as copy:
+            source = io.BufferedReader(_CopyReader(iter(copy)), buffer_size=_BLOCK)
+            if not source.peek(1):
+                return  # an empty table: pyarrow refuses an empty CSV stream
+            reader = pacsv.open_csv(
+                source,
+                read_options=pacsv.ReadOptions(column_names=field_names, block_size=_BLOCK, use_threads=True),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True, double_quote=True, escape_char=False),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={f: pa.string() for f in field_names},
+                    null_values=[""],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+            out_schema = pa.schema([pa.field(c.name, c.ctype.arrow) for c in schema.columns])
+            for batch in reader:
+                arrays = [
+                    convert(batch.column(i), col.ctype, str(schema.table), col.name)
+                    for i, col in enumerate(schema.columns)
+                ]
+                yield pa.RecordBatch.from_arrays(arrays, schema=out_schema)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise _refused(conn, schema, exc) from exc
+
+
+def _refused(conn: psycopg.Connection, schema: TableSchema, exc: psycopg.Error) -> TableError:
+    """The source refused to let this role read this one table: that table stops, not the pipeline."""
+    role, table, said = conn.info.user, schema.table, str(exc).strip()
+    if "row-level security" in said:
+        reason = f"table {table}: role {role} is subject to its row-level security policies, so a copy would miss"
+        reason += f" the rows they hide ({said})"
+        hint = f"ALTER ROLE {role} BYPASSRLS; (or replicate as a role that bypasses them), then retry the table"
+    else:
+        reason = f"table {table}: role {role} may not read it ({said})"
+        hint = f"GRANT SELECT ON {table} TO {role}; then retry the table"
+    return TableError(str(table), reason, hint, kind=ErrorKind.SOURCE_PRIVILEGE, retry=RetryPolicy.MANUAL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,6 +75,54 @@ def test_a_fault_that_lasts_stops_retrying_and_waits_for_the_operator(
         assert runner.next_retry_at is None
         retries = [e.message for e in engine.events if e.kind is EventKind.RETRY]
         assert [m.rsplit(" retry ", 1)[1].split()[0] for m in retries] == ["1", "2"]
+
+
+def test_a_role_under_row_level_security_errors_its_table_instead_of_copying_a_subset(
+    pg: EmbeddedPostgres, pg_db: str, settings: Settings, tmp_path: Path
+) -> None:
+    """The copy runs with row_security = off: a role that RLS would filter gets an error for that
+    table (reason and hint), never a silently partial copy; the other table replicates."""
+    role = f"r_{uuid.uuid4().hex[:10]}"
+    dsn = pg.dsn(pg_db)
+    pg.execute(f"CREATE ROLE {role} LOGIN REPLICATION")
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for statement in (
+                "CREATE TABLE guarded (id int PRIMARY KEY, tenant int)",
+                "INSERT INTO guarded SELECT g, g % 2 FROM generate_series(1, 10) g",
+                "ALTER TABLE guarded ENABLE ROW LEVEL SECURITY",
+                "CREATE POLICY mine ON guarded USING (tenant = 1)",
+                "CREATE TABLE open (id int PRIMARY KEY)",
+                "INSERT INTO open SELECT generate_series(1, 5)",
+                f"GRANT SELECT ON guarded, open TO {role}",
+            ):
+                conn.execute(statement)
+        duck = tmp_path / "o.duckdb"
+        configure(settings, pg.dsn(pg_db, user=role), duck, "public.guarded,public.open")
+        with ConfigRepository(settings.config_db_url) as repo:
+            p = repo.get_pipeline("p1")
+        with psycopg.connect(dsn, autocommit=True) as conn:  # made by its owner: the role owns no table
+            conn.execute(f"CREATE PUBLICATION {p.publication_name} FOR TABLE guarded, open")
+        with EngineThread(settings):
+            wait_until(lambda: table_phase(settings, p.id, "public.open") == TablePhase.READY, 60, what="open ready")
+            wait_until(lambda: table_phase(settings, p.id, "public.guarded") == TablePhase.ERRORED, 30, what="errored")
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("INSERT INTO open VALUES (6)")
+            wait_until(
+                lambda: duck_rows(duck, "SELECT id FROM main.open ORDER BY id") == [(i,) for i in range(1, 7)], 30
+            )
+            guarded = _state(settings).tables
+            error = next(t.error for t in guarded if t.name == "public.guarded")
+            assert error is not None and error.kind == ErrorKind.SOURCE_PRIVILEGE
+            assert "row-level security" in error.reason and f"ALTER ROLE {role} BYPASSRLS;" in error.hint
+            try:
+                copied = duck_rows(duck, "SELECT count(*) FROM main.guarded")
+            except Exception:  # the target was never created
+                copied = [(0,)]
+            assert copied == [(0,)]  # nothing, rather than the 5 rows the policy lets the role see
+    finally:
+        pg.execute(f"DROP OWNED BY {role}", pg_db)
+        pg.execute(f"DROP ROLE {role}")
 
 
 def test_wrong_password_is_an_auth_error_and_the_password_is_never_shown(

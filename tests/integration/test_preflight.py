@@ -219,7 +219,7 @@ def test_a_role_without_replication_or_select(
     assert "CREATE PUBLICATION" in pub.hint
 
 
-def test_row_security_the_role_does_not_bypass_is_a_warning(
+def test_row_security_the_role_does_not_bypass_is_a_blocker(
     pg: EmbeddedPostgres, pg_db: str, role: str, settings: Settings, tmp_path: Path
 ) -> None:
     dsn = pg.dsn(pg_db)
@@ -242,12 +242,12 @@ def test_row_security_the_role_does_not_bypass_is_a_warning(
     configure(settings, pg.dsn(pg_db, user=role), tmp_path / "o.duckdb", "public.guarded,public.owned,public.forced")
     report = check(settings)
     rls = one(report, Check.ROW_SECURITY, "public.guarded")
-    assert rls.severity is Severity.WARNING and "would miss the rows" in rls.found
+    assert rls.severity is Severity.BLOCKER and "would be refused" in rls.found
     assert f"ALTER ROLE {role} BYPASSRLS;" in rls.hint
     assert found(report, Check.ROW_SECURITY, "public.owned") == []
     assert "bypassed by the owner" in one(report, Check.TABLE, "public.owned").found
     forced = one(report, Check.ROW_SECURITY, "public.forced")
-    assert forced.severity is Severity.WARNING and "FORCE ROW LEVEL SECURITY" in forced.found
+    assert forced.severity is Severity.BLOCKER and "FORCE ROW LEVEL SECURITY" in forced.found
 
     # BYPASSRLS (or a superuser) reads every row
     pg.execute(f"ALTER ROLE {role} BYPASSRLS")
