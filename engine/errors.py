@@ -191,6 +191,16 @@ class MultiDimensionalArrayError(ArrayParseError):
         super().__init__("multi-dimensional arrays cannot be represented as a one-level list")
 
 
+class ArrayLowerBoundError(ArrayParseError):
+    """The array's lower bound is not 1: a one-level list would shift every index."""
+
+    def __init__(self, dimensions: str) -> None:
+        super().__init__(
+            f"the array's bounds are {dimensions}, not starting at 1; a list keeps no lower bound, so every "
+            "element would move to another index"
+        )
+
+
 class IntervalParseError(EtlError):
     """The text is not an ISO 8601 interval or does not fit Arrow's interval fields (no column
     known yet)."""

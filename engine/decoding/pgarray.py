@@ -4,8 +4,9 @@ PostgreSQL prints arrays as ``{a,b,c}``.  An element is double-quoted when it is
 contains a delimiter, brace, double quote, backslash or ASCII whitespace, or spells ``NULL``
 in any case; inside quotes ``"`` and ``\\`` are backslash-escaped.  An unquoted ``NULL``
 (case-insensitive) is a NULL element; a quoted ``"NULL"`` is the four-letter string.
-A lower bound other than 1 is printed as a prefix, ``[0:2]={1,2,3}``; only the elements
-are kept.  Multi-dimensional values are rejected: they have no faithful one-level list form.
+A lower bound other than 1 is printed as a prefix, ``[0:2]={1,2,3}``: such a value is refused
+(a list has no lower bound, so keeping only the elements would move each to another index).
+Multi-dimensional values are rejected: they have no faithful one-level list form.
 
 The parser also accepts what ``array_in`` accepts for one dimension (whitespace around
 elements, backslash escapes in unquoted elements), so hand-written input behaves the same.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from engine.errors import ArrayParseError, MultiDimensionalArrayError
+from engine.errors import ArrayLowerBoundError, ArrayParseError, MultiDimensionalArrayError
 
 __all__ = ["parse_array"]
 
@@ -59,6 +60,8 @@ def _strip_dimensions(body: str) -> tuple[int | None, str]:
         raise MultiDimensionalArrayError()
     lower, upper = one.group(1), one.group(2)
     # '[n]' means '[1:n]'.
+    if upper is not None and int(lower) != 1:
+        raise ArrayLowerBoundError(dims)
     length = int(lower) if upper is None else int(upper) - int(lower) + 1
     return length, body[eq + 1 :].strip(_WS)
 

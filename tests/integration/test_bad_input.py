@@ -125,6 +125,38 @@ def test_a_role_under_row_level_security_errors_its_table_instead_of_copying_a_s
         pg.execute(f"DROP ROLE {role}")
 
 
+def test_an_array_with_a_lower_bound_other_than_1_stops_its_table_in_copy_and_stream(
+    settings: Settings, source_dsn: str, tmp_path: Path
+) -> None:
+    """PostgreSQL prints such arrays as '[0:2]={…}'; a list would keep the elements at other
+    indexes, so the table stops with the reason, copied or streamed; the others go on."""
+    with psycopg.connect(source_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE arr_copy (id int PRIMARY KEY, a int[])")
+        conn.execute("INSERT INTO arr_copy VALUES (1, '{1,2}'), (2, '[0:2]={1,2,3}')")
+        conn.execute("CREATE TABLE arr_stream (id int PRIMARY KEY, a text[])")
+        conn.execute("INSERT INTO arr_stream VALUES (1, '{a,b}')")
+        conn.execute("CREATE TABLE ok (id int PRIMARY KEY)")
+    duck = tmp_path / "o.duckdb"
+    configure(settings, source_dsn, duck, "public.arr_copy,public.arr_stream,public.ok")
+    with ConfigRepository(settings.config_db_url) as repo:
+        pid = repo.get_pipeline("p1").id
+    with EngineThread(settings):
+        wait_until(lambda: table_phase(settings, pid, "public.arr_stream") == TablePhase.READY, 60, what="ready")
+        wait_until(lambda: table_phase(settings, pid, "public.arr_copy") == TablePhase.ERRORED, 30, what="copy")
+        with psycopg.connect(source_dsn, autocommit=True) as conn:
+            conn.execute("UPDATE arr_stream SET a = '[-1:0]={x,y}' WHERE id = 1")
+            conn.execute("INSERT INTO ok VALUES (1), (2)")
+        wait_until(lambda: table_phase(settings, pid, "public.arr_stream") == TablePhase.ERRORED, 30, what="stream")
+        wait_until(lambda: duck_rows(duck, "SELECT id FROM main.ok ORDER BY id") == [(1,), (2,)], 30, what="ok")
+        tables = {t.name: t for t in _state(settings).tables}
+        for name in ("public.arr_copy", "public.arr_stream"):
+            error = tables[name].error
+            assert error is not None and error.kind == ErrorKind.VALUE_CONVERSION, name
+            assert "not starting at 1" in error.reason and "column 'a'" in error.reason, error.reason
+        assert tables["public.ok"].phase == TablePhase.READY
+        assert duck_rows(duck, "SELECT a FROM main.arr_stream") == [(["a", "b"],)]  # never the shifted list
+
+
 def test_wrong_password_is_an_auth_error_and_the_password_is_never_shown(
     pg: EmbeddedPostgres, pg_db: str, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from engine.decoding.pgarray import parse_array
-from engine.errors import ArrayParseError, MultiDimensionalArrayError
+from engine.errors import ArrayLowerBoundError, ArrayParseError, MultiDimensionalArrayError
 
 # Literals below are written exactly as PostgreSQL 15's array_out prints them.
 
@@ -27,9 +27,8 @@ from engine.errors import ArrayParseError, MultiDimensionalArrayError
         ('{2024-01-01,"0044-03-15 BC"}', ["2024-01-01", "0044-03-15 BC"]),
         ('{"{\\"a\\": 1}","[1, 2]"}', ['{"a": 1}', "[1, 2]"]),
         ('{"ab ","x  "}', ["ab ", "x  "]),
-        ("[0:2]={1,2,3}", ["1", "2", "3"]),
-        ("[-3:-2]={a,b}", ["a", "b"]),
-        ("[5:4]={}", []),
+        ("[1:3]={1,2,3}", ["1", "2", "3"]),
+        ("[3]={1,2,3}", ["1", "2", "3"]),
     ],
 )
 def test_postgres_output(text: str, expected: list[str | None]) -> None:
@@ -83,6 +82,12 @@ def test_array_in_style_input_is_accepted() -> None:
 )
 def test_multi_dimensional_is_rejected(text: str) -> None:
     with pytest.raises(MultiDimensionalArrayError, match="multi-dimensional"):
+        parse_array(text)
+
+
+@pytest.mark.parametrize("text", ["[0:2]={1,2,3}", "[-3:-2]={a,b}", "[5:4]={}", "[2:2]={x}"])
+def test_a_lower_bound_other_than_1_is_refused_not_dropped(text: str) -> None:
+    with pytest.raises(ArrayLowerBoundError, match="not starting at 1"):
         parse_array(text)
 
 

@@ -625,7 +625,7 @@ def test_input_array_types(make: pa.DataType) -> None:
 def test_int_array() -> None:
     check(
         array_of(base("int4")),
-        ["{1,NULL,3}", None, "{}", "[0:2]={1,2,3}", "{-2147483648,2147483647}"],
+        ["{1,NULL,3}", None, "{}", "[1:3]={1,2,3}", "{-2147483648,2147483647}"],
         [[1, None, 3], None, [], [1, 2, 3], [-(2**31), 2**31 - 1]],
     )
 
@@ -636,7 +636,7 @@ def test_text_array_quoting() -> None:
         [
             '{""," ","a\\\\b",ü,"NULL","nuLL","a\\"b","{","}",",","\n",NULL}',
             '{"a,b","{x}","q\\"t","back\\\\slash"," sp "}',
-            "[0:2]={a,b,c}",
+            "[1:3]={a,b,c}",
             None,
             "{}",
         ],
@@ -754,6 +754,8 @@ def test_long_values_are_truncated_in_the_message() -> None:
         (base("bytea"), "\\x0a 0b ", "hex"),
         (array_of(base("int4")), "{{1,2},{3,4}}", "multi-dimensional"),
         (array_of(base("int4")), "[1:2][1:2]={{1,2},{3,4}}", "multi-dimensional"),
+        (array_of(base("int4")), "[0:2]={1,2,3}", "not starting at 1"),
+        (array_of(base("text")), "[-1:0]={a,b}", "not starting at 1"),
         (array_of(base("int4")), "{1,2", "braces"),
         (array_of(base("int4")), "{1,x}", "not an integer"),
         (array_of(base("numeric", numeric_typmod(5, 2))), "{1.00,1.005}", "fractional digits"),

@@ -1,8 +1,8 @@
 """One-dimensional arrays: each value split into its elements (:mod:`engine.decoding.pgarray`),
 all elements of the batch converted at once as their element type, and the lists rebuilt.
 
-Arrays with a lower bound other than 1 (``[0:2]={1,2,3}``) keep their elements; the bound is not
-stored.  Multi-dimensional array values are rejected.
+Arrays with a lower bound other than 1 (``[0:2]={1,2,3}``) and multi-dimensional array values are
+refused (their table stops): a one-level list cannot hold them faithfully.
 """
 
 from __future__ import annotations
