@@ -80,7 +80,6 @@ class PipelineRunner(threading.Thread):
         self._heartbeat = Heartbeat(spec, heartbeat_seconds, self._event) if heartbeat_seconds > 0 else None
         # the stream's rare lookups; closed at the end of each streaming session
         self._link = SourceLink(spec.source.dsn, f'source "{spec.source.name}"')
-        self._redis = redis_client
         self._limits = limits or BatchLimits()
         self._on_event = on_event
         self._stop_event = threading.Event()

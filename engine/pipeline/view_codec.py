@@ -28,7 +28,6 @@ Table names are written as PostgreSQL prints them (``public."Order Items"``) and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import asdict
 from types import MappingProxyType
@@ -53,7 +52,7 @@ def encode_view(view: RunnerView, pipeline: str, published_at: float) -> dict[st
         "pipeline": pipeline,
         "published_at": published_at,
         "state": str(view.state),
-        "tables": {str(t): _table_state(st) for t, st in view.tables.items()},
+        "tables": {str(t): st.as_dict() for t, st in view.tables.items()},
         "activity": {
             "tables": {str(t): asdict(a) for t, a in activity.tables.items()},
             "copy_progress": {str(t): [done, estimate] for t, (done, estimate) in activity.copy_progress.items()},
@@ -89,7 +88,9 @@ def decode_view(data: Mapping[str, Any]) -> RunnerView:
         progress = {parse_table_name(t): (int(p[0]), int(p[1])) for t, p in activity["copy_progress"].items()}
         return RunnerView(
             state=RunnerState(data["state"]),
-            tables=MappingProxyType({parse_table_name(t): _decode_table(st) for t, st in data["tables"].items()}),
+            tables=MappingProxyType(
+                {parse_table_name(t): TableState.from_dict(st) for t, st in data["tables"].items()}
+            ),
             activity=ActivityView(
                 tables=MappingProxyType(
                     {parse_table_name(t): _decode_activity(a) for t, a in activity["tables"].items()}
@@ -125,16 +126,6 @@ def published_at(data: Mapping[str, Any]) -> float:
     """When the payload was published (epoch seconds; 0 when it does not say)."""
     value = data.get("published_at")
     return float(value) if isinstance(value, int | float) else 0.0
-
-
-def _table_state(st: TableState) -> dict[str, Any]:
-    out = asdict(st)
-    out["phase"], out["retry_policy"] = str(st.phase), str(st.retry_policy)
-    return out
-
-
-def _decode_table(d: Mapping[str, Any]) -> TableState:
-    return TableState.from_json(json.dumps(d))  # the store's own reading of a table state
 
 
 def _decode_activity(d: Mapping[str, Any]) -> TableActivity:

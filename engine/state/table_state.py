@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -36,17 +37,26 @@ class TableState:
     next_retry_at: float | None = None
     updated_at: float = 0.0
 
-    def to_json(self) -> str:
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as JSON values: what the state store keeps and the published status carries."""
         d: dict[str, Any] = asdict(self)
-        return json.dumps(d, separators=(",", ":"))
+        d["phase"], d["retry_policy"] = str(self.phase), str(self.retry_policy)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> TableState:
-        d = json.loads(text)
+    def from_dict(cls, data: Mapping[str, Any]) -> TableState:
+        d = dict(data)
         d["phase"] = TablePhase(d["phase"])
         d["retry_policy"] = RetryPolicy(d.get("retry_policy", "none"))
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> TableState:
+        return cls.from_dict(json.loads(text))
 
     def moved(self, phase: TablePhase, **changes: Any) -> TableState:
         return replace(self, phase=phase, updated_at=time.time(), **changes)
