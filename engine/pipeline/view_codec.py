@@ -39,7 +39,7 @@ from engine.pipeline.activity import ActivityView, AppliedBatch, RunnerState, Ru
 from engine.source.lsn import format_lsn, parse_lsn
 from engine.state.table_state import TableState
 
-__all__ = ["VERSION", "decode_view", "encode_view", "published_at"]
+__all__ = ["VERSION", "decode_view", "encode_view", "fresh_view", "published_at"]
 
 VERSION = 1
 
@@ -126,6 +126,15 @@ def published_at(data: Mapping[str, Any]) -> float:
     """When the payload was published (epoch seconds; 0 when it does not say)."""
     value = data.get("published_at")
     return float(value) if isinstance(value, int | float) else 0.0
+
+
+def fresh_view(data: Mapping[str, Any] | None, now: float, stale_after: float) -> RunnerView | None:
+    """The view a payload holds, if it was published within ``stale_after`` seconds of ``now``
+    (None: nothing published, or no engine publishes it any more). Raises ``ValueError`` for a
+    payload this version cannot read."""
+    if data is None or now - published_at(data) > stale_after:
+        return None
+    return decode_view(data)
 
 
 def _decode_activity(d: Mapping[str, Any]) -> TableActivity:

@@ -7,10 +7,10 @@ import time
 
 from engine.config.models import PipelineStatus
 from engine.config.repository import ConfigRepository
-from engine.errors import ConfigError, EtlError
+from engine.errors import ConfigError, EtlError, StateStoreError
 from engine.identifiers import TableName
 from engine.pipeline.activity import RunnerState
-from engine.pipeline.view_codec import decode_view, published_at
+from engine.pipeline.view_codec import fresh_view
 from engine.settings import Settings
 from engine.source import catalog
 from engine.source.connection import connect_source
@@ -37,14 +37,12 @@ def _wait_runner_stopped(state: PipelineState, timeout: float = STOPPED_WAIT_SEC
     wait for it, so that clearing the state store comes after and leaves no key behind."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        data = state.published_status()
-        if data is None or time.time() - published_at(data) > timeout:
-            return  # no engine publishes this pipeline
         try:
-            if decode_view(data).state is RunnerState.STOPPED:
-                return
-        except ValueError:
-            return  # not a runner's status: nothing to wait for
+            view = fresh_view(state.published_status(), time.time(), timeout)
+        except (StateStoreError, ValueError):
+            return  # not a runner's status: nothing to wait for, and clear() removes it
+        if view is None or view.state is RunnerState.STOPPED:
+            return  # no engine publishes this pipeline, or its runner has said its last word
         time.sleep(0.1)
 
 

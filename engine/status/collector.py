@@ -223,7 +223,7 @@ class Collector(threading.Thread):
             specs, sources, destinations = cfg.specs, cfg.sources, cfg.destinations
         else:
             specs = list(self._manager.running_specs().values())
-            sources, destinations = _unique_sources(specs), _unique_destinations(specs)
+            sources, destinations = _unique_sources(specs), unique_destinations(specs)
         runners = {r.spec.id: r for r in self._manager.runners.values()}
         views = {pid: r.view() for pid, r in runners.items()}
         now = time.time()
@@ -342,8 +342,7 @@ class Collector(threading.Thread):
             return HealthView("config DB", False, f"engine: {manager_error.reason}")
         if not cfg.ever_loaded:
             return HealthView("config DB", False, "not read yet")
-        n = len(cfg.specs)
-        return HealthView("config DB", True, f"{n} pipeline{'s' if n != 1 else ''}")
+        return HealthView("config DB", True, pipeline_count(len(cfg.specs)))
 
     def _note_health_changes(self, health: list[HealthView], now: float) -> None:
         """A component going down or coming back is an event too (the first look only if down)."""
@@ -413,5 +412,10 @@ def _unique_sources(specs: list[PipelineSpec]) -> list[Source]:
     return list({s.source.id: s.source for s in specs}.values())
 
 
-def _unique_destinations(specs: list[PipelineSpec]) -> list[Destination]:
+def unique_destinations(specs: list[PipelineSpec]) -> list[Destination]:
     return list({s.destination.id: s.destination for s in specs}.values())
+
+
+def pipeline_count(n: int) -> str:
+    """The config DB's health detail: how many pipelines it holds."""
+    return f"{n} pipeline{'s' if n != 1 else ''}"

@@ -31,11 +31,11 @@ from engine.monitoring.alert_log import read_alerts
 from engine.monitoring.alerts import Alert, format_value, iso_time
 from engine.monitoring.slot_poller import SourcePoller, SourceReading
 from engine.pipeline.activity import RunnerView
-from engine.pipeline.view_codec import decode_view, published_at
-from engine.state.store import PipelineState, read_status
+from engine.pipeline.view_codec import fresh_view
+from engine.state.store import PipelineState, read_counters, read_status
 from engine.state.table_state import TableState
-from engine.status.board import Board, HealthView, PipelineView, SlotView
-from engine.status.collector import destination_health
+from engine.status.board import Board, HealthView, PipelineView, SlotView, TableView
+from engine.status.collector import destination_health, pipeline_count, unique_destinations
 from engine.status.pipeline_view import pipeline_view, slot_reading, slot_view
 from engine.units import format_bytes
 
@@ -53,8 +53,7 @@ def collect_status(
     (``redis_error`` says why); what comes from Redis is then unknown."""
     now = time.time() if now is None else now
     specs = repo.load_specs()
-    n = len(specs)
-    health = [HealthView("config DB", True, f"{n} pipeline{'s' if n != 1 else ''}")]
+    health = [HealthView("config DB", True, pipeline_count(len(specs)))]
     readings = _read_sources(specs)
     health += [
         HealthView(f'source "{r.source}"', r.ok, r.detail) for r in sorted(readings.values(), key=lambda r: r.source)
@@ -68,22 +67,22 @@ def collect_status(
         view: RunnerView | None = None
         actual = NOT_RUNNING
         stored: Mapping[TableName, TableState] = {}
+        counters: dict[str, int] = {}
         if client is not None:
             try:
                 view, actual = _published_view(client, spec, now)
-            except EtlError as exc:
-                redis_problem = redis_problem or exc.reason
-            try:
                 stored = PipelineState(client, spec.id).load()
-            except EtlError as exc:
-                redis_problem = redis_problem or exc.reason
+                counters = read_counters(client, spec.id)
+            except EtlError as exc:  # this pipeline's keys cannot be read: Redis itself answers
+                health.append(HealthView(f'state of pipeline "{spec.name}"', False, exc.reason))
         if not stored and view is not None:
             stored = view.tables  # the state store could not be read: the runner's copy of it
         if view is not None:
             views[spec.id] = view
         reading = readings.get(spec.source.id)
         slots.append(slot_view(spec, reading))
-        pipelines.append(pipeline_view(spec, view, stored, slot_reading(spec, reading), now=now, without_runner=actual))
+        built = pipeline_view(spec, view, stored, slot_reading(spec, reading), now=now, without_runner=actual)
+        pipelines.append(_with_totals(built, counters))
 
     firing: tuple[Alert, ...] = ()
     history: tuple[Alert, ...] = ()
@@ -93,8 +92,7 @@ def collect_status(
         firing = _alerts(alerts["firing"])
         history = tuple(reversed(_alerts(alerts["history"])))  # Redis keeps them newest first
     health.append(HealthView("Redis", redis_problem is None, redis_problem or ""))
-    destinations = {s.destination.id: s.destination for s in specs}
-    health += destination_health(destinations.values(), specs, views)
+    health += destination_health(unique_destinations(specs), specs, views)
     return Board(
         taken_at=now,
         health=tuple(health),
@@ -141,13 +139,26 @@ def _read_sources(specs: list[PipelineSpec]) -> dict[int, SourceReading]:
 
 def _published_view(client: redis.Redis, spec: PipelineSpec, now: float) -> tuple[RunnerView | None, str]:
     """The runner's view if one was published recently, else None and ``actual`` to show instead."""
-    payload = read_status(client, spec.id)
-    if payload is None or now - published_at(payload) > STALE_AFTER_SECONDS:
-        return None, NOT_RUNNING
     try:
-        return decode_view(payload), NOT_RUNNING
+        return fresh_view(read_status(client, spec.id), now, STALE_AFTER_SECONDS), NOT_RUNNING
     except ValueError:
         return None, "unknown"  # something publishes, in a form this version cannot read
+
+
+def _with_totals(p: PipelineView, counters: Mapping[str, int]) -> PipelineView:
+    """Each table's changes as the totals kept in Redis (``etl:pipeline:{id}:counters``): they
+    outlive the engine's process, whose own counts start again at each restart."""
+    if not counters:
+        return p
+
+    def total(t: TableView, op: str) -> int:
+        return counters.get(f"{t.name}|{op}", 0)
+
+    tables = tuple(
+        dataclasses.replace(t, inserts=total(t, "insert"), updates=total(t, "update"), deletes=total(t, "delete"))
+        for t in p.tables
+    )
+    return dataclasses.replace(p, tables=tables)
 
 
 def _alerts(payloads: list[Any]) -> tuple[Alert, ...]:
@@ -159,7 +170,7 @@ def _alerts(payloads: list[Any]) -> tuple[Alert, ...]:
 def status_lines(board: Board, now: float | None = None) -> list[str]:
     """The board as the text of ``etl-tui status``."""
     now = time.time() if now is None else now
-    lines = [f"warning: {h.detail}" for h in board.health if h.component == "Redis" and not h.ok]
+    lines = [f"warning: {h.detail}" for h in board.health if not h.ok and _from_redis(h)]
     if not board.pipelines:
         lines.append("no pipelines; add one with `etl-tui pipeline add`")
     slots = {s.pipeline: s for s in board.slots}
@@ -183,6 +194,10 @@ def status_lines(board: Board, now: float | None = None) -> list[str]:
             if err.next_retry_at is not None:
                 lines.append(f"    next retry in {max(0, err.next_retry_at - now):.0f}s")
     return lines + alert_lines(board, now)
+
+
+def _from_redis(h: HealthView) -> bool:
+    return h.component == "Redis" or h.component.startswith("state of pipeline ")
 
 
 def _slot_text(slot: SlotView, p: PipelineView) -> str:
