@@ -18,5 +18,6 @@ class ActionFinished(Message):
 
 
 class ConfigChanged(Message):
-    """A write to the config DB ended (accepted or not): whatever shows the stored config reads it
-    again. Posted by the screen that wrote, on itself; it bubbles up from there."""
+    """A write to the config DB ended (accepted or not): the config screen reads the stored config
+    again. Posted by the screen that wrote, on itself, from the write's worker thread; it bubbles
+    to the app, so another view of the config can react to it too."""

@@ -59,10 +59,9 @@ def _strip_dimensions(body: str) -> tuple[int | None, str]:
     if one is None:
         raise MultiDimensionalArrayError()
     lower, upper = one.group(1), one.group(2)
-    # '[n]' means '[1:n]'.
     if upper is not None and int(lower) != 1:
         raise ArrayLowerBoundError(dims)
-    length = int(lower) if upper is None else int(upper) - int(lower) + 1
+    length = int(upper or lower)  # '[n]' means '[1:n]'; either way the upper bound is the length
     return length, body[eq + 1 :].strip(_WS)
 
 

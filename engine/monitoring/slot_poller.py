@@ -154,10 +154,6 @@ class SourcePoller(threading.Thread):
     def stop(self) -> None:
         self._stop_event.set()
 
-    def close(self) -> None:
-        """Close the connection of a poller polled without its thread (``etl-tui status``)."""
-        self._close()
-
     def run(self) -> None:
         try:
             while not self._stop_event.is_set():
@@ -171,7 +167,7 @@ class SourcePoller(threading.Thread):
                     self._latest = reading
                 self._stop_event.wait(max(0.05, self._interval - (time.monotonic() - started)))
         finally:
-            self._close()
+            self.close()
 
     def poll(self) -> SourceReading:
         now_mono = time.monotonic()
@@ -191,7 +187,7 @@ class SourcePoller(threading.Thread):
             )
             rows = self._conn.execute(query, (list(slots),)).fetchall()
         except (psycopg.Error, EtlError) as exc:
-            self._close()
+            self.close()
             self._backoff.failed(time.monotonic())
             if isinstance(exc, EtlError):
                 reason = exc.reason
@@ -258,7 +254,9 @@ class SourcePoller(threading.Thread):
             slots=MappingProxyType(dict(slots or {})),
         )
 
-    def _close(self) -> None:
+    def close(self) -> None:
+        """Close the poller's connection (its thread does at the end; ``etl-tui status``, which
+        polls without the thread, once it has read)."""
         if self._conn is not None:
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()

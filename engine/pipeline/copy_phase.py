@@ -12,7 +12,7 @@ import time
 from psycopg import sql
 
 from engine.destinations.base import Destination
-from engine.errors import ErrorKind, EtlError, TableError
+from engine.errors import EtlError, TableError
 from engine.identifiers import TableName
 from engine.metrics import METRICS
 from engine.pipeline.activity import EventKind
@@ -73,7 +73,7 @@ def copy_tables(ctx: SessionContext, schemas: dict[TableName, TableSchema], dest
                 except EtlError as exc:
                     activity.copy_ended(table, None)
                     conn.execute("ROLLBACK")
-                    if isinstance(exc, TableError) or exc.kind in (ErrorKind.VALUE_CONVERSION,):
+                    if isinstance(exc, TableError):
                         ctx.table_error(table, exc)
                         continue
                     raise

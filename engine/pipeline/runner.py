@@ -135,6 +135,8 @@ class PipelineRunner(threading.Thread):
                 break  # a session returns only when asked to stop
             except EtlError as exc:
                 err = exc
+                if exc.kind is ErrorKind.PROTOCOL:  # its hint asks for the log: keep where it was raised
+                    log.error("pipeline %s: %s\n%s", self.spec.name, exc.reason, traceback.format_exc())
             except Exception as exc:  # a bug or an unforeseen driver error: still reported, never silent
                 log.error("pipeline %s: unexpected error\n%s", self.spec.name, traceback.format_exc())
                 err = EtlError(

@@ -17,6 +17,7 @@ from psycopg import sql
 
 from engine.decoding.convert import convert
 from engine.errors import ErrorKind, RetryPolicy, TableError
+from engine.identifiers import display_ident
 from engine.source.catalog import TableSchema
 
 _BLOCK = 8 << 20
@@ -99,7 +100,7 @@ def copy_table(conn: psycopg.Connection, schema: TableSchema) -> Generator[pa.Re
 
 def _refused(conn: psycopg.Connection, schema: TableSchema, exc: psycopg.Error) -> TableError:
     """The source refused to let this role read this one table: that table stops, not the pipeline."""
-    role, table, said = conn.info.user, schema.table, str(exc).strip()
+    role, table, said = display_ident(conn.info.user), schema.table, str(exc).strip()
     if "row-level security" in said:
         reason = f"table {table}: role {role} is subject to its row-level security policies, so a copy would miss"
         reason += f" the rows they hide ({said})"

@@ -28,12 +28,11 @@ class SceneBackend:
         self,
         *,
         readonly: bool = False,
-        start: Board | None = None,
         gate: threading.Event | None = None,
         fail_with: EtlError | None = None,
     ) -> None:
         self._readonly = readonly
-        self.current = start if start is not None else board()
+        self.current = board()
         self.config_view = config()
         self.keys = redis_keys()
         self.gate = gate

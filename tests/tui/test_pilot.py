@@ -405,21 +405,29 @@ def test_a_config_write_reads_the_config_again(accepted: bool) -> None:
         screen = app.screen
         assert isinstance(screen, ConfigScreen)
         # coming back from the form reads the config once, before the write ends
-        for _ in range(500):
-            if backend.reads > reads and not screen.stored.loading:
-                break
-            await pilot.pause(0.01)
+        await read_ended(pilot, screen, lambda: backend.reads, after=reads)
         assert "analytics" not in table_keys(app, "#sources")
         stored = backend.config_view
         backend.config_view = replace(
             stored, sources=(*stored.sources, SourceConfigView("analytics", "postgresql://etl@analytics-db/analytics"))
         )
+        reads = backend.reads
         gate.set()
         await settle(pilot)
+        await read_ended(pilot, screen, lambda: backend.reads, after=reads)
         assert "analytics" in table_keys(app, "#sources")  # read again once the write ended, accepted or not
 
     drive(backend, scenario)
     assert backend.calls == [("save_source", ("analytics", "postgresql://etl@analytics-db/analytics", None))]
+
+
+async def read_ended(pilot: Pilot[None], screen: ConfigScreen, reads: Callable[[], int], *, after: int) -> None:
+    """Until a config read started after ``after`` reads has ended (fails after 5 s)."""
+    for _ in range(500):
+        if reads() > after and not screen.stored.loading:
+            return
+        await pilot.pause(0.01)
+    raise AssertionError("the config was not read again")
 
 
 def shown(form: DestinationForm, field: str) -> bool:
