@@ -193,6 +193,32 @@ class Batcher:
         return batch
 
 
+def changes_since(pending: PendingBatch, lsn: int) -> PendingBatch:
+    """Only the changes of ``pending`` committed at or after ``lsn``, with no checkpoint: what a
+    table's changes held during its copy add to the copy made at the snapshot ``lsn``."""
+    parts: list[_Segment | TruncateStep] = []
+    rows = 0
+    for part in pending.parts:
+        if isinstance(part, TruncateStep):
+            if part.commit_lsn >= lsn:
+                parts.append(part)
+            continue
+        keep = [i for i, at in enumerate(part.lsns) if at >= lsn]
+        if not keep:
+            continue
+        if len(keep) < len(part.lsns):
+            seg = _Segment(part.schema)
+            seg.payloads = [part.payloads[i] for i in keep]
+            seg.offsets = array("q", (part.offsets[i] for i in keep))
+            seg.ops = bytearray(part.ops[i] for i in keep)
+            seg.lsns = array("q", (part.lsns[i] for i in keep))
+            seg.ordinals = array("q", (part.ordinals[i] for i in keep))
+            part = seg
+        parts.append(part)
+        rows += len(part.lsns)
+    return PendingBatch(tuple(parts), None, rows)
+
+
 def _build(seg: _Segment) -> RowsStep:
     schema = seg.schema
     n = len(seg.payloads)

@@ -18,7 +18,7 @@ from engine.identifiers import TableName
 from engine.pipeline.activity import EventKind, PipelineActivity
 from engine.state.store import PipelineState
 
-__all__ = ["EventSink", "Publisher", "RunnerStats", "SessionContext", "TableErrorSink"]
+__all__ = ["CopyRequests", "EventSink", "Publisher", "RunnerStats", "SessionContext", "TableErrorSink"]
 
 
 @dataclass
@@ -37,6 +37,26 @@ class RunnerStats:
     # for the lag estimate (RunnerView.lag_seconds)
     applied_commit_at: float | None = None
     caught_up_at: float | None = None
+
+
+class CopyRequests:
+    """The tables to copy again: asked through the state store (``etl-tui pipeline resync
+    --table``, the console's retry), or in-process by the runner's host (``pipeline start`` of a
+    streaming pipeline retries its errored tables)."""
+
+    def __init__(self, store: PipelineState) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._local: set[TableName] = set()
+
+    def add(self, tables: set[TableName] | list[TableName]) -> None:
+        with self._lock:
+            self._local.update(tables)
+
+    def take(self) -> list[TableName]:
+        with self._lock:
+            local, self._local = self._local, set()
+        return sorted(local | set(self._store.take_copy_requests()))
 
 
 class EventSink(Protocol):
@@ -63,3 +83,4 @@ class SessionContext:
     event: EventSink  # log and forward an event
     table_error: TableErrorSink  # stop one table: recorded, counted, reported
     publish: Publisher  # the status, at most once a second unless forced
+    requests: CopyRequests  # tables to copy again, beside the stream

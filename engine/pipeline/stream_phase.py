@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from typing import cast
 
-from engine.batching.batcher import Batcher, Op
+from engine.batching.batcher import Batcher, Op, PendingBatch, changes_since
 from engine.batching.limits import BatchLimits
 from engine.decoding import pgoutput
 from engine.decoding.pgoutput import BEGIN_SIZE, COMMIT_SIZE, UNCHANGED_TOAST
 from engine.decoding.tuples import skip_tuple
 from engine.destinations.base import Destination
-from engine.errors import TableError
+from engine.errors import ErrorKind, EtlError, RetryPolicy, TableError
 from engine.identifiers import TableName
 from engine.metrics import METRICS
 from engine.pipeline.activity import EventKind
@@ -28,6 +29,8 @@ from engine.pipeline.heartbeat import Heartbeat
 from engine.pipeline.key_change import fill_unchanged, key_changed
 from engine.pipeline.schema_change import evolve, same_columns
 from engine.pipeline.session import SessionContext
+from engine.pipeline.side_copy import MAX_HELD_BYTES, SideCopy
+from engine.source import catalog
 from engine.source.catalog import TableSchema
 from engine.source.link import SourceLink
 from engine.source.schema_cache import SchemaCache
@@ -37,6 +40,8 @@ from engine.state.table_state import TablePhase, TableState
 __all__ = ["StreamPhase"]
 
 _NEVER = 1 << 64  # a commit LSN no change reaches
+AddChange = Callable[[TableSchema, Op, int, int, bytes, int], None]  # Batcher.add
+TEND_SECONDS = 0.5  # how often copy requests are taken and copies beside the stream looked after
 _begin_final_lsn = pgoutput.BEGIN_FINAL_LSN.unpack_from
 _commit_end_lsn = pgoutput.COMMIT_END_LSN.unpack_from
 
@@ -62,6 +67,7 @@ class StreamPhase:
         schema_cache: SchemaCache,
         link: SourceLink,
         heartbeat: Heartbeat | None,
+        published: Iterable[TableName] = (),
     ) -> None:
         self._ctx = ctx
         self._stats = ctx.stats
@@ -73,8 +79,9 @@ class StreamPhase:
         self._heartbeat = heartbeat
         self._decode = pgoutput.Decoder(1).decode
         self._batcher = Batcher(limits)
-        # relid → (schema, apply changes committed at or after this LSN)
-        self._active: dict[int, tuple[TableSchema, int]] = {}
+        # relid → (schema, apply changes committed at or after this LSN, where its changes go:
+        # the batch, or the held changes of a table copying beside the stream)
+        self._active: dict[int, tuple[TableSchema, int, AddChange]] = {}
         self._min_lsn = {t: (ctx.store.get(t) or TableState(TablePhase.READY)).snapshot_lsn for t in schemas}
         self._applied_before = ctx.stats.checkpoint_lsn  # transactions before this are in the destination already
         # the transaction being read (run() keeps copies in locals)
@@ -87,6 +94,15 @@ class StreamPhase:
         # Conversion and destination writes run on their own thread, so decoding the stream
         # overlaps with writing the previous batch; at most two batches wait (backpressure).
         self._worker = ApplyWorker(BatchApplier(ctx, destination), ctx.spec.name)
+        self._submitted = 0  # batches handed to the worker, and of those, completed
+        self._completed = 0
+        # tables copying beside the stream, and those copied whose held changes are being applied:
+        # (the batch that holds them, table, snapshot LSN, rows copied)
+        self._copies: dict[TableName, SideCopy] = {}
+        self._handoffs: deque[tuple[int, TableName, int, int]] = deque()
+        self._waiting: set[TableName] = set()  # asked for while a copy of the same table still runs
+        self._published = set(published)  # the tables the publication holds
+        self._last_tend = 0.0
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
@@ -99,7 +115,7 @@ class StreamPhase:
         active = self._active
         link = self._link
         worker = self._worker
-        flush, settle = self.flush, self.settle
+        flush, settle, tend = self.flush, self.settle, self.tend_copies
         on_idle, on_begin, on_commit = self.on_idle, self.on_begin, self.on_commit
         on_relation, on_truncate = self.on_relation, self.on_truncate
         max_rows = self._limits.max_rows
@@ -125,26 +141,27 @@ class StreamPhase:
                     if entry is None or commit_lsn < entry[1]:
                         continue
                     schema = entry[0]
+                    add = entry[2]  # the batch's add, or a copying table's held changes
                     marker = payload[5]
                     if kind == INSERT:
                         if marker != NEW:
                             raise pgoutput.PgOutputError("Insert", 5, f"expected 'N', got {chr(marker)!r}")
-                        batcher.add(schema, Op.INSERT, commit_lsn, ordinal, payload, 6)
+                        add(schema, Op.INSERT, commit_lsn, ordinal, payload, 6)
                     elif kind == DELETE:
-                        batcher.add(schema, Op.DELETE, commit_lsn, ordinal, payload, 6)  # key of the old tuple
+                        add(schema, Op.DELETE, commit_lsn, ordinal, payload, 6)  # key of the old tuple
                     elif marker == NEW:  # an UPDATE without an old tuple: the key did not change
-                        batcher.add(schema, Op.UPDATE, commit_lsn, ordinal, payload, 6)
+                        add(schema, Op.UPDATE, commit_lsn, ordinal, payload, 6)
                     else:
                         new_at = skip_tuple(payload, 6) + 1
                         update = cast(pgoutput.Update, decode(payload))
                         if update.old is not None and key_changed(schema, update.old, update.new):
                             # the key changed: the old key goes, the new one is written in full
-                            batcher.add(schema, Op.DELETE, commit_lsn, ordinal, payload, 6)
+                            add(schema, Op.DELETE, commit_lsn, ordinal, payload, 6)
                             ordinal += 1
                             if UNCHANGED_TOAST in update.new:
                                 # no row under the new key holds the values the update left alone
                                 payload, new_at = fill_unchanged(link, schema, update, payload), 6
-                        batcher.add(schema, Op.UPDATE, commit_lsn, ordinal, payload, new_at)
+                        add(schema, Op.UPDATE, commit_lsn, ordinal, payload, new_at)
                     ordinal += 1
                     if batcher.rows >= max_rows:
                         flush()
@@ -157,6 +174,7 @@ class StreamPhase:
                             settle()
                             if batcher.should_flush(now):
                                 flush()
+                            tend()
                             publish()
                     continue
                 if kind == BEGIN:
@@ -176,8 +194,9 @@ class StreamPhase:
             # graceful stop: drain what is pending
             if not batcher.empty:
                 self._received.inc(batcher.pending_bytes)
-                worker.submit(batcher.take())
+                self._submit(batcher.take())
         finally:
+            self._call_off_copies()
             worker.finish()
         settle()
         if self._idle_ack > self._stats.acked_lsn and batcher.empty:
@@ -222,7 +241,8 @@ class StreamPhase:
         for relid in trunc.relids:
             entry = self._active.get(relid)
             if entry is not None and commit_lsn >= entry[1]:
-                self._batcher.truncate(entry[0], commit_lsn, ordinal)
+                held = self._copies.get(entry[0].table)
+                (held.held if held is not None else self._batcher).truncate(entry[0], commit_lsn, ordinal)
                 ordinal += 1
         return ordinal
 
@@ -245,6 +265,7 @@ class StreamPhase:
             if self._heartbeat is not None:
                 self._heartbeat.beat()
         stats.received_lsn = max(stats.received_lsn, stream.server_wal_end)
+        self.tend_copies()
         self._ctx.publish()
         if batcher.empty or not batcher.should_flush():
             stream.wait(0.1)
@@ -264,16 +285,21 @@ class StreamPhase:
             and _commit_end_lsn(last_commit)[0] == pending.checkpoint
         ):
             self._commit_times.append((pending.checkpoint, pgoutput.commit_unix_time(last_commit)))
-        self._worker.submit(pending)
+        self._submit(pending)
         self.settle()
+
+    def _submit(self, pending: PendingBatch) -> None:
+        self._worker.submit(pending)
+        self._submitted += 1
 
     def settle(self) -> None:
         """Acknowledge, in order, what the worker has made durable."""
         active, stats, commit_times = self._active, self._stats, self._commit_times
         for result in self._worker.completed():
+            self._completed += 1
             for table in result.failed:
-                for relid, (schema, _) in list(active.items()):
-                    if schema.table == table:
+                for relid, entry in list(active.items()):
+                    if entry[0].table == table:
                         del active[relid]
             if result.checkpoint is not None:
                 stats.checkpoint_lsn = result.checkpoint
@@ -281,6 +307,9 @@ class StreamPhase:
                 while commit_times and commit_times[0][0] <= result.checkpoint:
                     stats.applied_commit_at = commit_times.popleft()[1]
                 self._promote_ready(result.checkpoint)
+        while self._handoffs and self._handoffs[0][0] <= self._completed:
+            _, table, snapshot_lsn, rows = self._handoffs.popleft()
+            self._copied(table, snapshot_lsn, rows)
 
     def _ack(self, lsn: int) -> None:
         self._stream.ack(lsn)
@@ -313,7 +342,7 @@ class StreamPhase:
             # Changes the copy or the destination already holds: their shape may predate the
             # target's. They are skipped; the schema change that led to the target's shape
             # brings another Relation message before any change that is applied.
-            active[rel.relid] = (schema, since if same_columns(schema, rel) else _NEVER)
+            active[rel.relid] = (schema, since if same_columns(schema, rel) else _NEVER, self._sink(table))
             return False
         link = self._link
         cache = self._schema_cache
@@ -329,10 +358,126 @@ class StreamPhase:
             active.pop(rel.relid, None)
             ctx.table_error(table, exc)
             return False
-        active[rel.relid] = (new, since)
+        active[rel.relid] = (new, since, self._sink(table))
         if change is None:
             return False
         self._schemas[table] = new
+        copy = self._copies.get(table)
+        if copy is not None and not copy.cancelled:
+            # its copy has the old shape: copy it again with the new one
+            copy.cancel()
+            self._waiting.add(table)
         cache.remember(new)
         ctx.event(EventKind.TABLE, f"table {table}: schema changed on the source ({change.describe()})", table)
         return True
+
+    # ---- tables copied beside the stream ----------------------------------------------------
+    def _sink(self, table: TableName) -> AddChange:
+        copy = self._copies.get(table)
+        return copy.held.add if copy is not None else self._batcher.add
+
+    def _route(self, table: TableName, since: int) -> None:
+        """Send ``table``'s changes where they now belong (its copy's held changes, or the batch)."""
+        sink = self._sink(table)
+        for relid, entry in list(self._active.items()):
+            if entry[0].table == table:
+                self._active[relid] = (entry[0], since, sink)
+
+    def tend_copies(self) -> None:
+        """Take the copy requests; start, watch and hand over the copies beside the stream."""
+        now = time.monotonic()
+        if now - self._last_tend < TEND_SECONDS:
+            return
+        self._last_tend = now
+        for table, copy in list(self._copies.items()):
+            if not copy.is_alive():
+                self._copy_ended(copy)
+            elif copy.held.pending_bytes > MAX_HELD_BYTES:
+                copy.cancel()
+                raise EtlError(
+                    f"table {table}: its changes during its copy beside the stream passed "
+                    f"{MAX_HELD_BYTES // (1024 * 1024)} MiB",
+                    "the session starts again and copies the table before streaming; nothing is lost",
+                    kind=ErrorKind.INTERNAL,
+                    retry=RetryPolicy.TIMED,
+                )
+        wanted = set(self._ctx.requests.take()) | self._waiting
+        self._waiting = set()
+        for table in sorted(wanted):
+            if table in self._copies:
+                self._waiting.add(table)  # a copy of it still ends: start the next one after it
+            else:
+                self._start_copy(table)
+
+    def _start_copy(self, table: TableName) -> None:
+        ctx = self._ctx
+        if table not in ctx.spec.pipeline.tables:
+            ctx.event(EventKind.TABLE, f"table {table}: not replicated by this pipeline; copy request ignored")
+            return
+        conn = self._link.conn
+        try:
+            schema = self._schema_cache.describe(conn, table)
+            catalog.check_select_privilege(conn, table)
+        except TableError as exc:
+            ctx.table_error(table, exc)
+            return
+        if table not in self._published:
+            catalog.ensure_publication(conn, ctx.spec.pipeline.publication_name, self._published | {table})
+            self._published.add(table)
+        # Whatever of the table's changes the batch and the worker hold lands before the copy
+        # starts, so no MERGE into it runs beside the copy; from now on its changes are held.
+        if not self._batcher.empty:
+            self.flush()
+        while not self._worker.idle:
+            self.settle()
+            time.sleep(0.005)
+        self.settle()
+        ctx.store.set(table, TableState(TablePhase.DATA_SYNC))  # before any Relation of it is followed
+        self._schemas[table] = schema
+        self._min_lsn[table] = 0
+        copy = SideCopy(ctx, schema)
+        self._copies[table] = copy
+        self._route(table, 0)
+        # The stream announced the table before (a stopped table's entry is gone) or announces it
+        # before its first change: either way its changes are held from now on.
+        self._active[schema.oid] = (schema, 0, copy.held.add)
+        ctx.event(EventKind.TABLE, f"table {table}: copying beside the stream; the other tables go on", table)
+        copy.start()
+
+    def _copy_ended(self, copy: SideCopy) -> None:
+        table = copy.table
+        del self._copies[table]
+        if copy.error is not None:
+            raise copy.error  # the session ends; the table, still in data_sync, is copied at the next one
+        if copy.cancelled or copy.rows is None:
+            # called off (copied again next), or its own fault (recorded): its held changes go
+            for relid, entry in list(self._active.items()):
+                if entry[0].table == table:
+                    if copy.cancelled:
+                        self._active[relid] = (entry[0], _NEVER, self._batcher.add)
+                    else:
+                        del self._active[relid]
+            return
+        # The changes committed at or after the copy's snapshot follow it, as one batch; later
+        # ones go to the batch as for any table. The table is finished_copy once they are durable.
+        held = changes_since(copy.held.take(), copy.snapshot_lsn)
+        self._min_lsn[table] = copy.snapshot_lsn
+        self._route(table, copy.snapshot_lsn)
+        self._submit(held)
+        self._handoffs.append((self._submitted, table, copy.snapshot_lsn, copy.rows))
+
+    def _copied(self, table: TableName, snapshot_lsn: int, rows: int) -> None:
+        st = self._ctx.store.get(table)
+        if st is None or st.phase is not TablePhase.DATA_SYNC:
+            return  # stopped meanwhile (its held changes were refused): recorded already
+        self._ctx.store.set(table, TableState(TablePhase.FINISHED_COPY, snapshot_lsn=snapshot_lsn, rows_copied=rows))
+        self._ctx.publish(force=True)
+
+    def _call_off_copies(self) -> None:
+        """The session ends: copies beside the stream stop; their tables stay in data_sync and are
+        copied at the next session's start."""
+        for copy in self._copies.values():
+            copy.cancel()
+        for copy in self._copies.values():
+            copy.join(timeout=60)
+        self._copies.clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from engine.config.models import PipelineStatus
+from engine.config.models import PipelineSpec, PipelineStatus
 from engine.config.repository import ConfigRepository
 from engine.errors import ConfigError, EtlError, StateStoreError
 from engine.identifiers import TableName
@@ -93,6 +93,8 @@ def resync_pipeline(
     unknown = [str(t) for t in tables or [] if t not in spec.pipeline.tables]
     if unknown:
         raise ConfigError(f"pipeline {name} does not replicate {', '.join(unknown)}", "see `etl-tui pipeline list`")
+    if tables is not None:
+        return _resync_tables(spec, settings, tables)
     was = spec.pipeline.status
     repo.set_pipeline_status(name, PipelineStatus.PAUSE)
     try:
@@ -103,15 +105,28 @@ def resync_pipeline(
                     f"the engine running pipeline {name} did not release slot {spec.pipeline.slot_name} in time",
                     "try again, or stop that engine first",
                 )
-            if tables is None:
-                catalog.drop_slot(conn, spec.pipeline.slot_name)
-                _wait_runner_stopped(state)
-                state.clear()
-                what = f"pipeline {name}: slot dropped and state cleared; every table is copied again"
-            else:
-                for table in tables:
-                    state.set(table, TableState(TablePhase.INIT))
-                what = f"pipeline {name}: {', '.join(map(str, tables))} will be copied again"
+            catalog.drop_slot(conn, spec.pipeline.slot_name)
+            _wait_runner_stopped(state)
+            state.clear()
     finally:
         repo.set_pipeline_status(name, was)
+    what = f"pipeline {name}: slot dropped and state cleared; every table is copied again"
     return what + (" when the engine runs" if was is PipelineStatus.START else " when the pipeline is started")
+
+
+def _resync_tables(spec: PipelineSpec, settings: Settings, tables: list[TableName]) -> str:
+    """Copy ``tables`` again without stopping the pipeline: a streaming runner takes the request
+    within a second and copies them beside its stream; otherwise the next start copies them."""
+    state = PipelineState(connect_redis(settings.redis_url), spec.id)
+    for table in tables:
+        state.set(table, TableState(TablePhase.INIT))  # what `status` shows until the runner takes it
+    state.request_copy(tables)
+    what = f"pipeline {spec.name}: {', '.join(map(str, tables))} will be copied again"
+    try:
+        view = fresh_view(state.published_status(), time.time(), STOPPED_WAIT_SECONDS)
+    except (StateStoreError, ValueError):
+        view = None
+    if view is not None and view.state is RunnerState.STREAMING:
+        return what + " beside the stream; the other tables go on"
+    running = spec.pipeline.status is PipelineStatus.START
+    return what + (" when the engine runs" if running else " when the pipeline is started")

@@ -8,6 +8,7 @@ restarted when its definition changes.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import threading
@@ -27,6 +28,16 @@ from engine.pipeline.runner import PipelineRunner
 from engine.source.schema_cache import SchemaCaches
 
 log = logging.getLogger("etl.manager")
+
+
+def _only_restarted(running: PipelineSpec | None, wanted: PipelineSpec) -> bool:
+    """True when ``wanted`` differs from the running spec only by its generation (`pipeline start`)."""
+    if running is None or running.pipeline.generation == wanted.pipeline.generation:
+        return False
+    return dataclasses.replace(wanted.pipeline, generation=running.pipeline.generation) == running.pipeline and (
+        wanted.source,
+        wanted.destination,
+    ) == (running.source, running.destination)
 
 
 def tune_gc() -> None:
@@ -106,6 +117,17 @@ class Manager:
         with self._lock:
             for pid, runner in list(self._runners.items()):
                 spec = wanted.get(pid)
+                # `pipeline start` of a pipeline already started: a streaming runner copies its
+                # errored tables again beside its stream, and the other tables go on
+                if (
+                    spec is not None
+                    and runner.is_alive()
+                    and _only_restarted(self._specs.get(pid), spec)
+                    and runner.retry_errored_tables()
+                ):
+                    log.info("pipeline %s started again: its errored tables are copied again", spec.name)
+                    self._specs[pid] = spec
+                    continue
                 if spec is None or spec != self._specs.get(pid) or not runner.is_alive():
                     why = "paused or removed" if spec is None else "changed" if runner.is_alive() else "ended"
                     log.info("pipeline %s %s: stopping its runner", runner.spec.name, why)

@@ -9,6 +9,9 @@ etl:pipeline:{id}:status      str   the runner's view (RunnerView) as JSON, vers
                                     engine.pipeline.view_codec): state, table phases, activity, last
                                     error, LSNs; republished about every second, expires after 30 s
 etl:pipeline:{id}:counters    hash  ``{table}|{op}`` → rows applied (op: insert|update|delete|copy)
+etl:pipeline:{id}:copy_requests  set  tables (as JSON ``["schema", "name"]``) an operator asked to copy
+                                    again (resync, retry): a streaming runner takes them and copies each
+                                    beside its stream; a runner starting takes them before its copy phase
 etl:alerts:history            list  the WAL monitor's alert notifications (webhook payload JSON, see
                                     engine.monitoring.alerts), newest first, capped at 200 (LPUSH + LTRIM)
 etl:alerts:firing             str   the alerts firing when the WAL monitor last changed them:
@@ -43,6 +46,10 @@ def status(pipeline_id: int) -> str:
 
 def counters(pipeline_id: int) -> str:
     return pipeline_prefix(pipeline_id) + "counters"
+
+
+def copy_requests(pipeline_id: int) -> str:
+    return pipeline_prefix(pipeline_id) + "copy_requests"
 
 
 def alert_history() -> str:

@@ -102,6 +102,30 @@ class PipelineState:
             if self.pipeline is not None:
                 METRICS.forget_table(self.pipeline, str(t))
 
+    # ---- copy requests -----------------------------------------------------------------------
+    def request_copy(self, tables: Iterable[TableName]) -> None:
+        """Ask this pipeline's runner to copy ``tables`` again (it takes them within a second
+        while streaming, or when its next session starts)."""
+        fields = [json.dumps([t.schema, t.name]) for t in tables]
+        if fields:
+            _call("request_copy", "SADD", lambda: self._r.sadd(keys.copy_requests(self.pipeline_id), *fields))
+
+    def take_copy_requests(self) -> list[TableName]:
+        """The tables asked for since the last call, each once (read and removed atomically)."""
+
+        def run() -> list[Any]:
+            pipe = self._r.pipeline(transaction=True)
+            pipe.smembers(keys.copy_requests(self.pipeline_id))
+            pipe.delete(keys.copy_requests(self.pipeline_id))
+            return list(pipe.execute()[0])
+
+        raw = _call("take_copy_requests", "SMEMBERS", run)
+        out = []
+        for field in raw:
+            schema, name = json.loads(field)
+            out.append(TableName(schema, name))
+        return sorted(out)
+
     # ---- checkpoint and slot marker ---------------------------------------------------------
     def checkpoint(self) -> int | None:
         value = _call("checkpoint", "GET", lambda: self._r.get(keys.checkpoint(self.pipeline_id)))
