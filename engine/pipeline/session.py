@@ -42,15 +42,23 @@ class RunnerStats:
 class CopyRequests:
     """The tables to copy again: asked through the state store (``etl-tui pipeline resync
     --table``, the console's retry), or in-process by the runner's host (``pipeline start`` of a
-    streaming pipeline retries its errored tables)."""
+    streaming pipeline retries its errored tables; ``pipeline edit --tables`` adds tables)."""
 
     def __init__(self, store: PipelineState) -> None:
         self._store = store
         self._lock = threading.Lock()
         self._local: set[TableName] = set()
+        # tables added to the pipeline while it streams (a session's spec predates them)
+        self.adopted: frozenset[TableName] = frozenset()
 
     def add(self, tables: set[TableName] | list[TableName]) -> None:
         with self._lock:
+            self._local.update(tables)
+
+    def adopt(self, tables: set[TableName] | list[TableName]) -> None:
+        """Tables added to the pipeline: copied beside the stream, then streamed."""
+        with self._lock:
+            self.adopted = self.adopted | set(tables)
             self._local.update(tables)
 
     def take(self) -> list[TableName]:

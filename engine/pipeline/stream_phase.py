@@ -411,7 +411,7 @@ class StreamPhase:
 
     def _start_copy(self, table: TableName) -> None:
         ctx = self._ctx
-        if table not in ctx.spec.pipeline.tables:
+        if table not in ctx.spec.pipeline.tables and table not in ctx.requests.adopted:
             ctx.event(EventKind.TABLE, f"table {table}: not replicated by this pipeline; copy request ignored")
             return
         conn = self._link.conn

@@ -22,6 +22,7 @@ from engine.batching.limits import BatchLimits
 from engine.config.models import PipelineSpec, PipelineStatus
 from engine.config.repository import NOTIFY_CHANNEL, ConfigRepository, connect_config_db
 from engine.errors import EtlError
+from engine.identifiers import TableName
 from engine.metrics import METRICS
 from engine.pipeline.activity import PipelineActivity, RunnerEvent
 from engine.pipeline.runner import PipelineRunner
@@ -38,6 +39,19 @@ def _only_restarted(running: PipelineSpec | None, wanted: PipelineSpec) -> bool:
         wanted.source,
         wanted.destination,
     ) == (running.source, running.destination)
+
+
+def _tables_added(running: PipelineSpec | None, wanted: PipelineSpec) -> set[TableName] | None:
+    """The tables ``wanted`` adds when that is all it changes (besides its generation)."""
+    if running is None:
+        return None
+    before, after = set(running.pipeline.tables), set(wanted.pipeline.tables)
+    if not after > before:
+        return None
+    same = dataclasses.replace(wanted.pipeline, generation=running.pipeline.generation, tables=running.pipeline.tables)
+    if same != running.pipeline or (wanted.source, wanted.destination) != (running.source, running.destination):
+        return None
+    return after - before
 
 
 def tune_gc() -> None:
@@ -126,6 +140,12 @@ class Manager:
                     and runner.retry_errored_tables()
                 ):
                     log.info("pipeline %s started again: its errored tables are copied again", spec.name)
+                    self._specs[pid] = spec
+                    continue
+                # tables added to a streaming pipeline are copied beside its stream
+                added = _tables_added(self._specs.get(pid), spec) if spec is not None else None
+                if spec is not None and added and runner.is_alive() and runner.adopt_tables(spec, added):
+                    log.info("pipeline %s: %s added, copied beside the stream", spec.name, ", ".join(map(str, added)))
                     self._specs[pid] = spec
                     continue
                 if spec is None or spec != self._specs.get(pid) or not runner.is_alive():

@@ -194,3 +194,32 @@ def test_sigkill_during_a_copy_beside_the_stream_loses_nothing(
         wait_until(lambda: target.rows("small2", ["id", "v"]) == [(1, "down")], 30, what="small2")
         _equal(target, source_dsn, "big", ["id", "v", "n"])
         _equal(target, source_dsn, "small1", ["id", "v"])
+
+
+def test_a_table_added_to_a_streaming_pipeline_copies_beside_the_stream(
+    settings: Settings, source_dsn: str, tmp_path: Path
+) -> None:
+    target = DuckTarget(tmp_path / "out.duckdb")
+    _schema(source_dsn)
+    with ConfigRepository(settings.config_db_url) as repo:
+        repo.add_source("src", source_dsn)
+        repo.add_destination("dst", target.type, target.config())
+        repo.add_pipeline("p1", "src", "dst", parse_table_list("public.small1"))
+    with EngineThread(settings, poll=0.5) as engine:
+        runner = engine.runner("p1")
+        pid = runner.spec.id
+        wait_until(lambda: table_phase(settings, pid, "public.small1") is TablePhase.READY, 60, what="small1")
+        with psycopg.connect(source_dsn) as holder:
+            holder.execute("INSERT INTO hold VALUES (1)")
+            with ConfigRepository(settings.config_db_url) as repo:
+                repo.set_pipeline_tables("p1", parse_table_list("public.small1,public.big"))
+            wait_until(lambda: table_phase(settings, pid, "public.big") is TablePhase.DATA_SYNC, 30, what="big copying")
+            _exec(source_dsn, "INSERT INTO small1 VALUES (1, 'during')", "UPDATE big SET v = 'held' WHERE id <= 5")
+            wait_until(lambda: target.rows("small1", ["id", "v"]) == [(1, "during")], 30, what="small1 streams")
+            holder.rollback()
+        wait_until(lambda: table_phase(settings, pid, "public.big") is TablePhase.READY, 60, what="big ready")
+        _exec(source_dsn, "DELETE FROM big WHERE id = 7")
+        wait_caught_up(source_dsn, runner.spec.pipeline.slot_name)
+        _equal(target, source_dsn, "big", ["id", "v", "n"])
+        _equal(target, source_dsn, "small1", ["id", "v"])
+        assert engine.runner("p1") is runner, "the runner was not restarted"
