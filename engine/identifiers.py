@@ -18,7 +18,8 @@ MAX_IDENTIFIER_BYTES = 63
 
 _PLAIN = re.compile(r"[a-z_][a-z0-9_$]*\Z")
 
-# Words that must be quoted even though they look plain (reserved in PostgreSQL or DuckDB).
+# Words display_ident quotes although they look plain (reserved in PostgreSQL or DuckDB). Only for
+# messages: SQL goes through quote_ident, which quotes every name, so no keyword list decides it.
 _RESERVED = frozenset(
     [
         "all",

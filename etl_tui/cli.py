@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from engine.config.destination_options import destination_config, unset_env_vars
-from engine.config.models import DestinationType, PipelineStatus
+from engine.config.models import DestinationType, PipelineStatus, parse_column_type
 from engine.config.repository import ConfigRepository, validate_object_name
 from engine.errors import ConfigError, EtlError
 from engine.identifiers import parse_table_list
@@ -126,13 +126,41 @@ def cmd_pipeline(args: argparse.Namespace, settings: Settings) -> int:
         if args.action == "add":
             tables = parse_table_list(args.tables)
             status = PipelineStatus.PAUSE if args.paused else PipelineStatus.START
-            p = repo.add_pipeline(args.name, args.source, args.destination, tables, status)
+            column_types = [parse_column_type(c) for c in args.column_type]
+            p = repo.add_pipeline(args.name, args.source, args.destination, tables, status, column_types)
             print(f"pipeline {p.name} added with {len(p.tables)} table(s), status {p.status}")
+            for o in p.column_types:
+                print(f"  column type {o}")
+        elif args.action == "edit":
+            if not args.column_type:
+                raise ConfigError(
+                    f"pipeline edit {args.name}: nothing to change",
+                    f"e.g. etl-tui pipeline edit {args.name} --column-type 'public.orders.amount=text'",
+                )
+            p = repo.set_column_types(args.name, [parse_column_type(c) for c in args.column_type])
+            print(f"pipeline {p.name} edited (a running engine restarts it at once)")
+            print(f"  column types: {', '.join(map(str, p.column_types)) or 'none (the engine chooses)'}")
+            print(
+                "  a table takes a new column type when it is copied again: "
+                f"etl-tui pipeline resync {p.name} --table '<schema.table>'"
+            )
+        elif args.action == "show":
+            p = repo.get_pipeline(args.name)
+            sources = {s.id: s.name for s in repo.list_sources()}
+            dests = {d.id: d.name for d in repo.list_destinations()}
+            print(f"pipeline     {p.name}")
+            print(f"source       {sources[p.source_id]}")
+            print(f"destination  {dests[p.destination_id]}")
+            print(f"status       {p.status}")
+            print(f"publication  {p.publication_name}")
+            print(f"slot         {p.slot_name}")
+            print(f"tables       {', '.join(map(str, p.tables))}")
+            print(f"column types {', '.join(map(str, p.column_types)) or 'none (the engine chooses)'}")
         elif args.action == "list":
             sources = {s.id: s.name for s in repo.list_sources()}
             dests = {d.id: d.name for d in repo.list_destinations()}
             _print_rows(
-                ["NAME", "SOURCE", "DESTINATION", "STATUS", "TABLES"],
+                ["NAME", "SOURCE", "DESTINATION", "STATUS", "TABLES", "COLUMN TYPES"],
                 [
                     [
                         p.name,
@@ -140,6 +168,7 @@ def cmd_pipeline(args: argparse.Namespace, settings: Settings) -> int:
                         dests[p.destination_id],
                         str(p.status),
                         ", ".join(map(str, p.tables)),
+                        ", ".join(map(str, p.column_types)),
                     ]
                     for p in repo.list_pipelines()
                 ],
@@ -242,6 +271,13 @@ def cmd_demo(args: argparse.Namespace, settings: Settings | None) -> int:
 
 
 # ---- parser ---------------------------------------------------------------------------------------
+_COLUMN_TYPE = (
+    "repeatable: the destination type of a numeric column, text or decimal(p,s) (auto: the engine "
+    "chooses, from the values copied), e.g. 'public.orders.amount=decimal(38,12)'; a table takes it "
+    "when it is (re)copied"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="etl-tui",
@@ -318,6 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--destination", required=True)
     p.add_argument("--tables", required=True, help='comma-separated, e.g. public.orders,public."Order Items"')
     p.add_argument("--paused", action="store_true", help="add it paused")
+    p.add_argument("--column-type", action="append", default=[], metavar="SCHEMA.TABLE.COLUMN=TYPE", help=_COLUMN_TYPE)
+    p = pl.add_parser("edit", help="change a pipeline's column types")
+    p.add_argument("name")
+    p.add_argument("--column-type", action="append", default=[], metavar="SCHEMA.TABLE.COLUMN=TYPE", help=_COLUMN_TYPE)
+    p = pl.add_parser("show", help="one pipeline's definition, column types included")
+    p.add_argument("name")
     pl.add_parser("list")
     for action in ("start", "pause"):
         p = pl.add_parser(action)

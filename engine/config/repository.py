@@ -19,7 +19,16 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 
 from engine.config.migrations import apply_migrations
-from engine.config.models import Destination, DestinationType, Pipeline, PipelineSpec, PipelineStatus, Source
+from engine.config.models import (
+    ColumnTypeOverride,
+    Destination,
+    DestinationType,
+    NumericTarget,
+    Pipeline,
+    PipelineSpec,
+    PipelineStatus,
+    Source,
+)
 from engine.errors import ConfigDbError, ConfigError
 from engine.identifiers import TableName
 from engine.postgres_errors import classify_connect_error
@@ -195,9 +204,13 @@ class ConfigRepository:
         destination: str,
         tables: Iterable[TableName],
         status: PipelineStatus = PipelineStatus.START,
+        column_types: Iterable[ColumnTypeChange] = (),
     ) -> Pipeline:
+        """``column_types``: overrides as :func:`~engine.config.models.parse_column_type` reads
+        them (a None type, ``auto``, sets none)."""
         validate_object_name("pipeline", name)
         tables = list(tables)
+        overrides = _checked_overrides(name, tables, column_types)
         src = self.get_source(source)
         dst = self.get_destination(destination)
         with self._tx() as cur:
@@ -217,6 +230,7 @@ class ConfigRepository:
                 "INSERT INTO pipeline_tables (pipeline_id, schema_name, table_name) VALUES (%s, %s, %s)",
                 [(pid, t.schema, t.name) for t in tables],
             )
+            _write_overrides(cur, pid, overrides)
         return self.get_pipeline(name)
 
     def _pipelines(self, where: str = "", params: tuple[Any, ...] = ()) -> list[Pipeline]:
@@ -227,7 +241,10 @@ class ConfigRepository:
                 " coalesce(array_agg(t.schema_name ORDER BY t.schema_name, t.table_name)"
                 "   FILTER (WHERE t.table_name IS NOT NULL), '{}') AS schemas,"
                 " coalesce(array_agg(t.table_name ORDER BY t.schema_name, t.table_name)"
-                "   FILTER (WHERE t.table_name IS NOT NULL), '{}') AS names"
+                "   FILTER (WHERE t.table_name IS NOT NULL), '{}') AS names,"
+                " (SELECT coalesce(json_agg(json_build_array(c.schema_name, c.table_name, c.column_name, c.type)"
+                "   ORDER BY c.schema_name, c.table_name, c.column_name), '[]')"
+                "  FROM pipeline_column_types c WHERE c.pipeline_id = p.id) AS column_types"
                 " FROM pipelines p LEFT JOIN pipeline_tables t ON t.pipeline_id = p.id"
                 f" {where} GROUP BY p.id ORDER BY p.name",  # `where` is a constant of this module
                 params,
@@ -262,6 +279,34 @@ class ConfigRepository:
                 "INSERT INTO pipeline_tables (pipeline_id, schema_name, table_name) VALUES (%s, %s, %s)",
                 [(pipeline.id, t.schema, t.name) for t in sorted(wanted)],
             )
+            _drop_orphan_overrides(cur, pipeline.id)
+            cur.execute("UPDATE pipelines SET updated_at = now() WHERE id = %s", (pipeline.id,))
+        return self.get_pipeline(name)
+
+    def set_column_types(self, name: str, changes: Iterable[ColumnTypeChange]) -> Pipeline:
+        """Set (or, with a None type, remove) column type overrides of pipeline ``name``. Each
+        table must be one of the pipeline's; the runner restarts with them, and a table takes them
+        when it is next copied (``etl-tui pipeline resync <name> --table …``)."""
+        pipeline = self.get_pipeline(name)
+        changes = list(changes)
+        _checked_overrides(name, pipeline.tables, changes)
+        with self._tx() as cur:
+            for table, column, target in changes:
+                key = (pipeline.id, table.schema, table.name, column)
+                if target is None:
+                    cur.execute(
+                        "DELETE FROM pipeline_column_types"
+                        " WHERE pipeline_id = %s AND schema_name = %s AND table_name = %s AND column_name = %s",
+                        key,
+                    )
+                else:
+                    cur.execute(
+                        "INSERT INTO pipeline_column_types (pipeline_id, schema_name, table_name, column_name, type)"
+                        " VALUES (%s, %s, %s, %s, %s)"
+                        " ON CONFLICT (pipeline_id, schema_name, table_name, column_name)"
+                        " DO UPDATE SET type = excluded.type",
+                        (*key, target.spelling),
+                    )
             cur.execute("UPDATE pipelines SET updated_at = now() WHERE id = %s", (pipeline.id,))
         return self.get_pipeline(name)
 
@@ -296,6 +341,7 @@ class ConfigRepository:
                     "INSERT INTO pipeline_tables (pipeline_id, schema_name, table_name) VALUES (%s, %s, %s)",
                     [(pipeline.id, t.schema, t.name) for t in sorted(set(tables))],
                 )
+                _drop_orphan_overrides(cur, pipeline.id)
         return self.get_pipeline(new_name or pipeline.name)
 
     def remove_pipeline(self, name: str) -> Pipeline:
@@ -324,6 +370,48 @@ class ConfigRepository:
         return sources, dests, specs
 
 
+# One --column-type: table, column and type (None: auto, i.e. no override).
+ColumnTypeChange = tuple[TableName, str, NumericTarget | None]
+
+
+def _checked_overrides(
+    pipeline: str, tables: Iterable[TableName], changes: Iterable[ColumnTypeChange]
+) -> list[ColumnTypeOverride]:
+    """The overrides to store; a table the pipeline does not replicate is a ConfigError."""
+    replicated = set(tables)
+    out: list[ColumnTypeOverride] = []
+    for table, column, target in changes:
+        if table not in replicated:
+            listed = ", ".join(str(t) for t in sorted(replicated)) or "none"
+            raise ConfigError(
+                f"--column-type {table}.{column}: pipeline {pipeline} does not replicate table {table}",
+                f"name one of its tables ({listed}), or add the table to the pipeline first",
+            )
+        if target is not None:
+            out.append(ColumnTypeOverride(table, column, target))
+    return out
+
+
+def _write_overrides(
+    cur: psycopg.Cursor[dict[str, Any]], pipeline_id: int, overrides: list[ColumnTypeOverride]
+) -> None:
+    cur.executemany(
+        "INSERT INTO pipeline_column_types (pipeline_id, schema_name, table_name, column_name, type)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        [(pipeline_id, o.table.schema, o.table.name, o.column, o.target.spelling) for o in overrides],
+    )
+
+
+def _drop_orphan_overrides(cur: psycopg.Cursor[dict[str, Any]], pipeline_id: int) -> None:
+    # an override lives only as long as its table is replicated
+    cur.execute(
+        "DELETE FROM pipeline_column_types c WHERE c.pipeline_id = %s AND NOT EXISTS ("
+        " SELECT 1 FROM pipeline_tables t WHERE t.pipeline_id = c.pipeline_id"
+        " AND t.schema_name = c.schema_name AND t.table_name = c.table_name)",
+        (pipeline_id,),
+    )
+
+
 def _source(row: dict[str, Any] | None) -> Source:
     assert row is not None
     return Source(id=row["id"], name=row["name"], dsn=row["dsn"])
@@ -345,4 +433,8 @@ def _pipeline(row: dict[str, Any]) -> Pipeline:
         slot_name=row["slot_name"],
         tables=tuple(TableName(s, n) for s, n in zip(row["schemas"], row["names"], strict=True)),
         generation=float(row["generation"]),
+        column_types=tuple(
+            ColumnTypeOverride(TableName(schema, name), column, NumericTarget.parse(spelled))
+            for schema, name, column, spelled in row["column_types"]
+        ),
     )

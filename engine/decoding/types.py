@@ -14,7 +14,8 @@ oid                        int64                               OID
 numeric(p,s), p <= 38      decimal128(p,s)                     DECIMAL
 numeric(p,s), s < 0        decimal128(p-s,0)                   DECIMAL
 numeric(p,s), s > p        decimal128(s,s)                     DECIMAL
-numeric (unbounded)        decimal128(38,10)                   DECIMAL
+numeric (unbounded)        decimal128(38,s) or string          DECIMAL or STRING
+                           (chosen per table, see below)
 numeric(p,s), p > 38       -- UnsupportedTypeError --
 float4 / float8            float32 / float64                   FLOAT32/64
 bool                       bool                                BOOL
@@ -39,11 +40,15 @@ T[] (one dimension)        list<T>                             ARRAY
 anything else              -- UnsupportedTypeError --
 =========================  ==================================  ============
 
-Unbounded ``numeric`` becomes decimal128(38,10), the widest exact decimal of Arrow and DuckDB,
-split as 28 integer and 10 fractional digits; the converters reject, never round, a value that
-needs more. ``char(n)`` keeps its blank padding; ``varchar(n)``/``char(n)`` lengths are
-display-only. The catalog query that resolves a column's type (domains, arrays) is
-``engine/source/pg_types.py``; :class:`PgTypeInfo` is its answer, and the input here.
+Unbounded ``numeric`` has no one exact decimal type, so its type is chosen per pipeline and
+table (:func:`numeric_column_type`): an override (``--column-type``), or what the initial copy
+measured of the column's rows (``engine/source/numeric_scale.py``): decimal128(38,s), or the
+value's exact text. :func:`map_type` gives it decimal128(38,10) (28 integer and 10 fractional
+digits), the type of a column nothing was measured for; the converters reject, never round, a
+value that needs more, and the refusal's hint says how to choose another type.
+``char(n)`` keeps its blank padding; ``varchar(n)``/``char(n)`` lengths are display-only. The
+catalog query that resolves a column's type (domains, arrays) is ``engine/source/pg_types.py``;
+:class:`PgTypeInfo` is its answer, and the input here.
 """
 
 from __future__ import annotations
@@ -54,14 +59,17 @@ from enum import StrEnum
 
 import pyarrow as pa
 
+from engine.config.models import NumericTarget, NumericTargetKind
 from engine.errors import UnsupportedTypeError
 
 __all__ = [
+    "UNMEASURED_NUMERIC",
     "ColumnType",
     "ConvKind",
     "PgTypeInfo",
     "TypeCategory",
     "map_type",
+    "numeric_column_type",
 ]
 
 
@@ -133,6 +141,10 @@ class ColumnType:
     toastable: bool  # varlena: may arrive as an unchanged-TOAST placeholder in updates
     kind: ConvKind
     element: ColumnType | None = None  # for ConvKind.ARRAY
+    # unbounded numeric: its type was chosen (numeric_column_type), not declared
+    unbounded: bool = False
+    # what to do when a value does not fit the chosen type (empty: the converters' own hint)
+    misfit_hint: str = ""
 
 
 _HINT_UNSUPPORTED = (
@@ -195,7 +207,9 @@ _EXTENSION: dict[str, _Simple] = {
 }
 
 _MAX_DECIMAL_DIGITS = 38  # Arrow's decimal128, and DuckDB's DECIMAL
-_UNBOUNDED_NUMERIC = (38, 10)
+# What an unbounded numeric column gets when nothing was measured (a column added while
+# streaming, or a table copied before types were chosen): what such columns always got.
+UNMEASURED_NUMERIC = NumericTarget(NumericTargetKind.DECIMAL, 38, 10)
 
 _TYPMOD_DISPLAY_LENGTH = {1042, 1043}  # typmod - 4 is the length
 _TYPMOD_DISPLAY_DIRECT = {1083, 1114, 1184, 1266, 1560, 1562}  # typmod is the parameter
@@ -266,24 +280,38 @@ def map_type(info: PgTypeInfo, table: str, column: str) -> ColumnType:
     return ColumnType(display, simple.arrow, simple.toastable, simple.kind)
 
 
+def numeric_column_type(target: NumericTarget, pg_display: str = "numeric", misfit_hint: str = "") -> ColumnType:
+    """The column type of a numeric column whose type was chosen: DECIMAL(p,s) or exact text."""
+    if target.kind is NumericTargetKind.TEXT:
+        # as PostgreSQL prints it: every digit, and NaN / Infinity as words
+        return ColumnType(pg_display, pa.string(), True, ConvKind.STRING, unbounded=True, misfit_hint=misfit_hint)
+    return ColumnType(
+        pg_display,
+        pa.decimal128(target.precision, target.scale),
+        True,
+        ConvKind.DECIMAL,
+        unbounded=True,
+        misfit_hint=misfit_hint,
+    )
+
+
 def _map_numeric(info: PgTypeInfo, display: str, unsupported: Callable[..., UnsupportedTypeError]) -> ColumnType:
     ps = _numeric_typmod(info.typmod)
     if ps is None:
-        precision, scale = _UNBOUNDED_NUMERIC
+        return numeric_column_type(UNMEASURED_NUMERIC, display)
+    declared_p, declared_s = ps
+    if declared_s < 0:
+        # numeric(5,-2) holds integers of up to 7 digits, all exactly representable at scale 0.
+        precision, scale = declared_p - declared_s, 0
     else:
-        declared_p, declared_s = ps
-        if declared_s < 0:
-            # numeric(5,-2) holds integers of up to 7 digits, all exactly representable at scale 0.
-            precision, scale = declared_p - declared_s, 0
-        else:
-            # numeric(3,5) holds values below 0.01 with 5 fractional digits: DECIMAL(5,5).
-            precision, scale = max(declared_p, declared_s), declared_s
-        if precision > _MAX_DECIMAL_DIGITS:
-            raise unsupported(
-                f"it needs {precision} decimal digits",
-                "DuckDB DECIMAL holds at most 38 digits; declare a smaller precision in PostgreSQL "
-                "(e.g. numeric(38,s)) or exclude the table",
-            )
+        # numeric(3,5) holds values below 0.01 with 5 fractional digits: DECIMAL(5,5).
+        precision, scale = max(declared_p, declared_s), declared_s
+    if precision > _MAX_DECIMAL_DIGITS:
+        raise unsupported(
+            f"it needs {precision} decimal digits",
+            "DuckDB DECIMAL holds at most 38 digits; declare a smaller precision in PostgreSQL "
+            "(e.g. numeric(38,s)) or exclude the table",
+        )
     return ColumnType(
         pg_display=display,
         arrow=pa.decimal128(precision, scale),

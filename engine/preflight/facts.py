@@ -75,6 +75,8 @@ class TableFacts:
     row_estimate: int | None = None  # None: never analyzed
     columns: tuple[ColumnFacts, ...] = ()
     engine_verdict: EngineVerdict | None = None
+    partitions: int = 0  # leaf partitions of a partitioned table
+    partition_of: tuple[TableName, ...] = ()  # the tables it is a partition of, nearest first
 
     @property
     def exists(self) -> bool:

@@ -39,6 +39,7 @@ class Check(StrEnum):
     COLUMN_TYPES = "column_types"
     UNCHANGED_TOAST = "unchanged_toast"
     COPY_ESTIMATE = "copy_estimate"
+    PARTITIONS = "partitions"
     DESTINATION = "destination"
 
     @property
@@ -61,6 +62,7 @@ _TITLES = {
     Check.COLUMN_TYPES: "every column type can be replicated",
     Check.UNCHANGED_TOAST: "columns an UPDATE may send as unchanged TOAST values",
     Check.COPY_ESTIMATE: "size and duration of the initial copy",
+    Check.PARTITIONS: "a partitioned table replicates under its parent, and none of its partitions beside it",
     Check.DESTINATION: "the destination's configuration (no connection is made)",
 }
 

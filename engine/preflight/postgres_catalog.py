@@ -125,6 +125,7 @@ class PostgresCatalog:
             return TableFacts(table, relkind=None)
         oid, relkind, ident = int(row[0]), str(row[1]), str(row[2])
         columns = self._columns(table, oid, ident) if relkind in ("r", "p") else ()
+        tree = catalog.partition_info(self._conn, table)
         return TableFacts(
             table,
             relkind=relkind,
@@ -141,6 +142,8 @@ class PostgresCatalog:
             row_estimate=None if int(row[11]) < 0 else int(row[11]),
             columns=columns,
             engine_verdict=self._engine_verdict(table) if relkind in ("r", "p") else None,
+            partitions=tree.leaves,
+            partition_of=tree.ancestors,
         )
 
     def _columns(self, table: TableName, oid: int, ident: str) -> tuple[ColumnFacts, ...]:

@@ -11,7 +11,7 @@ from psycopg.conninfo import conninfo_to_dict
 
 from engine.config.models import PipelineSpec, Source
 from engine.errors import ErrorKind, EtlError
-from engine.preflight import server_rules, table_rules
+from engine.preflight import partition_rules, server_rules, table_rules
 from engine.preflight.destination_rules import destination_findings
 from engine.preflight.facts import SourceCatalog
 from engine.preflight.findings import Check, CheckReport, Finding, PipelineReport, Severity, SourceReport
@@ -72,6 +72,7 @@ def _with_catalog(cat: SourceCatalog, specs: Sequence[PipelineSpec]) -> tuple[li
     for spec, (_, slot) in zip(specs, slots, strict=True):
         tables = [cat.table(t) for t in spec.pipeline.tables]
         table_findings = [f for t in tables for f in table_rules.table_findings(t, server, spec.name)]
+        table_findings = partition_rules.with_partition_findings(tables, table_findings)
         usable = table_rules.healthy(tables, table_findings)
         pub = cat.publication(spec.pipeline.publication_name)
         own = [

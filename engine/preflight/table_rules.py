@@ -68,6 +68,7 @@ def table_findings(t: TableFacts, server: ServerFacts, pipeline: str) -> list[Fi
     if not any(f.severity is Severity.WARNING for f in found):
         found.insert(0, Finding(Severity.OK, Check.TABLE, name, f"{name}: {_summary(t, server)}"))
     found.extend(_toast(t, pipeline))
+    found.extend(_unbounded_numeric(t, pipeline))
     return found
 
 
@@ -196,6 +197,30 @@ def _toast(t: TableFacts, pipeline: str) -> list[Finding]:
             "the value from the source (one query per such row)",
             "nothing to do; REPLICA IDENTITY FULL sends the old row whole and saves that query, at the cost of "
             "more WAL",
+        )
+    ]
+
+
+def _unbounded_numeric(t: TableFacts, pipeline: str) -> list[Finding]:
+    # engine/source/numeric_scale.py: measured at the copy, DECIMAL(38,s) or exact text
+    cols = [c for c in t.columns if c.type_name == "numeric"]
+    if not cols:
+        return []
+    name = str(t.table)
+    listed = ", ".join(display_ident(c.name) for c in cols)
+    first = display_ident(cols[0].name)
+    return [
+        Finding(
+            Severity.INFO,
+            Check.COLUMN_TYPES,
+            name,
+            f"{listed} {'is' if len(cols) == 1 else 'are'} unbounded numeric: at the initial copy the engine "
+            "measures the values copied and gives each such column DECIMAL(38,s) with room to spare, or the "
+            "values' exact text when no DECIMAL(38,s) holds them (NaN, Infinity, more than 38 digits); a later "
+            "value that does not fit stops the table with the command that fixes it",
+            f"to choose the type yourself (an override wins over the measurement): etl-tui pipeline edit {pipeline} "
+            f"--column-type '{name}.{first}=text' (or =decimal(38,12)), then etl-tui pipeline resync {pipeline} "
+            f"--table '{name}' if the table was copied already",
         )
     ]
 

@@ -104,7 +104,10 @@ WHERE n.nspname = %s AND c.relname = %s
 """
 
 # Key columns: the primary key for REPLICA IDENTITY DEFAULT, the identity index for USING INDEX,
-# and the primary key (when there is one) for FULL.
+# and the primary key (when there is one) for FULL. Generated columns: the STORED ones from
+# PostgreSQL 18 on, where the publication sends them (publish_generated_columns); before 18
+# pgoutput never sends them, so the target leaves them out rather than copy what the stream
+# would leave NULL. VIRTUAL ones (18+) are never sent.
 _COLUMNS_SQL = """
 SELECT a.attname, a.atttypid, a.atttypmod, a.attnum,
        coalesce(a.attnum = ANY (
@@ -113,7 +116,8 @@ SELECT a.attname, a.atttypid, a.atttypmod, a.attnum,
              AND (CASE WHEN %s = 'i' THEN i.indisreplident ELSE i.indisprimary END)
        ), false) AS is_key
 FROM pg_attribute a
-WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+WHERE a.attrelid = %s AND a.attnum > 0 AND NOT a.attisdropped
+  AND (a.attgenerated = '' OR (a.attgenerated = 's' AND %s))
 ORDER BY a.attnum
 """
 
@@ -139,7 +143,8 @@ def describe_table(conn: psycopg.Connection, table: TableName) -> TableSchema:
             retry=RetryPolicy.MANUAL,
         )
     columns: list[ColumnSchema] = []
-    for name, type_oid, typmod, attnum, is_key in conn.execute(_COLUMNS_SQL, (ident, oid)).fetchall():
+    rows = conn.execute(_COLUMNS_SQL, (ident, oid, publishes_generated_columns(conn))).fetchall()
+    for name, type_oid, typmod, attnum, is_key in rows:
         # an unsupported type raises UnsupportedTypeError: a TableError naming table and column
         ctype = map_type(load_type_info(conn, int(type_oid), int(typmod)), str(table), name)
         columns.append(ColumnSchema(name, int(type_oid), int(typmod), ctype, bool(is_key), int(attnum)))
@@ -171,31 +176,120 @@ def check_select_privilege(conn: psycopg.Connection, table: TableName) -> None:
 
 
 def publication_tables(conn: psycopg.Connection, publication: str) -> set[TableName] | None:
-    """Tables in ``publication``, or None when it does not exist."""
-    if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (publication,)).fetchone() is None:
+    """The tables ``publication`` names, or None when it does not exist.
+
+    The relations named in it (``pg_publication_rel``), not the leaves ``pg_publication_tables``
+    lists for a partitioned table published without ``publish_via_partition_root``: comparing
+    those with the configured parent would add the parent again (DuplicateObject). A FOR ALL
+    TABLES publication names none, so it is every table it publishes.
+    """
+    row = conn.execute("SELECT oid, puballtables FROM pg_publication WHERE pubname = %s", (publication,)).fetchone()
+    if row is None:
         return None
-    rows = conn.execute(
-        "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s", (publication,)
-    ).fetchall()
+    if row[1]:
+        rows = conn.execute(
+            "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s", (publication,)
+        ).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT n.nspname, c.relname FROM pg_publication_rel pr JOIN pg_class c ON c.oid = pr.prrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE pr.prpubid = %s",
+            (row[0],),
+        ).fetchall()
     return {TableName(s, t) for s, t in rows}
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    """Where a table stands in a partition tree."""
+
+    table: TableName
+    partitioned: bool  # a partitioned table: it holds no rows, its leaf partitions do
+    leaves: int  # leaf partitions under it (0 unless partitioned)
+    ancestors: tuple[TableName, ...]  # the tables it is a partition of, nearest first
+
+
+_PARTITION_SQL = """
+SELECT c.relkind = 'p',
+       (SELECT count(*) FROM pg_partition_tree(c.oid) t WHERE t.isleaf AND t.relid <> c.oid),
+       ARRAY(SELECT ARRAY[an.nspname::text, ac.relname::text]
+             FROM pg_partition_ancestors(c.oid) WITH ORDINALITY AS a(relid, pos)
+             JOIN pg_class ac ON ac.oid = a.relid JOIN pg_namespace an ON an.oid = ac.relnamespace
+             WHERE a.relid <> c.oid ORDER BY a.pos)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relname = %s
+"""
+
+
+def partition_info(conn: psycopg.Connection, table: TableName) -> PartitionInfo:
+    """The table's place in its partition tree (a plain table: not partitioned, no ancestors)."""
+    row = conn.execute(_PARTITION_SQL, (table.schema, table.name)).fetchone()
+    if row is None:
+        return PartitionInfo(table, partitioned=False, leaves=0, ancestors=())
+    ancestors = tuple(TableName(str(s), str(t)) for s, t in row[2])
+    return PartitionInfo(table, partitioned=bool(row[0]), leaves=int(row[1]), ancestors=ancestors)
+
+
+def check_partition_of(conn: psycopg.Connection, table: TableName, configured: Iterable[TableName]) -> None:
+    """Refuse a partition named beside a table it is a partition of: the publication sends its
+    changes under that ancestor already (``publish_via_partition_root``), so it would hold every
+    row twice."""
+    named = set(configured)
+    parent = next((a for a in partition_info(conn, table).ancestors if a in named), None)
+    if parent is None:
+        return
+    raise TableError(
+        str(table),
+        f"table {table} is a partition of {parent}, which the pipeline replicates too: its rows arrive under "
+        f"{parent} already, so replicating {table} as well would hold them twice",
+        f"remove {table} from the pipeline's --tables (its rows are in the target table of {parent})",
+        kind=ErrorKind.CONFIG,
+        retry=RetryPolicy.MANUAL,
+    )
 
 
 def _table_list(tables: Iterable[TableName]) -> sql.Composable:
     return sql.SQL(", ").join(sql.Identifier(t.schema, t.name) for t in sorted(tables))
 
 
+GENERATED_COLUMNS_VERSION = 180000  # pgoutput sends stored generated columns from PostgreSQL 18 on
+
+
+def publishes_generated_columns(conn: psycopg.Connection) -> bool:
+    """Whether the pipelines' publications send stored generated columns on this server."""
+    return server_version(conn) >= GENERATED_COLUMNS_VERSION
+
+
+def _publication_options(conn: psycopg.Connection) -> sql.Composable:
+    options = "publish_via_partition_root = true"
+    if publishes_generated_columns(conn):
+        options += ", publish_generated_columns = stored"
+    return sql.SQL(options)
+
+
 def ensure_publication(conn: psycopg.Connection, publication: str, tables: Iterable[TableName]) -> None:
-    """Create the publication, or bring its table list in line with ``tables``."""
+    """Create the publication, or bring its table list in line with ``tables``.
+
+    It publishes via the partition root: every partition's changes (also of partitions attached
+    later, and of a row an UPDATE moves to another partition) arrive under the partitioned table
+    the pipeline names, with its relid and name, never under the leaves'.
+    """
     wanted = set(tables)
     current = publication_tables(conn, publication)
     pub = sql.Identifier(publication)
     try:
         if current is None:
             if wanted:
-                conn.execute(sql.SQL("CREATE PUBLICATION {} FOR TABLE {}").format(pub, _table_list(wanted)))
+                conn.execute(
+                    sql.SQL("CREATE PUBLICATION {} FOR TABLE {} WITH ({})").format(
+                        pub, _table_list(wanted), _publication_options(conn)
+                    )
+                )
             else:
-                conn.execute(sql.SQL("CREATE PUBLICATION {}").format(pub))
+                conn.execute(sql.SQL("CREATE PUBLICATION {} WITH ({})").format(pub, _publication_options(conn)))
             return
+        _publish_via_root(conn, publication, wanted)
+        _publish_generated(conn, publication, wanted)
         if wanted - current:
             conn.execute(sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(pub, _table_list(wanted - current)))
         if current - wanted:
@@ -205,6 +299,64 @@ def ensure_publication(conn: psycopg.Connection, publication: str, tables: Itera
             f"cannot create or change publication {publication}: {exc}".strip(),
             "the source role needs CREATE on the database and ownership of the tables (or create the publication "
             "yourself with the same name)",
+            kind=ErrorKind.SOURCE_PRIVILEGE,
+            retry=RetryPolicy.MANUAL,
+        ) from exc
+
+
+def _publish_generated(conn: psycopg.Connection, publication: str, tables: set[TableName]) -> None:
+    """Make an existing publication send stored generated columns (PostgreSQL 18+) when one of
+    its tables has such a column: the copy fills them, so the stream must send them too."""
+    if not publishes_generated_columns(conn):
+        return
+    row = conn.execute("SELECT pubgencols FROM pg_publication WHERE pubname = %s", (publication,)).fetchone()
+    if row is None or row[0] == "s" or not tables:
+        return
+    with_generated = conn.execute(
+        "SELECT DISTINCT attrelid::regclass::text FROM pg_attribute WHERE attrelid = ANY (%s::regclass[])"
+        " AND attgenerated = 's' AND NOT attisdropped ORDER BY 1",
+        ([t.sql for t in tables],),
+    ).fetchall()
+    if not with_generated:
+        return
+    statement = sql.SQL("ALTER PUBLICATION {} SET (publish_generated_columns = stored)").format(
+        sql.Identifier(publication)
+    )
+    try:
+        conn.execute(statement)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        names = ", ".join(str(r[0]) for r in with_generated)
+        raise SourceError(
+            f"publication {publication} does not send stored generated columns, which {names} have, and the "
+            f"role may not change it ({str(exc).strip()})",
+            f"as the owner of the publication: {statement.as_string(conn)};",
+            kind=ErrorKind.SOURCE_PRIVILEGE,
+            retry=RetryPolicy.MANUAL,
+        ) from exc
+
+
+def _publish_via_root(conn: psycopg.Connection, publication: str, tables: set[TableName]) -> None:
+    """Make an existing publication publish via the partition root when it is to hold a
+    partitioned table. Only then: a publication the operator made (and the role may not alter)
+    is left as it is when it holds none."""
+    row = conn.execute("SELECT pubviaroot FROM pg_publication WHERE pubname = %s", (publication,)).fetchone()
+    if row is None or row[0]:
+        return
+    partitioned = sorted(t for t in tables if partition_info(conn, t).partitioned)
+    if not partitioned:
+        return
+    statement = sql.SQL("ALTER PUBLICATION {} SET (publish_via_partition_root = true)").format(
+        sql.Identifier(publication)
+    )
+    try:
+        conn.execute(statement)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        names = ", ".join(map(str, partitioned))
+        raise SourceError(
+            f"publication {publication} does not publish via the partition root, so the changes of "
+            f"partitioned {names} would arrive under their partitions' names, and the role may not change it "
+            f"({str(exc).strip()})",
+            f"as the owner of the publication: {statement.as_string(conn)};",
             kind=ErrorKind.SOURCE_PRIVILEGE,
             retry=RetryPolicy.MANUAL,
         ) from exc

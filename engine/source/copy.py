@@ -53,8 +53,17 @@ class _CopyReader(io.RawIOBase):
         return filled
 
 
+# A partitioned table holds no rows (its reltuples is 0 or -1): its leaf partitions do.
+_ESTIMATE_SQL = """
+SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint
+FROM pg_class c
+WHERE c.oid = %(oid)s AND c.relkind <> 'p'
+   OR c.oid IN (SELECT relid FROM pg_partition_tree(%(oid)s::oid::regclass) WHERE isleaf AND relid <> %(oid)s::oid)
+"""
+
+
 def estimate_rows(conn: psycopg.Connection, schema: TableSchema) -> int:
-    row = conn.execute("SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = %s", (schema.oid,)).fetchone()
+    row = conn.execute(_ESTIMATE_SQL, {"oid": schema.oid}).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -66,6 +75,8 @@ def copy_table(conn: psycopg.Connection, schema: TableSchema) -> Generator[pa.Re
     it can run anything else (a ROLLBACK).
     """
     names = [c.name for c in schema.columns]
+    # A query, not ``COPY table TO``: that refuses a partitioned table, and the SELECT (without
+    # ONLY) reads every partition's rows; the column list also leaves generated columns out.
     query = sql.SQL("COPY (SELECT {} FROM {}) TO STDOUT (FORMAT csv)").format(
         sql.SQL(", ").join(sql.Identifier(n) for n in names),
         sql.Identifier(schema.table.schema, schema.table.name),

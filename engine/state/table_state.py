@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -36,11 +36,15 @@ class TableState:
     retry_policy: RetryPolicy = RetryPolicy.NONE
     next_retry_at: float | None = None
     updated_at: float = 0.0
+    # the type the copy chose for each unbounded numeric column ("decimal(38,12)", "text"): the
+    # stream converts with it for the table's life, after any restart (engine/source/numeric_scale.py)
+    column_types: Mapping[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The fields as JSON values: what the state store keeps and the published status carries."""
         d: dict[str, Any] = asdict(self)
         d["phase"], d["retry_policy"] = str(self.phase), str(self.retry_policy)
+        d["column_types"] = dict(self.column_types)
         return d
 
     def to_json(self) -> str:
@@ -51,6 +55,7 @@ class TableState:
         d = dict(data)
         d["phase"] = TablePhase(d["phase"])
         d["retry_policy"] = RetryPolicy(d.get("retry_policy", "none"))
+        d["column_types"] = {str(k): str(v) for k, v in (d.get("column_types") or {}).items()}
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -69,3 +74,10 @@ class TableState:
             error_kind=str(err.kind),
             retry_policy=err.retry,
         )
+
+
+def finished_copy(during: TableState | None, snapshot_lsn: int, rows: int) -> TableState:
+    """The state of a table just copied at ``snapshot_lsn``; ``during``, its state while copying,
+    holds the column types the copy chose, which the table keeps."""
+    chosen = during.column_types if during is not None else {}
+    return TableState(TablePhase.FINISHED_COPY, snapshot_lsn=snapshot_lsn, rows_copied=rows, column_types=chosen)

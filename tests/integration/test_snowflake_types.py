@@ -8,7 +8,8 @@ one comparable form. Values Snowflake cannot hold (``REFUSED``) are left out of 
 of them is shown to stop only its own table, with a reason naming table and column.
 
 Emulator gaps worked around here, each where it applies: fakesnow reads a NULL timestamp back as
-1970-01-01, maps NUMBER(38,0) to a 64-bit BIGINT, and cannot take a column named AT.
+1970-01-01 and maps NUMBER(38,0) to a 64-bit BIGINT. (The column named ``at`` keeps its name:
+every identifier is sent quoted.)
 """
 
 from __future__ import annotations
@@ -214,14 +215,8 @@ REFUSED: dict[str, tuple[str, ...]] = {
     "ajb": ("null",),
 }
 
-# fakesnow hands the SQL to DuckDB, which reserves AT; Snowflake does not (its reserved-keywords
-# list has no AT), so only the emulator needs the column renamed.
-_EMULATOR_NAMES = {"at": "at_"}
-_ORIGINAL_NAMES = {v: k for k, v in _EMULATOR_NAMES.items()}
-
-
 def _spec(col: Col) -> Sf:
-    return SF[_ORIGINAL_NAMES.get(col.name, col.name)]
+    return SF[col.name]
 
 
 def _keep(col: Col) -> Col:
@@ -230,7 +225,7 @@ def _keep(col: Col) -> Col:
         values = tuple([x for x in v if x not in refused] for v in col.values)
     else:
         values = tuple(v for v in col.values if v not in refused)
-    return replace(col, name=_EMULATOR_NAMES.get(col.name, col.name), values=values)
+    return replace(col, values=values)
 
 
 SF_GROUPS: dict[str, tuple[Col, ...]] = {t: tuple(_keep(c) for c in cols) for t, cols in GROUPS.items()}

@@ -14,11 +14,11 @@ from engine.errors import ConfigError
 @pytest.mark.parametrize(
     ("name", "sql", "stored"),
     [
-        ("orders", "ORDERS", "ORDERS"),
-        ("ORDERS", "ORDERS", "ORDERS"),
-        ("order_items_2", "ORDER_ITEMS_2", "ORDER_ITEMS_2"),
-        ("_etl_lsn", "_ETL_LSN", "_ETL_LSN"),
-        ("a$b", "A$B", "A$B"),
+        ("orders", '"ORDERS"', "ORDERS"),
+        ("ORDERS", '"ORDERS"', "ORDERS"),
+        ("order_items_2", '"ORDER_ITEMS_2"', "ORDER_ITEMS_2"),
+        ("_etl_lsn", '"_ETL_LSN"', "_ETL_LSN"),
+        ("a$b", '"A$B"', "A$B"),
         ("Order Items", '"Order Items"', "Order Items"),
         ("MixedCase", '"MixedCase"', "MixedCase"),
         ('a"b', '"a""b"', 'a"b'),
@@ -34,6 +34,9 @@ from engine.errors import ConfigError
         ("Select", '"Select"', "Select"),
         ("current_date", '"CURRENT_DATE"', "CURRENT_DATE"),
         ("try_cast", '"TRY_CAST"', "TRY_CAST"),
+        # not on Snowflake's reserved list, yet refused bare by the emulator (DuckDB's SQL)
+        ("at", '"AT"', "AT"),
+        ("At", '"At"', "At"),
     ],
 )
 def test_ident(name: str, sql: str, stored: str) -> None:
@@ -61,9 +64,10 @@ def test_all_reserved_words_are_quoted() -> None:
         assert snowflake_ident(word.lower()) == f'"{word}"'
 
 
-def test_non_reserved_keywords_stay_plain() -> None:
-    assert snowflake_ident("name") == "NAME"
-    assert snowflake_ident("value") == "VALUE"
+def test_every_identifier_is_quoted() -> None:
+    # No keyword list decides: plain names and non-reserved keywords are quoted too.
+    for name in ("name", "value", "at", "qualify", "x", "_"):
+        assert snowflake_ident(name) == f'"{name.upper()}"'
 
 
 @pytest.mark.parametrize("name", ["a\x00b", "", "x" * 256])
@@ -75,12 +79,12 @@ def test_rejected(name: str) -> None:
 
 
 def test_longest_allowed() -> None:
-    assert snowflake_ident("x" * 255) == "X" * 255
+    assert snowflake_ident("x" * 255) == '"' + "X" * 255 + '"'
 
 
 def test_qualified() -> None:
-    assert qualified("analytics", "public", "orders") == "ANALYTICS.PUBLIC.ORDERS"
-    assert qualified("db", "Raw Schema", "select") == 'DB."Raw Schema"."SELECT"'
-    assert qualified("orders") == "ORDERS"
+    assert qualified("analytics", "public", "orders") == '"ANALYTICS"."PUBLIC"."ORDERS"'
+    assert qualified("db", "Raw Schema", "select") == '"DB"."Raw Schema"."SELECT"'
+    assert qualified("orders") == '"ORDERS"'
     with pytest.raises(ValueError):
         qualified()

@@ -9,7 +9,8 @@ from collections.abc import Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from engine.decoding.convert.site import Converter, Site, cast_exact
+from engine.decoding.convert.site import Converter, Site, cast_exact, first_failing
+from engine.errors import VALUE_HINT
 
 __all__ = [
     "convert_bool",
@@ -111,4 +112,10 @@ def convert_decimal(text: pa.StringArray, site: Site) -> pa.Array:
 
     # Arrow's string→decimal cast refuses both precision overflow and lossy rescaling
     # ("Rescaling Decimal value would cause data loss"), so no value is rounded here.
-    return cast_exact(text, target, site, explain)
+    try:
+        return pc.cast(text, target)
+    except pa.ArrowInvalid:
+        idx = first_failing(text, lambda a: pc.cast(a, target))
+        value = text[idx].as_py()
+        # an unbounded numeric's type was chosen: its hint says how to choose another
+        raise site.error(value, explain(value), site.ctype.misfit_hint or VALUE_HINT, index=idx) from None

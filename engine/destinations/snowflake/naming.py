@@ -1,10 +1,14 @@
-"""Snowflake identifiers: upper-cased when that round-trips, quoted otherwise.
+"""Snowflake identifiers: always quoted, upper-cased when that round-trips.
 
 Snowflake folds unquoted identifiers to upper case and stores quoted ones as written.  A
-PostgreSQL name such as ``orders`` therefore lands as ``ORDERS`` (unquoted, so it is easy to
-query), while ``Order Items`` or ``MixedCase`` must stay quoted to keep their exact spelling.
-Every name that reaches Snowflake SQL goes through :func:`snowflake_ident`; a name can never
-end a quoted identifier early because embedded ``"`` are doubled, so no name can inject SQL.
+PostgreSQL name such as ``orders`` therefore lands as ``ORDERS`` (so it is easy to query
+unquoted), while ``Order Items`` or ``MixedCase`` keep their exact spelling.  The SQL text is
+always the quoted stored spelling (``"ORDERS"``, ``"Order Items"``), never bare: a quoted
+identifier is never read as a keyword, while a keyword list is never complete (``AT`` is not on
+Snowflake's reserved list, yet a column named ``at`` written bare fails on the emulator, whose
+SQL is DuckDB's).  Every name that reaches Snowflake SQL goes through :func:`snowflake_ident`; a
+name can never end a quoted identifier early because embedded ``"`` are doubled, so no name can
+inject SQL.
 
 This assumes the account keeps ``QUOTED_IDENTIFIERS_IGNORE_CASE = FALSE`` (the default).
 """
@@ -20,12 +24,12 @@ __all__ = ["SNOWFLAKE_RESERVED", "qualified", "snowflake_column_name", "snowflak
 # Snowflake's documented limit on identifier length (characters).
 MAX_IDENTIFIER_CHARS = 255
 
-_PLAIN = re.compile(r"[A-Z_][A-Z0-9_$]*\Z", re.ASCII)
-# Checked on the source name too: str.upper() maps some non-ASCII letters to ASCII ones
+# Only plain ASCII names fold: str.upper() maps some non-ASCII letters to ASCII ones
 # ('ı' → 'I', 'ſ' → 'S'), which would silently rename the column.
 _PLAIN_ANY_CASE = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*\Z", re.ASCII)
 
-# Reserved by Snowflake (ANSI and Snowflake-specific): usable only as quoted identifiers.
+# Snowflake's documented reserved and limited keywords (ANSI and Snowflake-specific). Quoting
+# does not depend on it (every identifier is quoted); it names the words that most need it.
 SNOWFLAKE_RESERVED = frozenset(
     [
         "ACCOUNT",
@@ -146,23 +150,20 @@ def snowflake_column_name(name: str) -> str:
     ``orders`` → ``ORDERS``, ``select`` → ``SELECT``, ``Order Items`` → ``Order Items``.
     """
     _validate(name)
-    # Reserved words also fold: a lower-case reserved word is emitted as a quoted upper-case
-    # name, so the stored spelling is the same as for any other foldable name.
+    # Reserved words fold like any other name (``select`` → ``SELECT``): the SQL text is quoted
+    # anyway, so the stored spelling never depends on a keyword list.
     if _folds(name) and _PLAIN_ANY_CASE.match(name):
         return name.upper()
     return name
 
 
 def snowflake_ident(name: str) -> str:
-    """The SQL text for one identifier: ``ORDERS``, ``"SELECT"``, ``"Order Items"``, ``"a""b"``."""
-    stored = snowflake_column_name(name)
-    if _PLAIN.match(stored) and stored not in SNOWFLAKE_RESERVED:
-        return stored
-    return '"' + stored.replace('"', '""') + '"'
+    """The SQL text for one identifier: ``"ORDERS"``, ``"SELECT"``, ``"AT"``, ``"Order Items"``, ``"a""b"``."""
+    return '"' + snowflake_column_name(name).replace('"', '""') + '"'
 
 
 def qualified(*parts: str) -> str:
-    """Dotted SQL name, e.g. ``qualified("db", "public", "orders")`` → ``DB.PUBLIC.ORDERS``."""
+    """Dotted SQL name, e.g. ``qualified("db", "public", "orders")`` → ``"DB"."PUBLIC"."ORDERS"``."""
     if not parts:
         raise ValueError("qualified() needs at least one name part")
     return ".".join(snowflake_ident(p) for p in parts)
