@@ -193,21 +193,24 @@ class Batcher:
         return batch
 
 
-def changes_since(pending: PendingBatch, lsn: int) -> PendingBatch:
-    """Only the changes of ``pending`` committed at or after ``lsn``, with no checkpoint: what a
+def changes_since(pending: PendingBatch, lsn: int, schema: TableSchema) -> PendingBatch:
+    """Only the changes of ``pending`` committed at or after ``lsn``, with no checkpoint, read
+    with ``schema`` (its columns are theirs; their types may have been chosen since): what a
     table's changes held during its copy add to the copy made at the snapshot ``lsn``."""
     parts: list[_Segment | TruncateStep] = []
     rows = 0
     for part in pending.parts:
         if isinstance(part, TruncateStep):
             if part.commit_lsn >= lsn:
-                parts.append(part)
+                parts.append(TruncateStep(schema, part.commit_lsn, part.ordinal))
             continue
+        if part.schema.column_names != schema.column_names:
+            raise ValueError(f"held changes of {part.schema.table} have another shape than {schema.table}")
         keep = [i for i, at in enumerate(part.lsns) if at >= lsn]
         if not keep:
             continue
-        if len(keep) < len(part.lsns):
-            seg = _Segment(part.schema)
+        if len(keep) < len(part.lsns) or part.schema is not schema:
+            seg = _Segment(schema)
             seg.payloads = [part.payloads[i] for i in keep]
             seg.offsets = array("q", (part.offsets[i] for i in keep))
             seg.ops = bytearray(part.ops[i] for i in keep)

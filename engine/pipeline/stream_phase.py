@@ -376,12 +376,13 @@ class StreamPhase:
         copy = self._copies.get(table)
         return copy.held.add if copy is not None else self._batcher.add
 
-    def _route(self, table: TableName, since: int) -> None:
-        """Send ``table``'s changes where they now belong (its copy's held changes, or the batch)."""
+    def _route(self, table: TableName, since: int, schema: TableSchema | None = None) -> None:
+        """Send ``table``'s changes where they now belong (its copy's held changes, or the batch),
+        read with ``schema`` when given."""
         sink = self._sink(table)
         for relid, entry in list(self._active.items()):
             if entry[0].table == table:
-                self._active[relid] = (entry[0], since, sink)
+                self._active[relid] = (schema or entry[0], since, sink)
 
     def tend_copies(self) -> None:
         """Take the copy requests; start, watch and hand over the copies beside the stream."""
@@ -458,18 +459,15 @@ class StreamPhase:
                     else:
                         del self._active[relid]
             return
-        if self._schema_cache.typed(copy.schema) != copy.schema:
-            raise EtlError(  # its held changes have the stream's types: the next session copies it first
-                f"table {table}: its copy chose other types for its unbounded numeric columns than the stream had",
-                "the session starts again and copies the table before streaming; nothing is lost",
-                kind=ErrorKind.INTERNAL,
-                retry=RetryPolicy.TIMED,
-            )
+        # The copy chose the types of its unbounded numeric columns (recorded in its state): its
+        # held changes and later ones are converted with those, as the copy was.
+        chosen = self._schema_cache.typed(copy.schema)
+        self._schemas[table] = chosen
         # The changes committed at or after the copy's snapshot follow it, as one batch; later
         # ones go to the batch as for any table. The table is finished_copy once they are durable.
-        held = changes_since(copy.held.take(), copy.snapshot_lsn)
+        held = changes_since(copy.held.take(), copy.snapshot_lsn, chosen)
         self._min_lsn[table] = copy.snapshot_lsn
-        self._route(table, copy.snapshot_lsn)
+        self._route(table, copy.snapshot_lsn, chosen)
         self._submit(held)
         self._handoffs.append((self._submitted, table, copy.snapshot_lsn, copy.rows))
 

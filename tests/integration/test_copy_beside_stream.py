@@ -223,3 +223,42 @@ def test_a_table_added_to_a_streaming_pipeline_copies_beside_the_stream(
         _equal(target, source_dsn, "big", ["id", "v", "n"])
         _equal(target, source_dsn, "small1", ["id", "v"])
         assert engine.runner("p1") is runner, "the runner was not restarted"
+
+
+def test_a_resync_that_chooses_other_numeric_types_goes_on_beside_the_stream(
+    settings: Settings, source_dsn: str, tmp_path: Path
+) -> None:
+    """A value that no longer fits stops its table; the resync measures again, and the changes held
+    during that copy are converted with the types it chose, without restarting the session."""
+    target = DuckTarget(tmp_path / "out.duckdb")
+    _exec(
+        source_dsn,
+        "CREATE TABLE amounts (id int PRIMARY KEY, x numeric)",
+        "INSERT INTO amounts VALUES (1, 1.25), (2, 10.5)",
+        "CREATE TABLE small1 (id int PRIMARY KEY, v text)",
+        "CREATE TABLE hold (id int)",
+    )
+    with ConfigRepository(settings.config_db_url) as repo:
+        repo.add_source("src", source_dsn)
+        repo.add_destination("dst", target.type, target.config())
+        repo.add_pipeline("p1", "src", "dst", parse_table_list("public.amounts,public.small1"))
+    with EngineThread(settings) as engine:
+        runner = engine.runner("p1")
+        pid = runner.spec.id
+        wait_until(lambda: table_phase(settings, pid, "public.amounts") is TablePhase.READY, 60, what="ready")
+        _exec(source_dsn, "INSERT INTO amounts VALUES (3, 0.00000000000012)")  # 14 fractional digits
+        wait_until(lambda: table_phase(settings, pid, "public.amounts") is TablePhase.ERRORED, 30, what="errored")
+        with psycopg.connect(source_dsn) as holder:
+            holder.execute("INSERT INTO hold VALUES (1)")
+            with ConfigRepository(settings.config_db_url) as repo:
+                admin.resync_pipeline(repo, settings, "p1", parse_table_list("public.amounts"))
+            wait_until(lambda: table_phase(settings, pid, "public.amounts") is TablePhase.DATA_SYNC, 30, what="copying")
+            _exec(source_dsn, "INSERT INTO amounts VALUES (4, 0.00000000000034)")  # held: needs the new scale
+            holder.rollback()
+        _exec(source_dsn, "INSERT INTO amounts VALUES (5, 0.00000000000056)")
+        wait_until(lambda: table_phase(settings, pid, "public.amounts") is TablePhase.READY, 60, what="ready again")
+        wait_caught_up(source_dsn, runner.spec.pipeline.slot_name)
+        src = source_rows(source_dsn, "SELECT id, x FROM amounts ORDER BY id")
+        assert target.rows("amounts", ["id", "x"]) == src
+        assert engine.runner("p1") is runner
+        assert not [e for e in engine.events if e.kind == "retry"], "the session never started again"
