@@ -33,6 +33,8 @@ class ErrorKind(StrEnum):
     STATE_STORE = "state_store"
     DESTINATION = "destination"
     DESTINATION_BUSY = "destination_busy"
+    DESTINATION_TABLE = "destination_table"  # the destination refused a statement about one table
+    UNCHANGED_TOAST = "unchanged_toast"  # an unchanged TOAST value for a row the target does not hold
     CONFIG_DB = "config_db"
     INTERNAL = "internal"
 
@@ -102,6 +104,28 @@ class TableError(EtlError):
 class DestinationError(EtlError):
     kind = ErrorKind.DESTINATION
     retry = RetryPolicy.TIMED
+
+
+# Destinations know a pipeline by its id only; a hint's command names it with this placeholder
+# until a caller that knows the name fills it in (DestinationTableError.for_pipeline).
+PIPELINE_PLACEHOLDER = "<pipeline>"
+
+
+class DestinationTableError(TableError, DestinationError):
+    """The destination refused a statement about one table (a compilation error, an object of
+    the wrong kind or shape under the target's name, a refused value): only that table stops.
+    Connection, login and database-level faults are plain :class:`DestinationError` and retry
+    the whole pipeline."""
+
+    kind = ErrorKind.DESTINATION_TABLE
+    retry = RetryPolicy.MANUAL
+
+    def for_pipeline(self, name: str) -> DestinationTableError:
+        """The same error, its hint's command naming pipeline ``name``."""
+        if PIPELINE_PLACEHOLDER not in self.hint:
+            return self
+        hint = self.hint.replace(PIPELINE_PLACEHOLDER, name)
+        return DestinationTableError(self.table, self.reason, hint, kind=self.kind, retry=self.retry)
 
 
 class StateStoreError(EtlError):

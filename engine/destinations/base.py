@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable
 from enum import StrEnum
@@ -11,7 +12,7 @@ from typing import Protocol
 import pyarrow as pa
 
 from engine.batching.batcher import Batch
-from engine.errors import DestinationError, RetryPolicy
+from engine.errors import PIPELINE_PLACEHOLDER, DestinationTableError, ErrorKind
 from engine.identifiers import TableName
 from engine.source.catalog import ColumnSignature, TableSchema
 
@@ -81,18 +82,54 @@ def check_target_columns(
 ) -> None:
     """A streaming table's target must exist with exactly the expected source columns (its
     _etl_ metadata columns aside); else the table needs a resync, and the error says so."""
+    resync = f"etl-tui pipeline resync {PIPELINE_PLACEHOLDER} --table '{schema.table}'"
     if found is None:
-        raise DestinationError(
-            f"target table {target} is missing in {where}",
-            f"resync the table to copy it again: etl-tui pipeline resync <pipeline> --table '{schema.table}'",
-            retry=RetryPolicy.MANUAL,
+        raise DestinationTableError(
+            str(schema.table),
+            f"target table {target} of table {schema.table} is missing in {where}",
+            f"resync the table to copy it again: {resync}",
         )
     if found != expected:
-        raise DestinationError(
-            f"target table {target} has columns {found}, expected {expected}",
-            "the source table changed shape; resync the table",
-            retry=RetryPolicy.MANUAL,
+        raise DestinationTableError(
+            str(schema.table),
+            f"target table {target} of table {schema.table} has columns {found}, expected {expected}",
+            f"the table changed shape outside the engine; resync the table: {resync}",
         )
+
+
+# A fault that names a database, schema or warehouse is not one table's (every table would hit it).
+_CONTAINER = re.compile(r"\b(databases?|schemas?|warehouses?)\b", re.IGNORECASE)
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+def names_container(detail: str) -> bool:
+    """Whether a destination's error message is about a database, schema or warehouse (quoted
+    names aside, so a table called ``schema`` does not count)."""
+    return _CONTAINER.search(_QUOTED.sub("", detail)) is not None
+
+
+def table_fault(table: TableName, what: str, detail: str) -> DestinationTableError:
+    """The error of a statement the destination refused for ``table``: ``what`` says which
+    statement on which object, ``detail`` is the destination's message."""
+    return DestinationTableError(
+        str(table),
+        f"table {table}: {what} failed: {detail}",
+        "fix the cause at the destination (an object of another kind or shape under the target's name: drop "
+        f"or rename it), then copy the table again: etl-tui pipeline start {PIPELINE_PLACEHOLDER}",
+    )
+
+
+def unchanged_toast_fault(table: TableName, target: str, keys: int) -> DestinationTableError:
+    """``keys`` rows arrived with an unchanged TOAST value the batch does not hold, for keys the
+    target lacks: merging them would insert NULL in place of the value, so the table stops."""
+    return DestinationTableError(
+        str(table),
+        f"table {table}: {keys} updated row(s) left a TOASTed value unchanged, but target {target} does not "
+        "hold their key(s) (deleted at the destination?), so the value is unknown; nothing was written for "
+        "the table rather than NULL in its place",
+        f"resync the table: etl-tui pipeline resync {PIPELINE_PLACEHOLDER} --table '{table}'",
+        kind=ErrorKind.UNCHANGED_TOAST,
+    )
 
 
 class Destination(Protocol):
@@ -110,21 +147,27 @@ class Destination(Protocol):
         """The source columns each target was last made to match (absent: no record yet)."""
         ...
 
-    def prepare(self, schemas: Iterable[TableSchema]) -> None:
-        """Make landing and target tables match ``schemas``; a target that was recorded with
-        another shape is brought to it, one without a record must already match."""
+    def prepare(self, schemas: Iterable[TableSchema]) -> dict[TableName, DestinationTableError]:
+        """Make landing and target tables match ``schemas``, table by table; a target that was
+        recorded with another shape is brought to it, one without a record must already match.
+        Returns the tables that could not be prepared (their targets missing, of another shape,
+        or refused by the destination) with their errors: the others are prepared. A fault that
+        is not one table's is raised."""
         ...
 
     def copy_table(
         self, schema: TableSchema, batches: Iterable[pa.RecordBatch], on_progress: Callable[[int], None]
     ) -> int:
-        """Replace the target's contents with ``batches`` atomically; return rows written."""
+        """Replace the target's contents with ``batches`` atomically; return rows written. A
+        statement the destination refuses for this table raises :class:`DestinationTableError`."""
         ...
 
     def apply(self, pipeline_id: int, batch: Batch) -> None:
         """Land, merge and record the checkpoint of ``batch``, all in one transaction. A step
         whose schema differs from its target's (a schema change on the source) first adds and
-        drops the target's columns to match."""
+        drops the target's columns to match. A statement the destination refuses for one table,
+        or an unchanged TOAST value for a key the target lacks, raises
+        :class:`DestinationTableError` naming that table, with nothing of the batch committed."""
         ...
 
     def close(self) -> None: ...

@@ -3,7 +3,9 @@
 The stream thread submits pending batches; the :class:`ApplyWorker` builds each (Arrow
 conversion) and hands it to a :class:`BatchApplier`, which lands it, MERGEs it and moves the
 checkpoint in one destination transaction, then records it. The stream thread acknowledges a
-checkpoint to PostgreSQL only after the worker reports it applied (I1).
+checkpoint to PostgreSQL only after the worker reports it applied (I1). A table whose values or
+statements the destination refuses stops alone: it is recorded errored, then the batch is
+written again without it, so the checkpoint never passes its changes unrecorded.
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ import time
 from collections import deque
 from dataclasses import dataclass, replace
 
-from engine.batching.batcher import Batch, FailedTable, PendingBatch, RowsStep
+from engine.batching.batcher import Batch, PendingBatch, RowsStep
 from engine.destinations.base import Destination
-from engine.errors import ValueConversionError
+from engine.errors import DestinationTableError, ValueConversionError
 from engine.identifiers import TableName
 from engine.metrics import METRICS, bind_pipeline
 from engine.pipeline.session import SessionContext
@@ -34,32 +36,32 @@ class BatchApplier:
         self._ctx = ctx
         self._destination = destination
 
-    def apply(self, batch: Batch) -> Batch:
-        """Apply ``batch``; returns it as applied, with every table whose values were refused
-        (by the decoder or by the destination) left out and listed in ``failed``."""
+    def apply(self, batch: Batch) -> Applied:
+        """Apply ``batch``; returns its checkpoint and every table left out of it because its
+        values or statements were refused (by the decoder or by the destination)."""
         ctx = self._ctx
-        for failed in batch.failed:
+        failed = [f.table for f in batch.failed]
+        for refused in batch.failed:
             # Recorded before the checkpoint moves past the table's changes, so a restart re-copies it.
-            ctx.table_error(failed.table, failed.error)
+            ctx.table_error(refused.table, refused.error)
         started = time.monotonic()
         while True:
             if not batch.steps and batch.checkpoint is None:
-                return batch
+                return Applied(batch.checkpoint, tuple(failed))
             try:
                 self._destination.apply(ctx.spec.id, batch)
                 break
-            except ValueConversionError as exc:
-                # A destination checks every value before it sends anything (e.g. Snowflake's
-                # year range): only that table stops, the rest of the batch is applied.
+            except (ValueConversionError, DestinationTableError) as exc:
+                # A value the destination cannot hold (checked before anything is sent, e.g.
+                # Snowflake's year range), or a statement it refused for one table (its DDL or
+                # MERGE): only that table stops, and the batch is written again without it
+                # (a MERGE that ran outside a transaction replays harmlessly, I2).
                 table = next((s.schema.table for s in batch.steps if str(s.schema.table) == exc.table), None)
                 if table is None:
                     raise
-                ctx.table_error(table, exc)
-                batch = replace(
-                    batch,
-                    steps=tuple(s for s in batch.steps if s.schema.table != table),
-                    failed=(*batch.failed, FailedTable(table, exc)),
-                )
+                ctx.table_error(table, exc)  # which names this pipeline in its hint's command
+                failed.append(table)
+                batch = replace(batch, steps=tuple(s for s in batch.steps if s.schema.table != table))
         seconds = time.monotonic() - started
         stats = ctx.stats
         stats.last_flush_seconds = seconds
@@ -80,7 +82,7 @@ class BatchApplier:
         for (table, operation), n in counts.items():
             METRICS.rows.labels(name, str(table), operation).inc(n)
         ctx.store.add_counters(counts)
-        return batch
+        return Applied(batch.checkpoint, tuple(failed))
 
 
 @dataclass(frozen=True)
@@ -148,9 +150,8 @@ class ApplyWorker(threading.Thread):
             if pending is None or self.error is not None:
                 return
             try:
-                batch = self._applier.apply(pending.build(frozenset(self._errored)))
-                failed = tuple(f.table for f in batch.failed)
-                self._errored.update(failed)
-                self._done.append(Applied(batch.checkpoint, failed))
+                applied = self._applier.apply(pending.build(frozenset(self._errored)))
+                self._errored.update(applied.failed)
+                self._done.append(applied)
             except BaseException as exc:  # handed to the stream thread, which restarts the session
                 self.error = exc

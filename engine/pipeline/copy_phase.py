@@ -20,6 +20,7 @@ from engine.identifiers import TableName
 from engine.metrics import METRICS
 from engine.pipeline.activity import EventKind
 from engine.pipeline.session import SessionContext
+from engine.source import catalog
 from engine.source.catalog import TableSchema
 from engine.source.connection import connect_source
 from engine.source.copy import copy_table, estimate_rows
@@ -85,7 +86,17 @@ def copy_one(
         # a role under row-level security gets an error, never a silently filtered copy
         conn.execute("SET LOCAL row_security = off")
         schema = choose_types(conn, schema, spec.pipeline)  # unbounded numeric: measured at this snapshot
-        store.set(table, TableState(TablePhase.DATA_SYNC, column_types=chosen_types(schema)))
+        # the partitions this snapshot holds: the stream copies again when one leaves, or joins
+        # with rows PostgreSQL never sends
+        leaves = catalog.partition_leaves(conn, schema.oid) if catalog.is_partitioned(conn, schema.oid) else None
+        store.set(
+            table,
+            TableState(
+                TablePhase.DATA_SYNC,
+                column_types=chosen_types(schema),
+                partitions=None if leaves is None else tuple(sorted(leaves)),
+            ),
+        )
         estimate = estimate_rows(conn, schema)
         activity.copy_progress(table, 0, estimate)
         meter = _CopyMeter(spec.name, table)

@@ -14,6 +14,7 @@ apply worker writes each batch (:mod:`.apply_worker`). The phases share :mod:`.s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -29,7 +30,7 @@ from engine.batching.limits import BatchLimits
 from engine.config.models import PipelineSpec
 from engine.destinations.base import Destination
 from engine.destinations.factory import open_destination
-from engine.errors import ErrorKind, EtlError, RetryPolicy, TableError, UnsupportedTypeError
+from engine.errors import DestinationTableError, ErrorKind, EtlError, RetryPolicy, TableError, UnsupportedTypeError
 from engine.identifiers import TableName
 from engine.metrics import METRICS, bind_pipeline
 from engine.pipeline.activity import (
@@ -42,7 +43,7 @@ from engine.pipeline.activity import (
 )
 from engine.pipeline.copy_phase import copy_tables
 from engine.pipeline.heartbeat import Heartbeat
-from engine.pipeline.session import RunnerStats, SessionContext
+from engine.pipeline.session import CopyRequests, RunnerStats, SessionContext
 from engine.pipeline.slot import ensure_slot
 from engine.pipeline.stream_phase import StreamPhase
 from engine.pipeline.view_codec import encode_view
@@ -88,6 +89,7 @@ class PipelineRunner(threading.Thread):
         self.next_retry_at: float | None = None
         self.stats = RunnerStats()
         self._store = PipelineState(redis_client, spec.id, pipeline=spec.name)
+        self._schema_cache = self._schema_cache.for_pipeline(spec.pipeline, self._store.get)  # its column types
         self._last_status = 0.0
         self.activity = activity or PipelineActivity()
         self._tables_loaded = False  # the store's cache is filled: view() may read it
@@ -101,12 +103,32 @@ class PipelineRunner(threading.Thread):
             event=self._event,
             table_error=self._table_error,
             publish=self._publish,
+            requests=CopyRequests(self._store),
         )
 
     # ---- control -----------------------------------------------------------------------------
     def stop(self) -> None:
         """Ask for a graceful stop: pending changes are flushed and acknowledged first."""
         self._stop_event.set()
+
+    def retry_errored_tables(self) -> bool:
+        """Copy this runner's errored tables again beside its stream (an operator's `pipeline
+        start` after fixing a cause). False when it is not streaming: then a restart is the retry."""
+        if self.state is not RunnerState.STREAMING:
+            return False
+        errored = [t for t, st in self._store.tables().items() if st.phase is TablePhase.ERRORED]
+        self._ctx.requests.add(errored)
+        return True
+
+    def adopt_tables(self, spec: PipelineSpec, added: set[TableName]) -> bool:
+        """Take ``spec``, which adds ``added`` to this runner's tables, without a restart: they are
+        copied beside the stream. False when it is not streaming: then a restart takes the spec."""
+        if self.state is not RunnerState.STREAMING:
+            return False
+        self.spec = spec
+        self._ctx = dataclasses.replace(self._ctx, spec=spec)  # the next sessions
+        self._ctx.requests.adopt(added)  # this one
+        return True
 
     @property
     def stopping(self) -> bool:
@@ -183,6 +205,7 @@ class PipelineRunner(threading.Thread):
             catalog.check_replication_role(conn, spec.source.name)
             schemas = self._resolve_tables(conn)
             catalog.ensure_publication(conn, spec.pipeline.publication_name, schemas.keys())
+            published = set(schemas)
             ensure_slot(self._ctx, conn, destination)
             kept = {t: s for t, s in schemas.items() if not self._needs_copy(t)}
             schemas.update(self._applied_shapes(conn, kept, destination))
@@ -192,14 +215,18 @@ class PipelineRunner(threading.Thread):
             copy_tables(self._ctx, {t: schemas[t] for t in to_copy}, destination)
             if self._stop_event.is_set():
                 return
-        streaming = {t: s for t, s in schemas.items() if self._phase(t).streams}
-        destination.prepare(streaming.values())
+        streaming = {t: self._schema_cache.typed(s) for t, s in schemas.items() if self._phase(t).streams}
+        for table, exc in destination.prepare(streaming.values()).items():  # a table's own fault stops it alone
+            self._table_error(table, exc)
+            del streaming[table]
         self.stats.checkpoint_lsn = destination.checkpoint(spec.id) or 0
         self._store.set_checkpoint(self.stats.checkpoint_lsn)
         self.last_error = None
-        self._stream(streaming, destination)
+        self._stream(streaming, destination, published)
 
-    def _stream(self, schemas: dict[TableName, TableSchema], destination: Destination) -> None:
+    def _stream(
+        self, schemas: dict[TableName, TableSchema], destination: Destination, published: set[TableName]
+    ) -> None:
         spec = self.spec
         stream = ReplicationStream(spec.source.dsn, f'source "{spec.source.name}"')
         try:
@@ -215,6 +242,7 @@ class PipelineRunner(threading.Thread):
                 schema_cache=self._schema_cache,
                 link=self._link,
                 heartbeat=self._heartbeat,
+                published=published,
             ).run()
         finally:
             stream.close()
@@ -232,6 +260,8 @@ class PipelineRunner(threading.Thread):
         return st is None or st.phase in (TablePhase.INIT, TablePhase.DATA_SYNC, TablePhase.ERRORED)
 
     def _table_error(self, table: TableName, err: EtlError) -> None:
+        if isinstance(err, DestinationTableError):
+            err = err.for_pipeline(self.spec.name)  # a destination knows the pipeline by its id only
         prev = self._store.get(table) or TableState(TablePhase.INIT)
         self._store.set(table, prev.errored(err))
         METRICS.errors.labels(self.spec.name, str(err.kind)).inc()
@@ -240,6 +270,9 @@ class PipelineRunner(threading.Thread):
 
     def _resolve_tables(self, conn: psycopg.Connection) -> dict[TableName, TableSchema]:
         configured = set(self.spec.pipeline.tables)
+        for table in self._ctx.requests.take():  # asked for while no session streamed: copied now
+            if table in configured:
+                self._store.set(table, TableState(TablePhase.INIT))
         gone = [t for t in self._store.tables() if t not in configured]
         if gone:
             self._store.forget(gone)
@@ -248,6 +281,7 @@ class PipelineRunner(threading.Thread):
             try:
                 schema = self._schema_cache.describe(conn, table)
                 catalog.check_select_privilege(conn, table)
+                catalog.check_partition_of(conn, table, configured)
             except TableError as exc:
                 self._table_error(table, exc)
                 continue

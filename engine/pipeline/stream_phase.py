@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import cast
 
 from engine.batching.batcher import Batcher, Op, PendingBatch, changes_since
@@ -42,6 +43,7 @@ __all__ = ["StreamPhase"]
 _NEVER = 1 << 64  # a commit LSN no change reaches
 AddChange = Callable[[TableSchema, Op, int, int, bytes, int], None]  # Batcher.add
 TEND_SECONDS = 0.5  # how often copy requests are taken and copies beside the stream looked after
+PARTITION_WATCH_SECONDS = 5.0  # how often the partitions of partitioned tables are looked at
 _begin_final_lsn = pgoutput.BEGIN_FINAL_LSN.unpack_from
 _commit_end_lsn = pgoutput.COMMIT_END_LSN.unpack_from
 
@@ -103,6 +105,8 @@ class StreamPhase:
         self._waiting: set[TableName] = set()  # asked for while a copy of the same table still runs
         self._published = set(published)  # the tables the publication holds
         self._last_tend = 0.0
+        self._partitioned: dict[int, bool] = {}  # by table oid, asked once
+        self._last_watch = time.monotonic()
 
     # ---- the loop ----------------------------------------------------------------------------
     def run(self) -> None:
@@ -402,6 +406,9 @@ class StreamPhase:
                     kind=ErrorKind.INTERNAL,
                     retry=RetryPolicy.TIMED,
                 )
+        if now - self._last_watch >= PARTITION_WATCH_SECONDS:
+            self._last_watch = now
+            self._watch_partitions()
         wanted = set(self._ctx.requests.take()) | self._waiting
         self._waiting = set()
         for table in sorted(wanted):
@@ -486,3 +493,32 @@ class StreamPhase:
         for copy in self._copies.values():
             copy.join(timeout=60)
         self._copies.clear()
+
+    # ---- partitioned tables ------------------------------------------------------------------
+    def _watch_partitions(self) -> None:
+        """Copy a partitioned table again when its partitions changed in a way PostgreSQL does not
+        stream: a partition attached with rows it held before, or one detached or dropped (its
+        rows stay at the destination otherwise). A partition created empty needs nothing."""
+        ctx, conn = self._ctx, self._link.conn
+        for table, schema in sorted(self._schemas.items()):
+            partitioned = self._partitioned.get(schema.oid)
+            if partitioned is None:
+                partitioned = self._partitioned[schema.oid] = catalog.is_partitioned(conn, schema.oid)
+            st = ctx.store.get(table)
+            if not partitioned or st is None or not st.phase.streams or table in self._copies:
+                continue
+            current = catalog.partition_leaves(conn, schema.oid)
+            known = frozenset(st.partitions) if st.partitions is not None else current
+            gone = known - current
+            joined = current - known
+            older = [leaf for leaf in joined if catalog.holds_rows_from_before_attach(conn, schema.oid, leaf)]
+            if gone or older:
+                why = (
+                    f"{len(gone)} partition(s) detached or dropped (their rows would stay at the destination)"
+                    if gone
+                    else f"{len(older)} partition(s) attached with rows written before (PostgreSQL does not send them)"
+                )
+                ctx.event(EventKind.TABLE, f"table {table}: {why}: copying it again beside the stream", table)
+                ctx.requests.add([table])
+            elif st.partitions is None or known != current:
+                ctx.store.set(table, replace(st, partitions=tuple(sorted(current))))

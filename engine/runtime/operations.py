@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
@@ -23,10 +23,10 @@ import psycopg
 import redis
 
 from engine.config.destination_options import destination_config
-from engine.config.models import DestinationType, PipelineSpec, PipelineStatus
-from engine.config.repository import ConfigRepository
+from engine.config.models import DestinationType, PipelineSpec, PipelineStatus, parse_column_type
+from engine.config.repository import ColumnTypeChange, ConfigRepository
 from engine.errors import ConfigError, ErrorKind, EtlError, RetryPolicy
-from engine.identifiers import parse_table_list, parse_table_name
+from engine.identifiers import TableName, display_ident, parse_table_list, parse_table_name
 from engine.monitoring.wal_monitor import WalMonitor
 from engine.pipeline.activity import EventKind, RunnerEvent
 from engine.preflight import CheckReport, run_preflight
@@ -188,6 +188,7 @@ class Operations:
                     status=str(s.pipeline.status),
                     tables=tuple(str(t) for t in s.pipeline.tables),
                     applied=_applied(s, running.get(s.id)),
+                    column_types=tuple(str(o) for o in s.pipeline.column_types),
                 )
                 for s in specs
             ),
@@ -301,21 +302,35 @@ class Operations:
         self._changed(f'destination "{name}" deleted')
 
     def save_pipeline(
-        self, name: str, source: str, destination: str, tables: str, *, original: str | None = None
+        self,
+        name: str,
+        source: str,
+        destination: str,
+        tables: str,
+        *,
+        original: str | None = None,
+        column_types: Sequence[str] | None = None,
     ) -> None:
         """Create (``original`` None, started at once) or edit a pipeline. ``tables`` as on the
-        command line: public.a,public."Order Items"."""
+        command line: public.a,public."Order Items". ``column_types``: every override the pipeline
+        is to have, each as ``--column-type`` takes it (those left out are removed); None keeps the
+        stored ones."""
         self._check("change a pipeline")
         wanted = parse_table_list(tables)
+        typed = [parse_column_type(c) for c in column_types] if column_types is not None else None
         with self._repository() as repo:
             if original is None:
-                repo.add_pipeline(name, source, destination, wanted, PipelineStatus.START)
-                self._changed(
-                    f"pipeline {name} created: {source} → {destination}, tables {', '.join(map(str, wanted))}",
-                    pipeline=name,
-                )
+                checked = _checked_column_types(name, wanted, typed or ()).values()
+                repo.add_pipeline(name, source, destination, wanted, PipelineStatus.START, checked)
+                created = f"pipeline {name} created: {source} → {destination}, tables {', '.join(map(str, wanted))}"
+                stored = repo.get_pipeline(name).column_types
+                if stored:
+                    created += "; column types " + ", ".join(map(str, stored))
+                self._changed(created, pipeline=name)
                 return
             old = _spec(repo, original)
+            # refused before anything is written, so a bad override leaves the pipeline as it was
+            type_changes = _column_type_changes(old, wanted, typed) if typed is not None else []
             if source != old.source.name:
                 # The slot lives on the old source: moving would orphan it there (WAL kept forever)
                 # and leave the new source without the changes made before.
@@ -331,6 +346,10 @@ class Operations:
                 destination=destination if new_destination else None,
                 tables=wanted,
             )
+            if type_changes:
+                # after the tables, so an override may name a table added in the same save; the
+                # changed spec restarts the runner, and a table takes its type when next copied
+                repo.set_column_types(name, type_changes)
             report = ""
             if new_destination:
                 # The new destination has none of the rows copied so far: copy every table again
@@ -346,6 +365,13 @@ class Operations:
             changes.append("tables added: " + ", ".join(map(str, sorted(after - before))))
         if before - after:
             changes.append("tables removed: " + ", ".join(map(str, sorted(before - after))))
+        if type_changes:
+            changes.append(
+                "column types: "
+                + ", ".join(
+                    f"{t}.{display_ident(c)}={target.spelling if target else 'auto'}" for t, c, target in type_changes
+                )
+            )
         self._changed(f"pipeline {name} edited: {'; '.join(changes) or 'nothing changed'}", pipeline=name)
 
     def delete_pipeline(self, name: str) -> None:
@@ -417,6 +443,42 @@ def _spec(repo: ConfigRepository, name: str) -> PipelineSpec:
     if spec is None:
         raise ConfigError(f"pipeline {name!r} does not exist", "see `etl-tui pipeline list`")
     return spec
+
+
+def _checked_column_types(
+    pipeline: str, tables: Sequence[TableName], typed: Sequence[ColumnTypeChange]
+) -> dict[tuple[TableName, str], ColumnTypeChange]:
+    """``typed`` by column; an override of a table the pipeline would not replicate, or a column
+    given twice, is a ConfigError."""
+    replicated = set(tables)
+    wanted: dict[tuple[TableName, str], ColumnTypeChange] = {}
+    for table, column, target in typed:
+        if table not in replicated:
+            listed = ", ".join(str(t) for t in sorted(replicated))
+            raise ConfigError(
+                f"column type {table}.{display_ident(column)}: pipeline {pipeline} does not replicate table {table}",
+                f"name one of its tables ({listed}), or add the table to its tables",
+            )
+        if (table, column) in wanted:
+            raise ConfigError(
+                f"column type {table}.{display_ident(column)} is given twice", "give each column one type"
+            )
+        wanted[(table, column)] = (table, column, target)
+    return wanted
+
+
+def _column_type_changes(
+    old: PipelineSpec, tables: Sequence[TableName], typed: Sequence[ColumnTypeChange]
+) -> list[ColumnTypeChange]:
+    """What turns the stored overrides into ``typed`` (an override left out becomes ``auto``);
+    empty when they are the same, so saving the form unchanged does not restart the runner."""
+    wanted = _checked_column_types(old.name, tables, typed)
+    stored = {(o.table, o.column): o.target for o in old.pipeline.column_types}
+    changes = [c for key, c in wanted.items() if c[2] != stored.get(key)]
+    # overrides of removed tables go with them (the repository drops them)
+    kept = set(tables)
+    changes += [(t, c, None) for (t, c) in stored if (t, c) not in wanted and t in kept]
+    return changes
 
 
 def _applied(spec: PipelineSpec, running: PipelineSpec | None) -> bool:

@@ -230,6 +230,51 @@ def partition_info(conn: psycopg.Connection, table: TableName) -> PartitionInfo:
     return PartitionInfo(table, partitioned=bool(row[0]), leaves=int(row[1]), ancestors=ancestors)
 
 
+# Plain SQL over pg_inherits (not pg_partition_tree, which reads the catalog as of now): inside
+# a copy's snapshot it gives the partitions that snapshot holds.
+_LEAVES_SQL = """
+WITH RECURSIVE tree(relid) AS (
+    SELECT %(root)s::oid
+    UNION ALL
+    SELECT i.inhrelid FROM pg_inherits i JOIN tree t ON i.inhparent = t.relid
+)
+SELECT t.relid::bigint FROM tree t JOIN pg_class c ON c.oid = t.relid
+WHERE c.relkind <> 'p' AND t.relid <> %(root)s::oid
+"""
+
+# Rows a partition held before it joined the tree under ``root``: older than the pg_inherits rows
+# that attached it (PostgreSQL sends none of them, only changes made after the attach).
+_OLDER_ROWS_SQL = """
+SELECT min(age(i.xmin)) FROM pg_partition_ancestors(%(leaf)s::oid::regclass) a
+JOIN pg_inherits i ON i.inhrelid = a.relid
+WHERE a.relid IN (SELECT relid FROM pg_partition_tree(%(root)s::oid::regclass)) AND a.relid <> %(root)s::oid
+"""
+
+
+def partition_leaves(conn: psycopg.Connection, root_oid: int) -> frozenset[int]:
+    """The oids of the leaf partitions under ``root_oid`` (empty: not partitioned, or no partitions)."""
+    return frozenset(int(r[0]) for r in conn.execute(_LEAVES_SQL, {"root": root_oid}).fetchall())
+
+
+def is_partitioned(conn: psycopg.Connection, oid: int) -> bool:
+    row = conn.execute("SELECT relkind = 'p' FROM pg_class WHERE oid = %s::oid", (oid,)).fetchone()
+    return bool(row and row[0])
+
+
+def holds_rows_from_before_attach(conn: psycopg.Connection, root_oid: int, leaf_oid: int) -> bool:
+    """Whether partition ``leaf_oid`` holds rows written before it was attached under
+    ``root_oid`` (a row written in the attaching transaction counts: it was not sent either)."""
+    row = conn.execute(_OLDER_ROWS_SQL, {"leaf": leaf_oid, "root": root_oid}).fetchone()
+    if row is None or row[0] is None:
+        return False
+    name = conn.execute("SELECT %s::oid::regclass::text", (leaf_oid,)).fetchone()
+    if name is None:
+        return False
+    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM ONLY {} WHERE age(xmin) >= %s)").format(sql.SQL(str(name[0])))
+    found = conn.execute(query, (int(row[0]),)).fetchone()
+    return bool(found and found[0])
+
+
 def check_partition_of(conn: psycopg.Connection, table: TableName, configured: Iterable[TableName]) -> None:
     """Refuse a partition named beside a table it is a partition of: the publication sends its
     changes under that ancestor already (``publish_via_partition_root``), so it would hold every

@@ -39,12 +39,16 @@ class TableState:
     # the type the copy chose for each unbounded numeric column ("decimal(38,12)", "text"): the
     # stream converts with it for the table's life, after any restart (engine/source/numeric_scale.py)
     column_types: Mapping[str, str] = field(default_factory=dict)
+    # a partitioned table: the oids of the partitions its copy held, then of those the stream has
+    # seen join since (None: not recorded); one that left, or joined with older rows, means a copy
+    partitions: tuple[int, ...] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The fields as JSON values: what the state store keeps and the published status carries."""
         d: dict[str, Any] = asdict(self)
         d["phase"], d["retry_policy"] = str(self.phase), str(self.retry_policy)
         d["column_types"] = dict(self.column_types)
+        d["partitions"] = None if self.partitions is None else list(self.partitions)
         return d
 
     def to_json(self) -> str:
@@ -56,6 +60,8 @@ class TableState:
         d["phase"] = TablePhase(d["phase"])
         d["retry_policy"] = RetryPolicy(d.get("retry_policy", "none"))
         d["column_types"] = {str(k): str(v) for k, v in (d.get("column_types") or {}).items()}
+        if d.get("partitions") is not None:
+            d["partitions"] = tuple(int(p) for p in d["partitions"])
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -78,6 +84,13 @@ class TableState:
 
 def finished_copy(during: TableState | None, snapshot_lsn: int, rows: int) -> TableState:
     """The state of a table just copied at ``snapshot_lsn``; ``during``, its state while copying,
-    holds the column types the copy chose, which the table keeps."""
+    holds what the copy chose and saw (column types, partitions), which the table keeps."""
     chosen = during.column_types if during is not None else {}
-    return TableState(TablePhase.FINISHED_COPY, snapshot_lsn=snapshot_lsn, rows_copied=rows, column_types=chosen)
+    partitions = during.partitions if during is not None else None
+    return TableState(
+        TablePhase.FINISHED_COPY,
+        snapshot_lsn=snapshot_lsn,
+        rows_copied=rows,
+        column_types=chosen,
+        partitions=partitions,
+    )

@@ -221,6 +221,7 @@ class PipelineConfigView:
     status: str  # start | pause
     tables: tuple[str, ...]
     applied: bool  # the running engine runs exactly this definition (False: pending)
+    column_types: tuple[str, ...] = ()  # overrides as --column-type takes them: public.orders.amount=text
 
 
 @dataclass(frozen=True)

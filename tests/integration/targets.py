@@ -3,14 +3,16 @@ server mode, through the real connector), so one end-to-end test can run against
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 
 from engine.config.models import DestinationType
 from engine.destinations.snowflake.connection import SnowflakeConfig
-from engine.destinations.snowflake.naming import snowflake_ident
+from engine.destinations.snowflake.naming import qualified, snowflake_ident
 from engine.identifiers import quote_ident
 from tests.integration.harness import duck_rows
 
@@ -60,6 +62,14 @@ class Target:
         """The target table's columns as the destination names them."""
         raise NotImplementedError
 
+    def target_sql(self, table: str) -> str:
+        """The SQL name of the target table ``table`` (a target name: ``orders``)."""
+        raise NotImplementedError
+
+    def execute(self, statement: str) -> None:
+        """Run ``statement`` at the destination behind the engine's back (to break or mend a target)."""
+        raise NotImplementedError
+
 
 class DuckTarget(Target):
     type = DestinationType.DUCKDB
@@ -84,6 +94,24 @@ class DuckTarget(Target):
             "ORDER BY column_index",
         )
         return [r[0] for r in rows]
+
+    def target_sql(self, table: str) -> str:
+        return f"main.{quote_ident(table)}"
+
+    def execute(self, statement: str) -> None:
+        deadline = time.monotonic() + 60
+        while True:  # a running engine holds the file while it writes
+            try:
+                con = duckdb.connect(str(self.path))
+                break
+            except (duckdb.IOException, duckdb.ConnectionException):  # held, or open in this process
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        try:
+            con.execute(statement)
+        finally:
+            con.close()
 
 
 class SnowflakeTarget(Target):
@@ -137,6 +165,12 @@ class SnowflakeTarget(Target):
             f"'{self.schema}' AND TABLE_NAME = '{name}' ORDER BY ORDINAL_POSITION"
         )
         return [r[0] for r in rows]
+
+    def target_sql(self, table: str) -> str:
+        return qualified(self.database, self.schema, table)
+
+    def execute(self, statement: str) -> None:
+        self._conn.cursor().execute(statement)
 
     def close(self) -> None:
         self._conn.close()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Checkbox, Input, Select, Static
+from textual.widgets import Checkbox, Input, Select, Static, TextArea
 
 from engine.errors import EtlError
 from engine.status.board import Board, ConfigView, SourceConfigView
@@ -23,7 +23,7 @@ from etl_tui.screens.config import ConfigScreen
 from etl_tui.screens.confirm import ConfirmModal, TypeNameModal
 from etl_tui.screens.detail import DetailScreen
 from etl_tui.screens.events import EventsScreen
-from etl_tui.screens.forms import DestinationForm, SourceForm
+from etl_tui.screens.forms import DestinationForm, PipelineForm, SourceForm
 from etl_tui.screens.help import HelpScreen
 from etl_tui.screens.pipelines import PipelinesScreen, PipelineTable
 from etl_tui.screens.redis_state import RedisScreen
@@ -381,6 +381,79 @@ def test_config_forms_send_typed_drafts() -> None:
         ("save_source", ("shop", None, "shop")),
         ("save_source", ("shop", "postgresql://replicator:n3w@db.internal:5432/shop", "shop")),
         ("save_source", ("analytics", "postgresql://etl@analytics-db/analytics", None)),
+    ]
+
+
+def test_pipeline_form_edits_column_types() -> None:
+    backend = SceneBackend()
+    tables = 'public.orders,public.order_items,public.customers,public."Order Items"'
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "7", "tab", "tab", "e")  # the pipelines list: edit shop_sync
+        form = app.screen
+        assert isinstance(form, PipelineForm)
+        area = form.query_one("#column_types", TextArea)
+        assert area.text == 'public.orders.amount=decimal(38,12)\npublic."Order Items".note_value=text'
+        area.text = "public.orders.amount=decimal(38,12)\npublic.orders.total=float"
+        await press(pilot, "enter")  # in the name field
+        assert app.screen is form  # refused: the form stays, with the parser's reason and hint
+        error = str(form.query_one("#form-error", Static).render())
+        assert "unknown column type 'float'" in error and "use one of: text, decimal(p,s)" in error
+        area.focus()
+        area.text = ""
+        for key in [*"public.orders.total=text", "enter", *'public."Order Items".note_value=auto']:
+            await pilot.press(key)  # typed: enter in the field starts another line
+        assert app.screen is form
+        await pilot.click("#save")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfigScreen)
+
+    drive(backend, scenario)
+    assert backend.calls == [
+        (
+            "save_pipeline",
+            (
+                "shop_sync",
+                "shop",
+                "local",
+                tables,
+                "shop_sync",
+                ("public.orders.total=text", 'public."Order Items".note_value=auto'),
+            ),
+        )
+    ]
+
+
+def test_a_new_pipeline_form_sends_its_column_types() -> None:
+    backend = SceneBackend()
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "7", "tab", "tab", "a")
+        form = app.screen
+        assert isinstance(form, PipelineForm)
+        assert form.query_one("#column_types", TextArea).text == ""
+        form.query_one("#name", Input).value = "extra_sync"
+        form.query_one("#source", Select).value = "crm"
+        form.query_one("#destination", Select).value = "warehouse"
+        form.query_one("#tables", Input).value = "public.deals"
+        form.query_one(
+            "#column_types", TextArea
+        ).text = "public.deals.value=decimal(38,4), public.deals.fee=numeric(10,2)"
+        await press(pilot, "enter")
+
+    drive(backend, scenario)
+    assert backend.calls == [
+        (
+            "save_pipeline",
+            (
+                "extra_sync",
+                "crm",
+                "warehouse",
+                "public.deals",
+                None,
+                ("public.deals.value=decimal(38,4)", "public.deals.fee=numeric(10,2)"),
+            ),
+        )
     ]
 
 

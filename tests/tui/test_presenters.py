@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -14,7 +15,7 @@ from etl_tui.presenters.cells import Cell, Row, Tone, filter_rows
 from etl_tui.presenters.charts import nice_ticks, progress_bar, sparkline
 from etl_tui.presenters.detail import copy_eta, copy_rate_estimate, table_rows
 from etl_tui.presenters.events import event_rows
-from etl_tui.presenters.forms import FormError, source_dsn_for_save, with_password
+from etl_tui.presenters.forms import FormError, column_type_entries, source_dsn_for_save, with_password
 from etl_tui.presenters.header import freshness_cell, health_label, mode_cell
 from etl_tui.presenters.lag import lag_tone
 from etl_tui.presenters.phases import PHASE_LABELS
@@ -291,6 +292,31 @@ def test_with_password() -> None:
 
 
 # ---- WAL rate, time to exhaustion, alerts ---------------------------------------------------------
+def test_column_type_entries_split_at_lines_and_commas_outside_quotes_and_parentheses() -> None:
+    typed = 'public.orders.amount=decimal(38, 12), public."a,b".x=text\n\n  s.t."Net (gross)"=auto ,\n'
+    assert column_type_entries(typed) == (
+        "public.orders.amount=decimal(38, 12)",
+        'public."a,b".x=text',
+        's.t."Net (gross)"=auto',
+    )
+    assert column_type_entries("  \n ") == ()
+
+
+@pytest.mark.parametrize(
+    ("typed", "says"),
+    [
+        ("public.orders.amount=float", "unknown column type 'float'"),
+        ("public.orders.amount=decimal(39,2)", "use one of: text, decimal(p,s)"),
+        ("amount=text", "names no table"),
+        ("public.orders.amount", "is not schema.table.column=type"),
+        ("public.t.a=text\npublic.t.A=auto", "name the same column"),
+    ],
+)
+def test_column_type_entries_refuse_what_the_command_line_refuses(typed: str, says: str) -> None:
+    with pytest.raises(FormError, match=re.escape(says)):
+        column_type_entries(typed)
+
+
 def test_slot_rows_show_wal_rate_and_when_safe_wal_runs_out() -> None:
     from etl_tui.presenters.slots import exhaustion_cell, wal_rate_cell
     from etl_tui.presenters.units import human_byte_rate

@@ -5,6 +5,11 @@ a notebook) can read it between flushes; DuckDB allows one writing process at a 
 reader holds the file the next flush waits and retries. The applied checkpoint lives in the same
 file and is written in the same transaction as the MERGE, so the file itself says exactly what it
 holds (I1, I2); Redis only caches it.
+
+A statement refused for what it says about one table (a catalog, binder, parser, conversion or
+constraint error: an object of another kind under the target's name, a column that is not there)
+stops only that table (:class:`DestinationTableError`); a fault of the file itself (I/O, memory,
+locks, transactions) is a :class:`DestinationError` of the whole pipeline.
 """
 
 from __future__ import annotations
@@ -39,15 +44,27 @@ from engine.destinations.base import (
     decode_signature,
     encode_signature,
     landing_name,
+    names_container,
+    table_fault,
+    unchanged_toast_fault,
 )
 from engine.destinations.duckdb.types import duckdb_type
-from engine.errors import DestinationError, ErrorKind, RetryPolicy
+from engine.errors import DestinationError, DestinationTableError, ErrorKind, RetryPolicy
 from engine.identifiers import TableName, quote_ident
 from engine.metrics import observe_write
 from engine.source.catalog import ColumnSignature, TableSchema
 
 CHECKPOINT_TABLE = "_etl_checkpoints"
 LOCK_WAIT_SECONDS = 30.0
+# What DuckDB raises when a statement's SQL, objects or values are at fault, not the file: the
+# table the statement is about stops, the others go on.
+_TABLE_FAULTS = (
+    duckdb.ProgrammingError,  # catalog, binder, parser, invalid input or type
+    duckdb.DataError,  # conversion, out of range, type mismatch
+    duckdb.IntegrityError,
+    duckdb.NotSupportedError,
+    duckdb.DependencyException,
+)
 
 
 class DuckDbDestination:
@@ -89,10 +106,16 @@ class DuckDbDestination:
         delay = 0.05
         while True:
             try:
-                con = duckdb.connect(str(self.path), config={"threads": threads})
+                # threads are set per write, not in the config: a copy beside the stream opens the
+                # file while the apply worker has it open, and DuckDB refuses a second connection
+                # whose config differs (the setting is the database's: the latest write's wins)
+                con = duckdb.connect(str(self.path))
+                con.execute(f"SET threads = {int(threads)}")
                 break
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower():
+            except (duckdb.IOException, duckdb.ConnectionException) as exc:
+                # held by another process (a lock), or in this process by a connection opened with
+                # other settings (a read-only reader): both let go soon
+                if "lock" not in str(exc).lower() and "different configuration" not in str(exc):
                     raise DestinationError(
                         f"cannot open DuckDB file {self.path}: {exc}", "check the path and permissions"
                     ) from exc
@@ -117,6 +140,17 @@ class DuckDbDestination:
             ) from exc
         finally:
             con.close()
+
+    @contextmanager
+    def _table_statements(self, table: TableName, what: str) -> Iterator[None]:
+        """Statements about ``table`` (``what`` says which, on which object): one refused for
+        that table's sake raises :class:`DestinationTableError`; anything else passes on."""
+        try:
+            yield
+        except _TABLE_FAULTS as exc:
+            if names_container(str(exc)):
+                raise  # a schema of the file is gone or refused: every table would fail
+            raise table_fault(table, f"{what} in DuckDB file {self.path}", str(exc)) from exc
 
     @property
     def _checkpoint_table(self) -> str:
@@ -199,36 +233,43 @@ class DuckDbDestination:
         con.execute(self._landing_ddl(schema))
         self._record(con, schema)
 
-    def prepare(self, schemas: Iterable[TableSchema]) -> None:
-        """Make targets and landing tables match ``schemas``. A target recorded with another
-        shape is brought to it (a schema change applied before a crash); a target without a
-        record must already match."""
+    def prepare(self, schemas: Iterable[TableSchema]) -> dict[TableName, DestinationTableError]:
+        """Make targets and landing tables match ``schemas``, table by table. A target recorded
+        with another shape is brought to it (a schema change applied before a crash); a target
+        without a record must already match. Returns the tables that could not be prepared."""
         schemas = list(schemas)
         recorded = self.recorded_columns(s.table for s in schemas)
+        failed: dict[TableName, DestinationTableError] = {}
         with self._connect() as con:
             for schema in schemas:
-                found = self._columns(con, self.schema, schema.table.target_name())
-                data = [c for c in found if c not in TARGET_META_COLUMNS] if found is not None else None
-                if found is not None and schema.table in recorded and data != list(schema.column_names):
-                    self._reshape(con, schema, found)
-                    found = self._columns(con, self.schema, schema.table.target_name())
-                    data = [c for c in found or [] if c not in TARGET_META_COLUMNS]
-                check_target_columns(
-                    self.target_sql(schema.table), str(self.path), schema, data, list(schema.column_names)
-                )
-                assert found is not None
-                if self.soft_deletes and TARGET_DELETED_COLUMN not in found:
-                    con.execute(
-                        f"ALTER TABLE {self.target_sql(schema.table)} ADD COLUMN {quote_ident(TARGET_DELETED_COLUMN)}"
-                        " BOOLEAN DEFAULT false"
-                    )
-                    found.append(TARGET_DELETED_COLUMN)
-                landing = self._columns(con, self.landing_schema, landing_name(schema.table))
-                if landing != [*schema.column_names, OP_COLUMN, LSN_COLUMN, ORDINAL_COLUMN, UNCHANGED_COLUMN]:
-                    con.execute(self._landing_ddl(schema))
-                if schema.table not in recorded:
-                    self._record(con, schema)
-                self._shapes.known(schema, TARGET_DELETED_COLUMN in found)
+                try:
+                    with self._table_statements(schema.table, f"preparing {self.target_sql(schema.table)}"):
+                        self._prepare_table(con, schema, schema.table in recorded)
+                except DestinationTableError as exc:
+                    failed[schema.table] = exc
+        return failed
+
+    def _prepare_table(self, con: duckdb.DuckDBPyConnection, schema: TableSchema, recorded: bool) -> None:
+        found = self._columns(con, self.schema, schema.table.target_name())
+        data = [c for c in found if c not in TARGET_META_COLUMNS] if found is not None else None
+        if found is not None and recorded and data != list(schema.column_names):
+            self._reshape(con, schema, found)
+            found = self._columns(con, self.schema, schema.table.target_name())
+            data = [c for c in found or [] if c not in TARGET_META_COLUMNS]
+        check_target_columns(self.target_sql(schema.table), str(self.path), schema, data, list(schema.column_names))
+        assert found is not None
+        if self.soft_deletes and TARGET_DELETED_COLUMN not in found:
+            con.execute(
+                f"ALTER TABLE {self.target_sql(schema.table)} ADD COLUMN {quote_ident(TARGET_DELETED_COLUMN)}"
+                " BOOLEAN DEFAULT false"
+            )
+            found.append(TARGET_DELETED_COLUMN)
+        landing = self._columns(con, self.landing_schema, landing_name(schema.table))
+        if landing != [*schema.column_names, OP_COLUMN, LSN_COLUMN, ORDINAL_COLUMN, UNCHANGED_COLUMN]:
+            con.execute(self._landing_ddl(schema))
+        if not recorded:
+            self._record(con, schema)
+        self._shapes.known(schema, TARGET_DELETED_COLUMN in found)
 
     def copy_table(
         self, schema: TableSchema, batches: Iterable[pa.RecordBatch], on_progress: Callable[[int], None]
@@ -237,16 +278,18 @@ class DuckDbDestination:
         extra = ", false" if self.soft_deletes else ""
         total = 0
         started = time.perf_counter()
-        with self._connect(threads=os.cpu_count() or 1) as con:
+        target = self.target_sql(schema.table)
+        with (
+            self._connect(threads=os.cpu_count() or 1) as con,
+            self._table_statements(schema.table, f"copying into {target} (DROP, CREATE, INSERT)"),
+        ):
             con.execute("BEGIN")
-            con.execute(f"DROP TABLE IF EXISTS {self.target_sql(schema.table)}")
+            con.execute(f"DROP TABLE IF EXISTS {target}")
             con.execute(self._target_ddl(schema))
             con.execute(self._landing_ddl(schema))
             for batch in batches:
                 con.register("etl_copy_batch", batch)
-                con.execute(
-                    f"INSERT INTO {self.target_sql(schema.table)} SELECT {names}, 0, 0{extra} FROM etl_copy_batch"
-                )
+                con.execute(f"INSERT INTO {target} SELECT {names}, 0, 0{extra} FROM etl_copy_batch")
                 con.unregister("etl_copy_batch")
                 total += batch.num_rows
                 on_progress(total)
@@ -271,17 +314,22 @@ class DuckDbDestination:
             started = time.perf_counter()
             con.execute("BEGIN")
             for step in batch.steps:
+                # a refused statement stops its table: nothing of this transaction is committed,
+                # and the applier writes the batch again without that table
+                table = step.schema.table
                 if isinstance(step, TruncateStep):
-                    self._truncate(con, step)
+                    with self._table_statements(table, f"TRUNCATE of {self.target_sql(table)}"):
+                        self._truncate(con, step)
                     continue
                 has_deleted = self._shapes.has_deleted_column(step.schema)
                 if has_deleted is None:  # a new shape: the schema changed on the source
-                    target = step.schema.table.target_name()
-                    found = self._columns(con, self.schema, target) or []
-                    self._reshape(con, step.schema, found)
+                    with self._table_statements(table, f"ALTER of {self.target_sql(table)} (schema change)"):
+                        found = self._columns(con, self.schema, table.target_name()) or []
+                        self._reshape(con, step.schema, found)
                     has_deleted = TARGET_DELETED_COLUMN in found
                     reshaped.append((step.schema, has_deleted))
-                landing += self._merge(con, step, has_deleted)
+                with self._table_statements(table, f"MERGE into {self.target_sql(table)}"):
+                    landing += self._merge(con, step, has_deleted)
             if batch.checkpoint is not None:
                 con.execute(f"DELETE FROM {self._checkpoint_table} WHERE pipeline_id = ?", [pipeline_id])
                 con.execute(
@@ -321,13 +369,64 @@ class DuckDbDestination:
         con.execute(f"INSERT INTO {landing} SELECT {', '.join(cols + meta)}, {unchanged} FROM etl_batch")
         con.unregister("etl_batch")
         landed = time.perf_counter() - started
+        target = self.target_sql(schema.table)
+        if step.has_unchanged:
+            # fail closed: an unchanged TOAST value neither the batch nor the target holds would be NULL
+            check = unresolved_sql(target, landing, schema)
+            row = con.execute(check).fetchone() if check is not None else None
+            if row is not None and row[0]:
+                raise unchanged_toast_fault(schema.table, target, int(row[0]))
         deletes = DeleteMode.choose(self.soft_deletes, has_deleted)
-        con.execute(merge_sql(self.target_sql(schema.table), landing, schema, step.has_unchanged, deletes))
+        con.execute(merge_sql(target, landing, schema, step.has_unchanged, deletes))
         con.execute(f"DELETE FROM {landing}")
         return landed
 
     def close(self) -> None:
         """Nothing stays open between writes."""
+
+
+def _toast_source(landing: str, schema: TableSchema) -> str:
+    """The latest change per key of ``landing``, every column as a struct: a column that arrived
+    as an unchanged TOAST value takes the latest value of that column seen earlier in the batch
+    for the key, and is NULL (not a struct holding NULL) when the batch has none."""
+    q = quote_ident
+    lsn, ordn, op = q(LSN_COLUMN), q(ORDINAL_COLUMN), q(OP_COLUMN)
+    partition = ", ".join(q(c.name) for c in schema.key_columns)
+    exprs = []
+    for i, c in enumerate(schema.columns):
+        name = q(c.name)
+        if c.is_key or not c.ctype.toastable:
+            exprs.append(f"struct_pack(v := {name}) AS {name}")
+            continue
+        # A struct keeps a real NULL apart from "no value seen": only the latter is NULL.
+        is_unchanged = f"coalesce(list_contains({q(UNCHANGED_COLUMN)}, {i}), false)"
+        earlier = (
+            f"last_value(CASE WHEN NOT {is_unchanged} AND {op} <> 'D' THEN struct_pack(v := {name}) END"
+            f" IGNORE NULLS) OVER (PARTITION BY {partition} ORDER BY {lsn}, {ordn}"
+            " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
+        )
+        exprs.append(f"CASE WHEN {is_unchanged} THEN {earlier} ELSE struct_pack(v := {name}) END AS {name}")
+    return (
+        f"SELECT * FROM (SELECT {', '.join(exprs)}, {op}, {lsn}, {ordn}, row_number() OVER "
+        f"(PARTITION BY {partition} ORDER BY {lsn} DESC, {ordn} DESC) AS _etl_rn FROM {landing}) "
+        "WHERE _etl_rn = 1"
+    )
+
+
+def unresolved_sql(target: str, landing: str, schema: TableSchema) -> str | None:
+    """Counts the keys whose latest change in ``landing`` keeps an unchanged TOAST value that
+    neither the batch nor ``target`` holds (the MERGE would insert NULL for it); None when the
+    table has no TOASTable column."""
+    q = quote_ident
+    toasted = [q(c.name) for c in schema.columns if not c.is_key and c.ctype.toastable]
+    if not toasted:
+        return None
+    on = " AND ".join(f"t.{q(c.name)} = s.{q(c.name)}.v" for c in schema.key_columns)
+    unknown = " OR ".join(f"s.{name} IS NULL" for name in toasted)
+    return (
+        f"SELECT count(*) FROM ({_toast_source(landing, schema)}) AS s WHERE s.{q(OP_COLUMN)} <> 'D' "
+        f"AND ({unknown}) AND NOT EXISTS (SELECT 1 FROM {target} AS t WHERE {on})"
+    )
 
 
 def merge_sql(
@@ -346,25 +445,7 @@ def merge_sql(
     tl, to = q(TARGET_LSN_COLUMN), q(TARGET_ORDINAL_COLUMN)
     partition = ", ".join(keys)
     if toast_aware:
-        exprs = []
-        for i, c in enumerate(schema.columns):
-            name = q(c.name)
-            if c.is_key or not c.ctype.toastable:
-                exprs.append(f"struct_pack(v := {name}) AS {name}")
-                continue
-            # A struct keeps a real NULL apart from "no value seen": only the latter is NULL.
-            is_unchanged = f"coalesce(list_contains({q(UNCHANGED_COLUMN)}, {i}), false)"
-            earlier = (
-                f"last_value(CASE WHEN NOT {is_unchanged} AND {op} <> 'D' THEN struct_pack(v := {name}) END"
-                f" IGNORE NULLS) OVER (PARTITION BY {partition} ORDER BY {lsn}, {ordn}"
-                " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)"
-            )
-            exprs.append(f"CASE WHEN {is_unchanged} THEN {earlier} ELSE struct_pack(v := {name}) END AS {name}")
-        source = (
-            f"SELECT * FROM (SELECT {', '.join(exprs)}, {op}, {lsn}, {ordn}, row_number() OVER "
-            f"(PARTITION BY {partition} ORDER BY {lsn} DESC, {ordn} DESC) AS _etl_rn FROM {landing}) "
-            "WHERE _etl_rn = 1"
-        )
+        source = _toast_source(landing, schema)
 
         def value(name: str) -> str:
             return f"s.{name}.v"

@@ -14,7 +14,13 @@ names that differ only by case) loads into the right column.
 
 Unchanged TOAST values (columns an UPDATE did not send) are resolved within the batch first: such
 a value takes the latest earlier value of the column for the same key; if the batch has none, the
-column is listed in ``_ETL_UNCHANGED`` and the MERGE keeps the target's value.
+column is listed in ``_ETL_UNCHANGED`` and the MERGE keeps the target's value. A key the target
+does not hold has no value to keep: rather than insert NULL, the table stops.
+
+A statement refused for what it says about one table (a compilation error, an object of another
+kind under the target's name, a refused value: SQLSTATE classes 42, 02, 22, 23, 0A) stops only that
+table (:class:`DestinationTableError`); connection, login, warehouse and database faults are a
+:class:`DestinationError` of the whole pipeline.
 """
 
 from __future__ import annotations
@@ -35,6 +41,10 @@ from snowflake.connector import errors as sf_errors
 from snowflake.connector.cursor import SnowflakeCursor
 
 from engine.batching.batcher import (
+    LSN_COLUMN,
+    OP_COLUMN,
+    ORDINAL_COLUMN,
+    UNCHANGED_COLUMN,
     Batch,
     RowsStep,
     TruncateStep,
@@ -51,6 +61,9 @@ from engine.destinations.base import (
     decode_signature,
     encode_signature,
     landing_name,
+    names_container,
+    table_fault,
+    unchanged_toast_fault,
 )
 from engine.destinations.snowflake import connection as connection_module
 from engine.destinations.snowflake.connection import SnowflakeConfig, classify
@@ -66,7 +79,7 @@ from engine.destinations.snowflake.sql import (
     truncate_sql,
 )
 from engine.destinations.snowflake.typemap import check_values, snowflake_type, to_parquet_array
-from engine.errors import DestinationError
+from engine.errors import DestinationError, DestinationTableError
 from engine.identifiers import TableName
 from engine.metrics import observe_write
 from engine.source.catalog import ColumnSignature, TableSchema
@@ -75,6 +88,19 @@ __all__ = ["CHECKPOINT_TABLE", "STAGE_NAME", "SnowflakeDestination"]
 
 CHECKPOINT_TABLE = "_ETL_CHECKPOINTS"
 STAGE_NAME = "_ETL_STAGE"
+# SQLSTATE classes of a statement refused for its own content: syntax or access rule (42), an
+# object or column not found (02: Snowflake's "does not exist or not authorized"), data (22),
+# integrity (23), feature not supported (0A). Connections (08), logins (28), a missing warehouse
+# (57) and the like are not one table's; nor is a missing database or schema (names_container).
+_TABLE_SQLSTATES = ("42", "02", "22", "23", "0A")
+
+
+def _is_table_fault(exc: sf_errors.Error) -> bool:
+    """Whether ``exc`` refused a statement for what it says about its table."""
+    if not isinstance(exc, sf_errors.ProgrammingError | sf_errors.DataError | sf_errors.IntegrityError):
+        return False
+    sqlstate = str(getattr(exc, "sqlstate", None) or "")
+    return sqlstate.startswith(_TABLE_SQLSTATES) and not names_container(str(getattr(exc, "msg", None) or exc))
 
 
 class SnowflakeDestination:
@@ -132,6 +158,20 @@ class SnowflakeDestination:
             ) from None
         finally:
             cur.close()
+
+    @contextmanager
+    def _table_statements(self, table: TableName, what: str) -> Iterator[None]:
+        """Statements about ``table`` (``what`` says which, on which object): one refused for
+        that table's sake raises :class:`DestinationTableError`; any other error passes on to
+        :meth:`_cursor`, which classifies it for the whole pipeline."""
+        try:
+            yield
+        except sf_errors.Error as exc:
+            if not _is_table_fault(exc):
+                raise
+            code = f" [{exc.errno} {exc.sqlstate}]" if exc.errno else ""
+            detail = str(getattr(exc, "msg", None) or exc)
+            raise table_fault(table, f"{what} in Snowflake{code}", detail) from None
 
     def _reset(self) -> None:
         conn, self._conn = self._conn, None
@@ -235,38 +275,49 @@ class SnowflakeDestination:
                 cur.execute(f"ALTER TABLE {target} ADD COLUMN IF NOT EXISTS {snowflake_ident(c.name)} {sf_type}")
         cur.execute(self._landing_ddl(schema))
 
-    def prepare(self, schemas: Iterable[TableSchema]) -> None:
-        """Make targets and landing tables match ``schemas``. A target recorded with another
-        shape is brought to it (a schema change interrupted by a crash); a target without a
-        record must already match."""
+    def prepare(self, schemas: Iterable[TableSchema]) -> dict[TableName, DestinationTableError]:
+        """Make targets and landing tables match ``schemas``, table by table. A target recorded
+        with another shape is brought to it (a schema change interrupted by a crash); a target
+        without a record must already match. Returns the tables that could not be prepared."""
         schemas = list(schemas)
         recorded = self.recorded_columns(s.table for s in schemas)
+        failed: dict[TableName, DestinationTableError] = {}
         with self._cursor() as cur:
             for schema in schemas:
-                names = [snowflake_column_name(n) for n in schema.column_names]
-                target = schema.table.target_name()
-                found = self._columns(cur, self.config.schema, target)
-                data = [c for c in found if c not in TARGET_META_COLUMNS] if found is not None else None
-                if found is not None and schema.table in recorded and data != names:
-                    self._reshape(cur, schema, found)
-                    found = self._columns(cur, self.config.schema, target)
-                    data = [c for c in found or [] if c not in TARGET_META_COLUMNS]
-                check_target_columns(self.target_sql(schema.table), "Snowflake", schema, data, names)
-                assert found is not None
-                deleted = snowflake_column_name(TARGET_DELETED_COLUMN)
-                if self.soft_deletes and deleted not in found:
-                    cur.execute(
-                        f"ALTER TABLE {self.target_sql(schema.table)} ADD COLUMN IF NOT EXISTS "
-                        f"{snowflake_ident(TARGET_DELETED_COLUMN)} BOOLEAN DEFAULT FALSE"
-                    )
-                    found.append(deleted)
-                landing = self._columns(cur, self.config.landing_schema, landing_name(schema.table))
-                if landing != [*names, *(snowflake_column_name(m) for m in LANDING_META)]:
-                    cur.execute(self._landing_ddl(schema))
-                if recorded.get(schema.table) != schema.signature:
-                    for statement in self._record_sql(schema):
-                        cur.execute(statement)
-                self._shapes.known(schema, deleted in found)
+                try:
+                    with self._table_statements(schema.table, f"preparing {self.target_sql(schema.table)}"):
+                        self._prepare_table(cur, schema, recorded.get(schema.table))
+                except DestinationTableError as exc:
+                    failed[schema.table] = exc
+        return failed
+
+    def _prepare_table(
+        self, cur: SnowflakeCursor, schema: TableSchema, recorded: tuple[ColumnSignature, ...] | None
+    ) -> None:
+        names = [snowflake_column_name(n) for n in schema.column_names]
+        target = schema.table.target_name()
+        found = self._columns(cur, self.config.schema, target)
+        data = [c for c in found if c not in TARGET_META_COLUMNS] if found is not None else None
+        if found is not None and recorded is not None and data != names:
+            self._reshape(cur, schema, found)
+            found = self._columns(cur, self.config.schema, target)
+            data = [c for c in found or [] if c not in TARGET_META_COLUMNS]
+        check_target_columns(self.target_sql(schema.table), "Snowflake", schema, data, names)
+        assert found is not None
+        deleted = snowflake_column_name(TARGET_DELETED_COLUMN)
+        if self.soft_deletes and deleted not in found:
+            cur.execute(
+                f"ALTER TABLE {self.target_sql(schema.table)} ADD COLUMN IF NOT EXISTS "
+                f"{snowflake_ident(TARGET_DELETED_COLUMN)} BOOLEAN DEFAULT FALSE"
+            )
+            found.append(deleted)
+        landing = self._columns(cur, self.config.landing_schema, landing_name(schema.table))
+        if landing != [*names, *(snowflake_column_name(m) for m in LANDING_META)]:
+            cur.execute(self._landing_ddl(schema))
+        if recorded != schema.signature:
+            for statement in self._record_sql(schema):
+                cur.execute(statement)
+        self._shapes.known(schema, deleted in found)
 
     def drop_table(self, table: TableName) -> None:
         with self._cursor() as cur:
@@ -301,7 +352,10 @@ class SnowflakeDestination:
         prefix = f"copy/{uuid.uuid4().hex}"
         total = 0
         started = time.perf_counter()
-        with self._cursor() as cur:
+        with (
+            self._cursor() as cur,
+            self._table_statements(schema.table, f"copying into {self.target_sql(schema.table)} (CREATE, PUT, COPY)"),
+        ):
             cur.execute(self._target_ddl(schema))
             cur.execute(self._landing_ddl(schema))
             for batch in batches:
@@ -351,6 +405,17 @@ class SnowflakeDestination:
         arrays += [batch.column(n), batch.column(n + 1), batch.column(n + 2), unchanged]
         return pa.Table.from_arrays(arrays, names=[f"c{i}" for i in range(n + 4)])
 
+    def _check_unchanged(
+        self, cur: SnowflakeCursor, step: RowsStep, target: str, landing: str, span: tuple[Position, Position]
+    ) -> None:
+        """Fail closed: an unchanged TOAST value the batch did not resolve, for a key the target
+        does not hold, would be inserted as NULL."""
+        cur.execute(_unresolved_sql(target, landing, step.schema, span))
+        row = cur.fetchone()
+        count = int(row[0]) if isinstance(row, tuple | list) and row[0] is not None else 0
+        if count:
+            raise unchanged_toast_fault(step.schema.table, target, count)
+
     def _landing_copy_sql(self, schema: TableSchema, prefix: str) -> str:
         table = str(schema.table)
         n = len(schema.columns)
@@ -367,7 +432,8 @@ class SnowflakeDestination:
                 continue
             prefix = f"apply/{run}/{i}"
             self._put(cur, file, prefix)
-            cur.execute(self._landing_copy_sql(step.schema, prefix))
+            with self._table_statements(step.schema.table, f"COPY into {self.landing_sql(step.schema.table)}"):
+                cur.execute(self._landing_copy_sql(step.schema, prefix))
 
     def apply(self, pipeline_id: int, batch: Batch) -> None:
         # Everything that can be refused (values out of Snowflake's range) is checked before
@@ -383,7 +449,8 @@ class SnowflakeDestination:
                 has_deleted = self._shapes.has_deleted_column(schema)
                 if has_deleted is None:
                     found = self._columns(cur, self.config.schema, schema.table.target_name()) or []
-                    self._reshape(cur, schema, found)
+                    with self._table_statements(schema.table, f"ALTER of {self.target_sql(schema.table)}"):
+                        self._reshape(cur, schema, found)
                     has_deleted = snowflake_column_name(TARGET_DELETED_COLUMN) in found
                     reshaped.append(schema)
                 flags[schema.table] = has_deleted
@@ -391,20 +458,28 @@ class SnowflakeDestination:
             # reads); leftovers of an attempt that never committed are dropped first.
             started = time.perf_counter()
             for landing in landings.values():
-                cur.execute(f"DELETE FROM {self.landing_sql(landing.table)}")
+                with self._table_statements(landing.table, f"DELETE from {self.landing_sql(landing.table)}"):
+                    cur.execute(f"DELETE FROM {self.landing_sql(landing.table)}")
             self._load_landing(cur, batch, files, run)
             landed = time.perf_counter()
             if self.atomic:
                 cur.execute("BEGIN")
             try:
                 for step in batch.steps:
-                    target = self.target_sql(step.schema.table)
+                    # a refused statement stops its table; the applier writes the batch again
+                    # without it (MERGEs already run without a transaction replay harmlessly, I2)
+                    table = step.schema.table
+                    target = self.target_sql(table)
                     if isinstance(step, TruncateStep):
-                        cur.execute(truncate_sql(target, step.commit_lsn, step.ordinal, soft=self.soft_deletes))
-                    else:
-                        landing_table = self.landing_sql(step.schema.table)
-                        mode = DeleteMode.choose(self.soft_deletes, flags[step.schema.table])
-                        span = _span(step)
+                        with self._table_statements(table, f"TRUNCATE of {target}"):
+                            cur.execute(truncate_sql(target, step.commit_lsn, step.ordinal, soft=self.soft_deletes))
+                        continue
+                    landing_table = self.landing_sql(table)
+                    mode = DeleteMode.choose(self.soft_deletes, flags[table])
+                    span = _span(step)
+                    with self._table_statements(table, f"MERGE into {target}"):
+                        if step.has_unchanged:
+                            self._check_unchanged(cur, step, target, landing_table, span)
                         cur.execute(merge_sql(target, landing_table, step.schema, span, step.has_unchanged, mode))
                 for landing in landings.values():
                     cur.execute(f"DELETE FROM {self.landing_sql(landing.table)}")
@@ -430,6 +505,27 @@ class SnowflakeDestination:
                 except (sf_errors.Error, OSError):
                     pass
                 raise
+
+
+def _unresolved_sql(target: str, landing: str, schema: TableSchema, span: tuple[Position, Position]) -> str:
+    """Counts the keys whose latest change in ``span`` of ``landing`` keeps an unchanged TOAST
+    value (``_ETL_UNCHANGED`` set) for a key ``target`` does not hold."""
+    q = snowflake_ident
+    keys = [q(c.name) for c in schema.key_columns]
+    lsn, ordn = q(LSN_COLUMN), q(ORDINAL_COLUMN)
+    (first_lsn, first_ord), (last_lsn, last_ord) = span
+    # the same rows merge_sql picks: the step's span, then the latest change per key
+    latest = (
+        f"SELECT * FROM {landing}"
+        f" WHERE ({lsn} > {int(first_lsn)} OR ({lsn} = {int(first_lsn)} AND {ordn} >= {int(first_ord)}))"
+        f" AND ({lsn} < {int(last_lsn)} OR ({lsn} = {int(last_lsn)} AND {ordn} <= {int(last_ord)}))"
+        f" QUALIFY ROW_NUMBER() OVER (PARTITION BY {', '.join(keys)} ORDER BY {lsn} DESC, {ordn} DESC) = 1"
+    )
+    on = " AND ".join(f"tt.{k} = l.{k}" for k in keys)
+    return (
+        f"SELECT COUNT(*) FROM ({latest}) AS l LEFT JOIN {target} AS tt ON ({on}) "
+        f"WHERE l.{q(OP_COLUMN)} <> 'D' AND l.{q(UNCHANGED_COLUMN)} IS NOT NULL AND tt.{q(TARGET_LSN_COLUMN)} IS NULL"
+    )
 
 
 def _span(step: RowsStep) -> tuple[Position, Position]:
