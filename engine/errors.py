@@ -151,7 +151,7 @@ class ValueConversionError(TableError):
     """A value cannot be converted to its column's target type without changing it.
 
     ``detail`` says what is wrong with the value alone; ``reason`` is the whole sentence (value,
-    column, type, table, detail), followed by the hint as operators have always read it there.
+    column, type, table, detail); the hint stays apart (``str()`` joins them).
     ``index`` is the row of the value in the batch being converted, when known.
     """
 
@@ -172,7 +172,7 @@ class ValueConversionError(TableError):
         sentence = (
             f"cannot convert value {shorten_value(value)!r} in column {column!r}{typed} of table {table!r}: {detail}"
         )
-        super().__init__(table, f"{sentence}. Hint: {hint}", hint)
+        super().__init__(table, sentence, hint)
         self.column = column
         self.value = value
         self.detail = detail
@@ -183,8 +183,8 @@ class ValueConversionError(TableError):
 class UnsupportedTypeError(TableError):
     """A column type has no exact representation: its table cannot be replicated.
 
-    ``detail`` says why the type alone does not fit; ``reason`` names column, type and table,
-    followed by the hint as operators have always read it there.
+    ``detail`` says why the type alone does not fit; ``reason`` names column, type and table; the
+    hint stays apart (``str()`` joins them).
     """
 
     kind = ErrorKind.UNSUPPORTED_TYPE
@@ -192,7 +192,7 @@ class UnsupportedTypeError(TableError):
 
     def __init__(self, table: str, column: str, type_name: str, detail: str, hint: str) -> None:
         sentence = f"column {column!r} of table {table!r} has type {type_name}, which cannot be replicated: {detail}"
-        super().__init__(table, f"{sentence}. Hint: {hint}", hint)
+        super().__init__(table, sentence, hint)
         self.column = column
         self.type_name = type_name
         self.detail = detail
