@@ -13,6 +13,7 @@ protocol error of the session, so no layer re-wraps another's errors.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Self
 
 
 class ErrorKind(StrEnum):
@@ -47,6 +48,12 @@ class RetryPolicy(StrEnum):
     TIMED = "timed"  # retried with backoff on its own
 
 
+# A layer that knows a pipeline by its id only (a destination, the source catalog) names it with
+# this placeholder in a hint's command, until a caller that knows the name fills it in
+# (EtlError.for_pipeline).
+PIPELINE_PLACEHOLDER = "<pipeline>"
+
+
 class EtlError(Exception):
     """Base of every error the engine reports."""
 
@@ -71,6 +78,17 @@ class EtlError(Exception):
 
     def __str__(self) -> str:
         return f"{self.reason} (hint: {self.hint})" if self.hint else self.reason
+
+    def for_pipeline(self, name: str) -> Self:
+        """The same error, its hint's command naming pipeline ``name`` (a layer that knows a
+        pipeline by its id only writes :data:`PIPELINE_PLACEHOLDER` there)."""
+        if PIPELINE_PLACEHOLDER not in self.hint:
+            return self
+        named = type(self).__new__(type(self))  # not copy.copy: subclasses take other arguments
+        named.__dict__.update(self.__dict__)
+        named.args = self.args
+        named.hint = self.hint.replace(PIPELINE_PLACEHOLDER, name)
+        return named
 
 
 class ConfigError(EtlError):
@@ -106,11 +124,6 @@ class DestinationError(EtlError):
     retry = RetryPolicy.TIMED
 
 
-# Destinations know a pipeline by its id only; a hint's command names it with this placeholder
-# until a caller that knows the name fills it in (DestinationTableError.for_pipeline).
-PIPELINE_PLACEHOLDER = "<pipeline>"
-
-
 class DestinationTableError(TableError, DestinationError):
     """The destination refused a statement about one table (a compilation error, an object of
     the wrong kind or shape under the target's name, a refused value): only that table stops.
@@ -119,13 +132,6 @@ class DestinationTableError(TableError, DestinationError):
 
     kind = ErrorKind.DESTINATION_TABLE
     retry = RetryPolicy.MANUAL
-
-    def for_pipeline(self, name: str) -> DestinationTableError:
-        """The same error, its hint's command naming pipeline ``name``."""
-        if PIPELINE_PLACEHOLDER not in self.hint:
-            return self
-        hint = self.hint.replace(PIPELINE_PLACEHOLDER, name)
-        return DestinationTableError(self.table, self.reason, hint, kind=self.kind, retry=self.retry)
 
 
 class StateStoreError(EtlError):

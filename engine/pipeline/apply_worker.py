@@ -121,6 +121,11 @@ class ApplyWorker(threading.Thread):
             except queue.Full:
                 continue
 
+    def readmit(self, table: TableName) -> None:
+        """Write ``table``'s changes again (it stopped in this session, and is copied anew). Called
+        while the worker is idle, so no batch is being built meanwhile."""
+        self._errored.discard(table)
+
     def completed(self) -> list[Applied]:
         self._raise_if_failed()
         out = []

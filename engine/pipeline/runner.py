@@ -30,7 +30,7 @@ from engine.batching.limits import BatchLimits
 from engine.config.models import PipelineSpec
 from engine.destinations.base import Destination
 from engine.destinations.factory import open_destination
-from engine.errors import DestinationTableError, ErrorKind, EtlError, RetryPolicy, TableError, UnsupportedTypeError
+from engine.errors import ErrorKind, EtlError, RetryPolicy, TableError, UnsupportedTypeError
 from engine.identifiers import TableName
 from engine.metrics import METRICS, bind_pipeline
 from engine.pipeline.activity import (
@@ -204,7 +204,10 @@ class PipelineRunner(threading.Thread):
             catalog.check_wal_level(conn, spec.source.name)
             catalog.check_replication_role(conn, spec.source.name)
             schemas = self._resolve_tables(conn)
-            catalog.ensure_publication(conn, spec.pipeline.publication_name, schemas.keys())
+            refused = catalog.ensure_publication(conn, spec.pipeline.publication_name, schemas.keys())
+            for table, exc in refused.items():  # a table the role may not publish stops alone
+                self._table_error(table, exc)
+                del schemas[table]
             published = set(schemas)
             ensure_slot(self._ctx, conn, destination)
             kept = {t: s for t, s in schemas.items() if not self._needs_copy(t)}
@@ -260,8 +263,7 @@ class PipelineRunner(threading.Thread):
         return st is None or st.phase in (TablePhase.INIT, TablePhase.DATA_SYNC, TablePhase.ERRORED)
 
     def _table_error(self, table: TableName, err: EtlError) -> None:
-        if isinstance(err, DestinationTableError):
-            err = err.for_pipeline(self.spec.name)  # a destination knows the pipeline by its id only
+        err = err.for_pipeline(self.spec.name)  # a destination or the catalog knows it by its id only
         prev = self._store.get(table) or TableState(TablePhase.INIT)
         self._store.set(table, prev.errored(err))
         METRICS.errors.labels(self.spec.name, str(err.kind)).inc()

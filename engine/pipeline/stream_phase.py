@@ -21,7 +21,7 @@ from engine.decoding import pgoutput
 from engine.decoding.pgoutput import BEGIN_SIZE, COMMIT_SIZE, UNCHANGED_TOAST
 from engine.decoding.tuples import skip_tuple
 from engine.destinations.base import Destination
-from engine.errors import ErrorKind, EtlError, RetryPolicy, TableError
+from engine.errors import PIPELINE_PLACEHOLDER, ErrorKind, EtlError, RetryPolicy, TableError
 from engine.identifiers import TableName
 from engine.metrics import METRICS
 from engine.pipeline.activity import EventKind
@@ -43,7 +43,7 @@ __all__ = ["StreamPhase"]
 _NEVER = 1 << 64  # a commit LSN no change reaches
 AddChange = Callable[[TableSchema, Op, int, int, bytes, int], None]  # Batcher.add
 TEND_SECONDS = 0.5  # how often copy requests are taken and copies beside the stream looked after
-PARTITION_WATCH_SECONDS = 5.0  # how often the partitions of partitioned tables are looked at
+WATCH_SECONDS = 5.0  # how often the catalog is asked for dropped tables and changed partitions
 _begin_final_lsn = pgoutput.BEGIN_FINAL_LSN.unpack_from
 _commit_end_lsn = pgoutput.COMMIT_END_LSN.unpack_from
 
@@ -406,8 +406,9 @@ class StreamPhase:
                     kind=ErrorKind.INTERNAL,
                     retry=RetryPolicy.TIMED,
                 )
-        if now - self._last_watch >= PARTITION_WATCH_SECONDS:
+        if now - self._last_watch >= WATCH_SECONDS:
             self._last_watch = now
+            self._watch_dropped()
             self._watch_partitions()
         wanted = set(self._ctx.requests.take()) | self._waiting
         self._waiting = set()
@@ -430,7 +431,11 @@ class StreamPhase:
             ctx.table_error(table, exc)
             return
         if table not in self._published:
-            catalog.ensure_publication(conn, ctx.spec.pipeline.publication_name, self._published | {table})
+            pub = ctx.spec.pipeline.publication_name
+            refused = catalog.ensure_publication(conn, pub, self._published | {table})
+            if table in refused:
+                ctx.table_error(table, refused[table])
+                return
             self._published.add(table)
         # Whatever of the table's changes the batch and the worker hold lands before the copy
         # starts, so no MERGE into it runs beside the copy; from now on its changes are held.
@@ -440,6 +445,7 @@ class StreamPhase:
             self.settle()
             time.sleep(0.005)
         self.settle()
+        self._worker.readmit(table)  # it may have stopped earlier in this session
         ctx.store.set(table, TableState(TablePhase.DATA_SYNC))  # before any Relation of it is followed
         self._schemas[table] = schema
         self._min_lsn[table] = 0
@@ -494,7 +500,34 @@ class StreamPhase:
             copy.join(timeout=60)
         self._copies.clear()
 
-    # ---- partitioned tables ------------------------------------------------------------------
+    # ---- what the stream does not say --------------------------------------------------------
+    def _watch_dropped(self) -> None:
+        """A table dropped on the source sends nothing more (pgoutput has no DROP): it stops, loud,
+        rather than look as if it streamed (its rows stay at the destination)."""
+        ctx = self._ctx
+        watched = {t: s for t, s in self._schemas.items() if t not in self._copies}
+        if not watched:
+            return
+        present = catalog.existing_oids(self._link.conn, (s.oid for s in watched.values()))
+        for table, schema in sorted(watched.items()):
+            st = ctx.store.get(table)
+            if schema.oid in present or st is None or not st.phase.streams:
+                continue
+            for relid, entry in list(self._active.items()):
+                if entry[0].table == table:
+                    del self._active[relid]
+            ctx.table_error(
+                table,
+                TableError(
+                    str(table),
+                    f"table {table} was dropped on the source while it streamed (its rows stay at the destination)",
+                    f"if it was created again, copy it: etl-tui pipeline resync {PIPELINE_PLACEHOLDER} --table "
+                    f"'{table}'; else remove it from the pipeline's tables",
+                    kind=ErrorKind.TABLE_MISSING,
+                    retry=RetryPolicy.MANUAL,
+                ),
+            )
+
     def _watch_partitions(self) -> None:
         """Copy a partitioned table again when its partitions changed in a way PostgreSQL does not
         stream: a partition attached with rows it held before, or one detached or dropped (its

@@ -10,8 +10,8 @@ import psycopg
 from psycopg import sql
 
 from engine.decoding.types import ColumnType, map_type
-from engine.errors import ErrorKind, RetryPolicy, SourceError, TableError
-from engine.identifiers import TableName
+from engine.errors import PIPELINE_PLACEHOLDER, ErrorKind, RetryPolicy, SourceError, TableError
+from engine.identifiers import TableName, quote_ident
 from engine.source.pg_types import load_type_info
 
 
@@ -256,6 +256,12 @@ def partition_leaves(conn: psycopg.Connection, root_oid: int) -> frozenset[int]:
     return frozenset(int(r[0]) for r in conn.execute(_LEAVES_SQL, {"root": root_oid}).fetchall())
 
 
+def existing_oids(conn: psycopg.Connection, oids: Iterable[int]) -> set[int]:
+    """Which of ``oids`` are still relations (a dropped table's oid is gone)."""
+    rows = conn.execute("SELECT oid::bigint FROM pg_class WHERE oid = ANY (%s::oid[])", (list(oids),)).fetchall()
+    return {int(r[0]) for r in rows}
+
+
 def is_partitioned(conn: psycopg.Connection, oid: int) -> bool:
     row = conn.execute("SELECT relkind = 'p' FROM pg_class WHERE oid = %s::oid", (oid,)).fetchone()
     return bool(row and row[0])
@@ -312,8 +318,11 @@ def _publication_options(conn: psycopg.Connection) -> sql.Composable:
     return sql.SQL(options)
 
 
-def ensure_publication(conn: psycopg.Connection, publication: str, tables: Iterable[TableName]) -> None:
-    """Create the publication, or bring its table list in line with ``tables``.
+def ensure_publication(
+    conn: psycopg.Connection, publication: str, tables: Iterable[TableName]
+) -> dict[TableName, TableError]:
+    """Create the publication, or bring its table list in line with ``tables``; returns the
+    tables the role may not add (it does not own them): each stops alone, the others go on.
 
     It publishes via the partition root: every partition's changes (also of partitions attached
     later, and of a row an UPDATE moves to another partition) arrive under the partitioned table
@@ -322,21 +331,37 @@ def ensure_publication(conn: psycopg.Connection, publication: str, tables: Itera
     wanted = set(tables)
     current = publication_tables(conn, publication)
     pub = sql.Identifier(publication)
+    refused: dict[TableName, TableError] = {}
     try:
         if current is None:
-            if wanted:
-                conn.execute(
-                    sql.SQL("CREATE PUBLICATION {} FOR TABLE {} WITH ({})").format(
-                        pub, _table_list(wanted), _publication_options(conn)
+            try:
+                if wanted:
+                    conn.execute(
+                        sql.SQL("CREATE PUBLICATION {} FOR TABLE {} WITH ({})").format(
+                            pub, _table_list(wanted), _publication_options(conn)
+                        )
                     )
-                )
-            else:
+                else:
+                    conn.execute(sql.SQL("CREATE PUBLICATION {} WITH ({})").format(pub, _publication_options(conn)))
+                return refused
+            except psycopg.errors.InsufficientPrivilege:
+                if not wanted:
+                    raise
+                # a table the role does not own: create it empty, then add the tables one by one
                 conn.execute(sql.SQL("CREATE PUBLICATION {} WITH ({})").format(pub, _publication_options(conn)))
-            return
+                current = set()
         _publish_via_root(conn, publication, wanted)
         _publish_generated(conn, publication, wanted)
-        if wanted - current:
-            conn.execute(sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(pub, _table_list(wanted - current)))
+        missing = wanted - current
+        if missing:
+            try:
+                conn.execute(sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(pub, _table_list(missing)))
+            except psycopg.errors.InsufficientPrivilege:
+                for table in sorted(missing):
+                    try:
+                        conn.execute(sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(pub, _table_list([table])))
+                    except psycopg.errors.InsufficientPrivilege as exc:
+                        refused[table] = _not_addable(conn, publication, table, exc)
         if current - wanted:
             conn.execute(sql.SQL("ALTER PUBLICATION {} DROP TABLE {}").format(pub, _table_list(current - wanted)))
     except psycopg.errors.InsufficientPrivilege as exc:
@@ -347,6 +372,21 @@ def ensure_publication(conn: psycopg.Connection, publication: str, tables: Itera
             kind=ErrorKind.SOURCE_PRIVILEGE,
             retry=RetryPolicy.MANUAL,
         ) from exc
+    return refused
+
+
+def _not_addable(conn: psycopg.Connection, publication: str, table: TableName, exc: psycopg.Error) -> TableError:
+    row = conn.execute("SELECT current_user").fetchone()
+    role = quote_ident(str(row[0])) if row else "<role>"
+    add = sql.SQL("ALTER PUBLICATION {} ADD TABLE {}").format(sql.Identifier(publication), _table_list([table]))
+    return TableError(
+        str(table),
+        f"the source role may not add {table} to publication {publication}: {str(exc).strip()}",
+        f"as the table's owner: {add.as_string(conn)}; (or ALTER TABLE {table.sql} OWNER TO {role};), "
+        f"then `etl-tui pipeline start {PIPELINE_PLACEHOLDER}`",
+        kind=ErrorKind.SOURCE_PRIVILEGE,
+        retry=RetryPolicy.MANUAL,
+    )
 
 
 def _publish_generated(conn: psycopg.Connection, publication: str, tables: set[TableName]) -> None:

@@ -257,6 +257,8 @@ def test_a_resync_that_chooses_other_numeric_types_goes_on_beside_the_stream(
             holder.rollback()
         _exec(source_dsn, "INSERT INTO amounts VALUES (5, 0.00000000000056)")
         wait_until(lambda: table_phase(settings, pid, "public.amounts") is TablePhase.READY, 60, what="ready again")
+        # a change after the copy: the table stopped earlier in this session, and streams again
+        _exec(source_dsn, "INSERT INTO amounts VALUES (6, 0.00000000000078)", "UPDATE amounts SET x = 2 WHERE id = 1")
         wait_caught_up(source_dsn, runner.spec.pipeline.slot_name)
         src = source_rows(source_dsn, "SELECT id, x FROM amounts ORDER BY id")
         assert target.rows("amounts", ["id", "x"]) == src
