@@ -7,6 +7,7 @@ calls them from worker threads, never from the UI thread.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from engine.preflight import CheckReport
@@ -55,9 +56,18 @@ class Backend(Protocol):
     def delete_destination(self, name: str) -> None: ...
 
     def save_pipeline(
-        self, name: str, source: str, destination: str, tables: str, *, original: str | None = None
+        self,
+        name: str,
+        source: str,
+        destination: str,
+        tables: str,
+        *,
+        original: str | None = None,
+        column_types: Sequence[str] | None = None,
     ) -> None:
-        """``tables`` as on the command line: public.a,public."Order Items"."""
+        """``tables`` as on the command line: public.a,public."Order Items". ``column_types``: every
+        override the pipeline is to have, each as ``--column-type`` takes it
+        (public.orders.amount=text); those left out are removed, None keeps the stored ones."""
         ...
 
     def delete_pipeline(self, name: str) -> None: ...

@@ -19,7 +19,7 @@ from engine.config.destination_options import destination_config, unset_env_vars
 from engine.config.models import DestinationType, PipelineStatus, parse_column_type
 from engine.config.repository import ConfigRepository, validate_object_name
 from engine.errors import ConfigError, EtlError
-from engine.identifiers import parse_table_list
+from engine.identifiers import TableName, parse_table_list
 from engine.settings import Settings, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -132,18 +132,7 @@ def cmd_pipeline(args: argparse.Namespace, settings: Settings) -> int:
             for o in p.column_types:
                 print(f"  column type {o}")
         elif args.action == "edit":
-            if not args.column_type:
-                raise ConfigError(
-                    f"pipeline edit {args.name}: nothing to change",
-                    f"e.g. etl-tui pipeline edit {args.name} --column-type 'public.orders.amount=text'",
-                )
-            p = repo.set_column_types(args.name, [parse_column_type(c) for c in args.column_type])
-            print(f"pipeline {p.name} edited (a running engine restarts it at once)")
-            print(f"  column types: {', '.join(map(str, p.column_types)) or 'none (the engine chooses)'}")
-            print(
-                "  a table takes a new column type when it is copied again: "
-                f"etl-tui pipeline resync {p.name} --table '<schema.table>'"
-            )
+            _edit_pipeline(repo, args)
         elif args.action == "show":
             p = repo.get_pipeline(args.name)
             sources = {s.id: s.name for s in repo.list_sources()}
@@ -183,6 +172,67 @@ def cmd_pipeline(args: argparse.Namespace, settings: Settings) -> int:
             only = parse_table_list(args.table) if args.table else None
             print(admin.resync_pipeline(repo, settings, args.name, only))
     return EXIT_OK
+
+
+def _edit_pipeline(repo: ConfigRepository, args: argparse.Namespace) -> None:
+    """``pipeline edit``: its tables and/or column types, all checked before anything is written."""
+    name = args.name
+    if args.tables is None and not args.column_type:
+        raise ConfigError(
+            f"pipeline edit {name}: nothing to change",
+            f"e.g. etl-tui pipeline edit {name} --tables 'public.orders,public.customers' "
+            "or --column-type 'public.orders.amount=text'",
+        )
+    tables = _edit_tables(name, args.tables) if args.tables is not None else None
+    changes = [parse_column_type(c) for c in args.column_type]
+    old = repo.get_pipeline(name)
+    if tables is not None:
+        # refused before the tables are written (without --tables, the repository checks)
+        for table, column, _ in changes:
+            if table not in tables:
+                raise ConfigError(
+                    f"--column-type {table}.{column}: pipeline {name} would not replicate table {table}",
+                    f"name one of the tables in --tables ({', '.join(map(str, tables))}), or add it there",
+                )
+    p = old
+    if tables is not None:
+        # first, so a --column-type may name a table added in the same call
+        p = repo.set_pipeline_tables(name, tables)
+    if changes:
+        p = repo.set_column_types(name, changes)
+    added = sorted(set(p.tables) - set(old.tables))
+    removed = sorted(set(old.tables) - set(p.tables))
+    print(f"pipeline {p.name} edited")
+    if tables is not None:
+        print(f"  tables: {', '.join(map(str, p.tables))}")
+        if added and not removed and p.column_types == old.column_types:
+            # the manager adopts added tables into the running session (engine/runtime/manager.py)
+            print(f"  a running engine copies {', '.join(map(str, added))} beside the stream; the other tables go on")
+        elif added or removed:
+            gone = f" without {', '.join(map(str, removed))}" if removed else ""
+            print(f"  a running engine restarts the pipeline{gone}; tables not yet copied are copied first")
+    if changes:
+        print(f"  column types: {', '.join(map(str, p.column_types)) or 'none (the engine chooses)'}")
+        if p.column_types != old.column_types:
+            print("  a running engine restarts the pipeline with them")
+        print(
+            "  a table takes a new column type when it is copied again: "
+            f"etl-tui pipeline resync {p.name} --table '<schema.table>'"
+        )
+
+
+def _edit_tables(name: str, text: str) -> list[TableName]:
+    """``--tables`` of ``pipeline edit``: every table the pipeline is to replicate."""
+    if not text.replace(",", "").strip():
+        raise ConfigError(
+            f"--tables of pipeline {name} names no table",
+            f"give every table it is to replicate, e.g. --tables 'public.orders,public.customers'; "
+            f"to stop replicating: etl-tui pipeline pause {name}",
+        )
+    try:
+        return parse_table_list(text)
+    except ConfigError as exc:
+        raise ConfigError(f"--tables {text!r} of pipeline {name}: {exc.reason}", exc.hint) from None
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
@@ -355,8 +405,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tables", required=True, help='comma-separated, e.g. public.orders,public."Order Items"')
     p.add_argument("--paused", action="store_true", help="add it paused")
     p.add_argument("--column-type", action="append", default=[], metavar="SCHEMA.TABLE.COLUMN=TYPE", help=_COLUMN_TYPE)
-    p = pl.add_parser("edit", help="change a pipeline's column types")
+    p = pl.add_parser("edit", help="change a pipeline's tables and/or column types")
     p.add_argument("name")
+    p.add_argument(
+        "--tables",
+        help="every table it is to replicate, comma-separated (added tables are copied beside the stream)",
+    )
     p.add_argument("--column-type", action="append", default=[], metavar="SCHEMA.TABLE.COLUMN=TYPE", help=_COLUMN_TYPE)
     p = pl.add_parser("show", help="one pipeline's definition, column types included")
     p.add_argument("name")

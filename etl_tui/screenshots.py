@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, TextArea
 
 from etl_tui.app import EtlApp
 from etl_tui.scenes.backend import SceneBackend
@@ -42,6 +42,7 @@ SCENES: dict[str, Scene] = {
     "help": Scene(("question_mark",), about="keys of the home screen"),
     "resync-confirm": Scene(("down", "enter", "down", "R"), about="resync asks for the table name"),
     "source-form": Scene(("7", "e"), about="editing a source: the password stays masked"),
+    "pipeline-form": Scene(("7", "tab", "tab", "e"), about="editing a pipeline: its tables and column types"),
     "snowflake-form": Scene(
         ("7", "tab", "down", "down", "e"), about="editing a Snowflake destination: key file and env var names only"
     ),
@@ -68,6 +69,8 @@ async def settle(pilot: Pilot[None]) -> None:
     for screen in pilot.app.screen_stack:
         for box in screen.query(Input):
             box.cursor_blink = False
+        for area in screen.query(TextArea):
+            area.cursor_blink = False
     await pilot.pause()
 
 

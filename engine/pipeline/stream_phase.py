@@ -463,8 +463,10 @@ class StreamPhase:
         del self._copies[table]
         if copy.error is not None:
             raise copy.error  # the session ends; the table, still in data_sync, is copied at the next one
-        if copy.cancelled or copy.rows is None:
-            # called off (copied again next), or its own fault (recorded): its held changes go
+        st = self._ctx.store.get(table)
+        if copy.cancelled or copy.rows is None or st is None or st.phase is TablePhase.ERRORED:
+            # called off (copied again next), or stopped by its own fault (recorded) while it
+            # copied: its held changes go
             for relid, entry in list(self._active.items()):
                 if entry[0].table == table:
                     if copy.cancelled:

@@ -1,11 +1,13 @@
-"""What the config forms check and send: required fields, and a source's DSN with its password
-(the form never holds the stored one)."""
+"""What the config forms check and send: required fields, a source's DSN with its password
+(the form never holds the stored one), and a pipeline's column type overrides."""
 
 from __future__ import annotations
 
 import re
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from engine.config.models import parse_column_type
+from engine.errors import ConfigError
 from engine.redaction import MASK
 
 
@@ -60,3 +62,40 @@ def required(value: str, what: str) -> str:
     if not value:
         raise FormError(f"{what} is required")
     return value
+
+
+def column_type_entries(text: str) -> tuple[str, ...]:
+    """The overrides typed in a pipeline form, one per line or comma-separated
+    (``public.orders.amount=decimal(38,12)``), each checked as ``--column-type`` checks it."""
+    entries = tuple(e for e in (part.strip() for part in _split_entries(text)) if e)
+    seen: dict[tuple[object, str], str] = {}
+    for entry in entries:
+        try:
+            table, column, _ = parse_column_type(entry)
+        except ConfigError as exc:
+            raise FormError(str(exc)) from None
+        if (table, column) in seen:
+            raise FormError(f"column types {seen[(table, column)]!r} and {entry!r} name the same column: keep one")
+        seen[(table, column)] = entry
+    return entries
+
+
+def _split_entries(text: str) -> list[str]:
+    """Split at newlines, and at commas outside quotes and parentheses: decimal(38,12) and
+    public."a,b".c stay whole."""
+    parts: list[str] = []
+    for line in text.splitlines():
+        buf: list[str] = []
+        in_quotes, depth = False, 0
+        for ch in line:
+            if ch == '"':
+                in_quotes = not in_quotes  # a doubled "" toggles twice and stays inside
+            elif not in_quotes and ch in "()":
+                depth = depth + 1 if ch == "(" else max(depth - 1, 0)
+            elif ch == "," and not in_quotes and depth == 0:
+                parts.append("".join(buf))
+                buf = []
+                continue
+            buf.append(ch)
+        parts.append("".join(buf))
+    return parts

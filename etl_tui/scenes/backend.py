@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fnmatch
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -106,9 +107,17 @@ class SceneBackend:
         self._act("delete_destination", name)
 
     def save_pipeline(
-        self, name: str, source: str, destination: str, tables: str, *, original: str | None = None
+        self,
+        name: str,
+        source: str,
+        destination: str,
+        tables: str,
+        *,
+        original: str | None = None,
+        column_types: Sequence[str] | None = None,
     ) -> None:
-        self._act("save_pipeline", name, source, destination, tables, original)
+        types = tuple(column_types) if column_types is not None else None
+        self._act("save_pipeline", name, source, destination, tables, original, types)
 
     def delete_pipeline(self, name: str) -> None:
         self._act("delete_pipeline", name)

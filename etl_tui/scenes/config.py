@@ -52,6 +52,7 @@ def config() -> ConfigView:
                 "start",
                 ("public.orders", "public.order_items", "public.customers", 'public."Order Items"'),
                 True,
+                ("public.orders.amount=decimal(38,12)", 'public."Order Items".note_value=text'),
             ),
             PipelineConfigView(
                 "billing_sync",

@@ -160,7 +160,7 @@ class ConfigScreen(BoardScreen):
                     self._save(
                         f"save pipeline {d.name}",
                         lambda backend: backend.save_pipeline(
-                            d.name, d.source, d.destination, d.tables, original=d.original
+                            d.name, d.source, d.destination, d.tables, original=d.original, column_types=d.column_types
                         ),
                     )
 

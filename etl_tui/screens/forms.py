@@ -12,13 +12,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static, TextArea
 
 from engine.config.destination_options import Loader, SnowflakeProtocol, destination_config, parse_flag
 from engine.config.models import DestinationType
 from engine.errors import ConfigError
 from engine.status.board import DestinationConfigView, PipelineConfigView, SourceConfigView
-from etl_tui.presenters.forms import FormError, required, source_dsn_for_save
+from etl_tui.presenters.forms import FormError, column_type_entries, required, source_dsn_for_save
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class PipelineDraft:
     destination: str
     tables: str  # as on the command line: public.a,public."Order Items"
     original: str | None
+    column_types: tuple[str, ...] = ()  # every override, each as --column-type takes it
 
 
 DraftT = TypeVar("DraftT")
@@ -92,7 +93,7 @@ class FormModal(ModalScreen[DraftT | None], Generic[DraftT]):
         self.dismiss(None)
 
 
-def _field(label: str, widget: Input | Select[str]) -> ComposeResult:
+def _field(label: str, widget: Input | Select[str] | TextArea) -> ComposeResult:
     yield Label(label, classes="field-label")
     yield widget
 
@@ -273,6 +274,17 @@ def _flag(options: dict[str, str], key: str, default: bool) -> bool:
 
 
 class PipelineForm(FormModal[PipelineDraft]):
+    """Column types: overrides of the type an unbounded numeric column gets, as ``--column-type``
+    takes them; a table takes a changed one when it is next copied."""
+
+    # source and destination side by side, so the form and a two-line error fit in 40 rows
+    DEFAULT_CSS = """
+    PipelineForm .form-pair { height: auto; }
+    PipelineForm .form-pair Vertical { height: auto; width: 1fr; }
+    PipelineForm .form-pair Vertical:first-child { margin-right: 2; }
+    PipelineForm #column_types { height: 5; }
+    """
+
     def __init__(self, sources: list[str], destinations: list[str], original: PipelineConfigView | None = None) -> None:
         super().__init__()
         self.sources = sources
@@ -283,27 +295,38 @@ class PipelineForm(FormModal[PipelineDraft]):
     def compose_fields(self) -> ComposeResult:
         o = self.original
         yield from _field("Name", Input(o.name if o else "", placeholder="shop_sync", id="name"))
-        yield from _field(
-            "Source",
-            Select(
-                [(s, s) for s in self.sources],
-                value=o.source if o else Select.NULL,
-                prompt="choose a source",
-                id="source",
-            ),
-        )
-        yield from _field(
-            "Destination",
-            Select(
-                [(d, d) for d in self.destinations],
-                value=o.destination if o else Select.NULL,
-                prompt="choose a destination",
-                id="destination",
-            ),
-        )
+        with Horizontal(classes="form-pair"):
+            with Vertical():
+                yield from _field(
+                    "Source",
+                    Select(
+                        [(s, s) for s in self.sources],
+                        value=o.source if o else Select.NULL,
+                        prompt="choose a source",
+                        id="source",
+                    ),
+                )
+            with Vertical():
+                yield from _field(
+                    "Destination",
+                    Select(
+                        [(d, d) for d in self.destinations],
+                        value=o.destination if o else Select.NULL,
+                        prompt="choose a destination",
+                        id="destination",
+                    ),
+                )
         yield from _field(
             'Tables (comma-separated; quote names that need it: public."Order Items")',
             Input(",".join(o.tables) if o else "", placeholder="public.orders,public.customers", id="tables"),
+        )
+        yield from _field(
+            "Column types (optional: schema.table.column=type, one per line or comma-separated)",
+            TextArea(
+                "\n".join(o.column_types) if o else "",
+                placeholder="public.orders.amount=decimal(38,12)  (types: text, decimal(p,s), auto)",
+                id="column_types",
+            ),
         )
 
     def build(self) -> PipelineDraft:
@@ -319,4 +342,5 @@ class PipelineForm(FormModal[PipelineDraft]):
             destination,
             required(self.value("tables"), "at least one table"),
             self.original.name if self.original else None,
+            column_type_entries(self.query_one("#column_types", TextArea).text),
         )

@@ -11,13 +11,15 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import psycopg
 import redis
 
 from engine.batching.limits import BatchLimits
+from engine.config.models import DestinationType
+from engine.config.repository import ConfigRepository
 from engine.identifiers import parse_table_list
 from engine.pipeline.activity import RunnerEvent
 from engine.pipeline.runner import PipelineRunner
@@ -140,3 +142,27 @@ def table_phase(settings: Settings, pipeline_id: int, table: str) -> TablePhase 
     state = PipelineState(redis.Redis.from_url(settings.redis_url), pipeline_id)
     st = state.load().get(parse_table_list(table)[0])
     return st.phase if st else None
+
+
+def run_sql(dsn: str, *statements: str) -> None:
+    """Run each statement on ``dsn`` in autocommit: a test's schema, data and workload."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)  # type: ignore[arg-type]
+
+
+class DestinationLike(Protocol):
+    """What a pipeline needs of a test's target (``tests.integration.targets.Target``)."""
+
+    type: DestinationType
+
+    def config(self) -> dict[str, Any]: ...
+
+
+def add_pipeline(settings: Settings, dsn: str, target: DestinationLike, tables: str, name: str = "p1") -> None:
+    """A pipeline ``name`` from source ``src`` (``dsn``, added once) into ``target``, for ``tables``."""
+    with ConfigRepository(settings.config_db_url) as repo:
+        if not any(s.name == "src" for s in repo.list_sources()):
+            repo.add_source("src", dsn)
+        repo.add_destination(f"dest_{name}", target.type, target.config())
+        repo.add_pipeline(name, "src", f"dest_{name}", parse_table_list(tables))

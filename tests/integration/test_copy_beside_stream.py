@@ -24,7 +24,9 @@ from engine.state.table_state import TablePhase
 from etl_tui.cli import main
 from tests.integration.harness import (
     EngineThread,
+    add_pipeline,
     engine_process,
+    run_sql,
     slot_confirmed,
     source_rows,
     table_phase,
@@ -43,14 +45,8 @@ def target(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     return make_target(request.param, tmp_path, request, monkeypatch)
 
 
-def _exec(dsn: str, *statements: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)  # type: ignore[arg-type]
-
-
 def _schema(dsn: str) -> None:
-    _exec(
+    run_sql(
         dsn,
         "CREATE TABLE big (id int PRIMARY KEY, v text, n int)",
         f"INSERT INTO big SELECT g, 'v' || g, g FROM generate_series(1, {BIG_ROWS}) g",
@@ -58,13 +54,6 @@ def _schema(dsn: str) -> None:
         "CREATE TABLE small2 (id int PRIMARY KEY, v text)",
         "CREATE TABLE hold (id int)",  # not replicated: its open transaction holds copies back
     )
-
-
-def _configure(settings: Settings, dsn: str, target: Target) -> None:
-    with ConfigRepository(settings.config_db_url) as repo:
-        repo.add_source("src", dsn)
-        repo.add_destination("dst", target.type, target.config())
-        repo.add_pipeline("p1", "src", "dst", parse_table_list("public.big,public.small1,public.small2"))
 
 
 def _env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,7 +70,7 @@ def test_a_resync_copies_beside_the_stream_and_the_others_go_on(
     settings: Settings, source_dsn: str, target: Target
 ) -> None:
     _schema(source_dsn)
-    _configure(settings, source_dsn, target)
+    add_pipeline(settings, source_dsn, target, "public.big,public.small1,public.small2")
     with EngineThread(settings) as engine:
         runner = engine.runner("p1")
         pid, slot = runner.spec.id, runner.spec.pipeline.slot_name
@@ -95,7 +84,7 @@ def test_a_resync_copies_beside_the_stream_and_the_others_go_on(
             wait_until(lambda: table_phase(settings, pid, "public.big") is TablePhase.DATA_SYNC, 30, what="big copying")
             before = slot_confirmed(source_dsn, slot) or 0
             # the copy waits for `holder`: meanwhile the others stream and the slot advances
-            _exec(
+            run_sql(
                 source_dsn,
                 "INSERT INTO small1 VALUES (1, 'during the copy')",
                 "INSERT INTO small2 VALUES (1, 'during the copy')",
@@ -110,13 +99,13 @@ def test_a_resync_copies_beside_the_stream_and_the_others_go_on(
             assert engine.runner("p1") is runner and runner.state is RunnerState.STREAMING
             holder.rollback()
         # the copy runs; changes made while it copies are applied after it
-        _exec(
+        run_sql(
             source_dsn,
             "UPDATE big SET n = -n WHERE id BETWEEN 100 AND 200",
             f"INSERT INTO big VALUES ({BIG_ROWS + 1}, 'new', 0)",
         )
         wait_until(lambda: table_phase(settings, pid, "public.big") is TablePhase.READY, 90, what="big ready again")
-        _exec(source_dsn, "UPDATE big SET v = 'after' WHERE id = 1", "INSERT INTO small1 VALUES (2, 'after')")
+        run_sql(source_dsn, "UPDATE big SET v = 'after' WHERE id = 1", "INSERT INTO small1 VALUES (2, 'after')")
         wait_caught_up(source_dsn, slot)
         _equal(target, source_dsn, "big", ["id", "v", "n"])
         _equal(target, source_dsn, "small1", ["id", "v"])
@@ -132,7 +121,7 @@ def test_a_retry_after_the_fix_copies_beside_the_stream(
     """`pipeline start` of a streaming pipeline copies its errored tables again; the runner goes on."""
     _env(settings, monkeypatch)
     target = DuckTarget(tmp_path / "out.duckdb")
-    _exec(
+    run_sql(
         source_dsn,
         "CREATE TABLE small1 (id int PRIMARY KEY, v text)",
         "CREATE TABLE nokey (id int, v text)",
@@ -147,10 +136,10 @@ def test_a_retry_after_the_fix_copies_beside_the_stream(
         pid = runner.spec.id
         wait_until(lambda: table_phase(settings, pid, "public.nokey") is TablePhase.ERRORED, 60, what="nokey errored")
         wait_until(lambda: runner.state is RunnerState.STREAMING, 60, what="streaming")
-        _exec(source_dsn, "ALTER TABLE nokey ADD PRIMARY KEY (id)", "INSERT INTO nokey VALUES (2, 'two')")
+        run_sql(source_dsn, "ALTER TABLE nokey ADD PRIMARY KEY (id)", "INSERT INTO nokey VALUES (2, 'two')")
         assert main(["pipeline", "start", "p1"]) == 0
         wait_until(lambda: table_phase(settings, pid, "public.nokey") is TablePhase.READY, 60, what="nokey ready")
-        _exec(source_dsn, "INSERT INTO nokey VALUES (3, 'three')", "INSERT INTO small1 VALUES (1, 'x')")
+        run_sql(source_dsn, "INSERT INTO nokey VALUES (3, 'three')", "INSERT INTO small1 VALUES (1, 'x')")
         wait_caught_up(source_dsn, runner.spec.pipeline.slot_name)
         _equal(target, source_dsn, "nokey", ["id", "v"])
         _equal(target, source_dsn, "small1", ["id", "v"])
@@ -163,7 +152,7 @@ def test_sigkill_during_a_copy_beside_the_stream_loses_nothing(
     _env(settings, monkeypatch)
     target = DuckTarget(tmp_path / "out.duckdb")
     _schema(source_dsn)
-    _configure(settings, source_dsn, target)
+    add_pipeline(settings, source_dsn, target, "public.big,public.small1,public.small2")
     log = tmp_path / "engine.log"
     with engine_process(settings, log_path=log) as proc:
         with ConfigRepository(settings.config_db_url) as repo:
@@ -175,7 +164,7 @@ def test_sigkill_during_a_copy_beside_the_stream_loses_nothing(
             holder.execute("INSERT INTO hold VALUES (1)")
             assert main(["pipeline", "resync", "p1", "--table", "public.big"]) == 0
             wait_until(lambda: table_phase(settings, pid, "public.big") is TablePhase.DATA_SYNC, 30, what="big copying")
-            _exec(
+            run_sql(
                 source_dsn,
                 "UPDATE big SET v = 'held' WHERE id <= 50",
                 "INSERT INTO small1 VALUES (1, 'during')",
@@ -185,7 +174,7 @@ def test_sigkill_during_a_copy_beside_the_stream_loses_nothing(
             proc.send_signal(signal.SIGKILL)
             proc.wait(30)
             holder.rollback()
-    _exec(source_dsn, "UPDATE big SET n = 0 WHERE id > 19000", "INSERT INTO small2 VALUES (1, 'down')")
+    run_sql(source_dsn, "UPDATE big SET n = 0 WHERE id > 19000", "INSERT INTO small2 VALUES (1, 'down')")
     with engine_process(settings, log_path=log):
         # big was in data_sync: copied again at the start, so its held changes are not lost
         wait_until(lambda: table_phase(settings, pid, "public.big") is TablePhase.READY, 90, what="big ready")
@@ -214,11 +203,11 @@ def test_a_table_added_to_a_streaming_pipeline_copies_beside_the_stream(
             with ConfigRepository(settings.config_db_url) as repo:
                 repo.set_pipeline_tables("p1", parse_table_list("public.small1,public.big"))
             wait_until(lambda: table_phase(settings, pid, "public.big") is TablePhase.DATA_SYNC, 30, what="big copying")
-            _exec(source_dsn, "INSERT INTO small1 VALUES (1, 'during')", "UPDATE big SET v = 'held' WHERE id <= 5")
+            run_sql(source_dsn, "INSERT INTO small1 VALUES (1, 'during')", "UPDATE big SET v = 'held' WHERE id <= 5")
             wait_until(lambda: target.rows("small1", ["id", "v"]) == [(1, "during")], 30, what="small1 streams")
             holder.rollback()
         wait_until(lambda: table_phase(settings, pid, "public.big") is TablePhase.READY, 60, what="big ready")
-        _exec(source_dsn, "DELETE FROM big WHERE id = 7")
+        run_sql(source_dsn, "DELETE FROM big WHERE id = 7")
         wait_caught_up(source_dsn, runner.spec.pipeline.slot_name)
         _equal(target, source_dsn, "big", ["id", "v", "n"])
         _equal(target, source_dsn, "small1", ["id", "v"])
@@ -231,7 +220,7 @@ def test_a_resync_that_chooses_other_numeric_types_goes_on_beside_the_stream(
     """A value that no longer fits stops its table; the resync measures again, and the changes held
     during that copy are converted with the types it chose, without restarting the session."""
     target = DuckTarget(tmp_path / "out.duckdb")
-    _exec(
+    run_sql(
         source_dsn,
         "CREATE TABLE amounts (id int PRIMARY KEY, x numeric)",
         "INSERT INTO amounts VALUES (1, 1.25), (2, 10.5)",
@@ -246,19 +235,19 @@ def test_a_resync_that_chooses_other_numeric_types_goes_on_beside_the_stream(
         runner = engine.runner("p1")
         pid = runner.spec.id
         wait_until(lambda: table_phase(settings, pid, "public.amounts") is TablePhase.READY, 60, what="ready")
-        _exec(source_dsn, "INSERT INTO amounts VALUES (3, 0.00000000000012)")  # 14 fractional digits
+        run_sql(source_dsn, "INSERT INTO amounts VALUES (3, 0.00000000000012)")  # 14 fractional digits
         wait_until(lambda: table_phase(settings, pid, "public.amounts") is TablePhase.ERRORED, 30, what="errored")
         with psycopg.connect(source_dsn) as holder:
             holder.execute("INSERT INTO hold VALUES (1)")
             with ConfigRepository(settings.config_db_url) as repo:
                 admin.resync_pipeline(repo, settings, "p1", parse_table_list("public.amounts"))
             wait_until(lambda: table_phase(settings, pid, "public.amounts") is TablePhase.DATA_SYNC, 30, what="copying")
-            _exec(source_dsn, "INSERT INTO amounts VALUES (4, 0.00000000000034)")  # held: needs the new scale
+            run_sql(source_dsn, "INSERT INTO amounts VALUES (4, 0.00000000000034)")  # held: needs the new scale
             holder.rollback()
-        _exec(source_dsn, "INSERT INTO amounts VALUES (5, 0.00000000000056)")
+        run_sql(source_dsn, "INSERT INTO amounts VALUES (5, 0.00000000000056)")
         wait_until(lambda: table_phase(settings, pid, "public.amounts") is TablePhase.READY, 60, what="ready again")
         # a change after the copy: the table stopped earlier in this session, and streams again
-        _exec(source_dsn, "INSERT INTO amounts VALUES (6, 0.00000000000078)", "UPDATE amounts SET x = 2 WHERE id = 1")
+        run_sql(source_dsn, "INSERT INTO amounts VALUES (6, 0.00000000000078)", "UPDATE amounts SET x = 2 WHERE id = 1")
         wait_caught_up(source_dsn, runner.spec.pipeline.slot_name)
         src = source_rows(source_dsn, "SELECT id, x FROM amounts ORDER BY id")
         assert target.rows("amounts", ["id", "x"]) == src

@@ -21,7 +21,7 @@ from engine.settings import Settings
 from engine.state.store import PipelineState
 from engine.state.table_state import TablePhase, TableState
 from etl_tui.cli import main
-from tests.integration.harness import EngineThread, source_rows, wait_caught_up, wait_until
+from tests.integration.harness import EngineThread, run_sql, source_rows, wait_caught_up, wait_until
 from tests.integration.targets import Target, make_target
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -30,12 +30,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 @pytest.fixture(params=["duckdb", "snowflake"])
 def target(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Target:
     return make_target(request.param, tmp_path, request, monkeypatch)
-
-
-def _exec(dsn: str, *statements: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)  # type: ignore[arg-type]
 
 
 def _state(settings: Settings, pipeline_id: int, table: str) -> TableState | None:
@@ -96,7 +90,7 @@ def _decimal_equal(target: Target, dsn: str, table: str, columns: list[str]) -> 
 def test_defaults_keep_every_digit_through_copy_stream_and_restart(
     settings: Settings, source_dsn: str, target: Target
 ) -> None:
-    _exec(
+    run_sql(
         source_dsn,
         "CREATE TABLE together (id int PRIMARY KEY, v numeric)",
         "CREATE TABLE apart (id int PRIMARY KEY, frac numeric, big numeric)",
@@ -137,7 +131,7 @@ def test_defaults_keep_every_digit_through_copy_stream_and_restart(
     # 31 fractional digits would not fit the DECIMAL(38,10) a fresh guess would give
     _insert(source_dsn, "together", nxt_together, ["Infinity", "0." + _digits(30)])
     _insert(source_dsn, "apart", nxt_apart, ["-12345.0" + _digits(30)], ["9" * 33])
-    _exec(source_dsn, "UPDATE apart SET frac = 0.5 WHERE id = 1", "DELETE FROM together WHERE id = 2")
+    run_sql(source_dsn, "UPDATE apart SET frac = 0.5 WHERE id = 1", "DELETE FROM together WHERE id = 2")
     with EngineThread(settings) as engine:
         runner = engine.runner("p1")
         wait_until(lambda: runner.state == "streaming", 60, what="streaming again")
@@ -151,7 +145,7 @@ def test_defaults_keep_every_digit_through_copy_stream_and_restart(
 def test_overrides_win_and_a_misfit_stops_only_its_table_with_the_command_that_fixes_it(
     settings: Settings, source_dsn: str, target: Target, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _exec(
+    run_sql(
         source_dsn,
         "CREATE TABLE prices (id int PRIMARY KEY, a numeric, b numeric)",
         "INSERT INTO prices VALUES (1, 1.5, 2.25)",
@@ -245,7 +239,7 @@ def test_column_type_validation_names_what_is_wrong(
 def test_check_reports_unbounded_numeric_before_anything_is_copied(
     settings: Settings, source_dsn: str, tmp_path: Path
 ) -> None:
-    _exec(
+    run_sql(
         source_dsn,
         'CREATE TABLE ledger (id int PRIMARY KEY, "Net Amount" numeric, fee numeric(12,2), rate numeric)',
         "CREATE TABLE fixed (id int PRIMARY KEY, fee numeric(12,2))",

@@ -27,7 +27,9 @@ from engine.state.table_state import TablePhase
 from etl_tui.cli import main
 from tests.integration.harness import (
     EngineThread,
+    add_pipeline,
     duck_rows,
+    run_sql,
     source_rows,
     table_phase,
     wait_caught_up,
@@ -61,20 +63,6 @@ SCHEMA = [
     "INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 50) g",
     "ANALYZE payment, account, items",
 ]
-
-
-def run_sql(dsn: str, *statements: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)
-
-
-def add_pipeline(settings: Settings, dsn: str, target: Target, tables: str, name: str = "p1") -> None:
-    with ConfigRepository(settings.config_db_url) as repo:
-        if not any(s.name == "src" for s in repo.list_sources()):
-            repo.add_source("src", dsn)
-        repo.add_destination(f"dest_{name}", target.type, target.config())
-        repo.add_pipeline(name, "src", f"dest_{name}", parse_table_list(tables))
 
 
 def source_content(dsn: str, table: str, columns: list[str]) -> list[tuple[Any, ...]]:

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
-import psycopg
 import psycopg2
 import psycopg2.extras
 import pytest
@@ -26,16 +25,11 @@ from engine.preflight.facts import PublicationFacts, ServerFacts, SlotFacts, Sou
 from engine.runtime.operations import Operations
 from engine.settings import Settings
 from etl_tui.cli import main
+from tests.integration.harness import run_sql
 from tests.integration.scenarios import configure
 
 
 # ---- helpers -----------------------------------------------------------------------------------------
-def run_sql(dsn: str, *statements: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)  # type: ignore[arg-type]
-
-
 def check(settings: Settings, pipeline: str | None = None) -> CheckReport:
     with ConfigRepository(settings.config_db_url) as repo:
         specs = [s for s in repo.load_specs() if pipeline in (None, s.name)]

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 import redis
 
@@ -18,7 +17,7 @@ from engine.runtime import admin
 from engine.settings import Settings
 from engine.state.store import PipelineState
 from engine.state.table_state import TablePhase, TableState
-from tests.integration.harness import EngineThread, source_rows, wait_caught_up, wait_until
+from tests.integration.harness import EngineThread, add_pipeline, run_sql, source_rows, wait_caught_up, wait_until
 from tests.integration.targets import Target, make_target
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -29,19 +28,6 @@ KINDS = ["duckdb", "snowflake"]
 @pytest.fixture(params=KINDS)
 def target(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Target:
     return make_target(request.param, tmp_path, request, monkeypatch)
-
-
-def _exec(dsn: str, *statements: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)  # type: ignore[arg-type]
-
-
-def _configure(settings: Settings, dsn: str, target: Target, tables: str) -> None:
-    with ConfigRepository(settings.config_db_url) as repo:
-        repo.add_source("src", dsn)
-        repo.add_destination("dst", target.type, target.config())
-        repo.add_pipeline("p1", "src", "dst", parse_table_list(tables))
 
 
 def _state(settings: Settings, pipeline_id: int, table: str) -> TableState | None:
@@ -71,14 +57,14 @@ def _names(target: Target, *names: str) -> list[str]:
 
 
 def test_add_and_drop_column_propagate_while_streaming(settings: Settings, source_dsn: str, target: Target) -> None:
-    _exec(
+    run_sql(
         source_dsn,
         "CREATE TABLE items (id int PRIMARY KEY, name text, qty int, code varchar(10))",
         "INSERT INTO items SELECT g, 'item ' || g, g, 'c' || g FROM generate_series(1, 50) g",
         "CREATE TABLE other (id int PRIMARY KEY, v text)",
         "INSERT INTO other VALUES (1, 'one')",
     )
-    _configure(settings, source_dsn, target, "public.items,public.other")
+    add_pipeline(settings, source_dsn, target, "public.items,public.other")
     with EngineThread(settings) as engine:
         runner = engine.runner("p1")
         slot = runner.spec.pipeline.slot_name
@@ -86,7 +72,7 @@ def test_add_and_drop_column_propagate_while_streaming(settings: Settings, sourc
         _wait_phase(settings, runner.spec.id, "public.other", TablePhase.READY)
 
         # changes before and after the DDL inside one transaction and in the same batch
-        _exec(
+        run_sql(
             source_dsn,
             "BEGIN",
             "UPDATE items SET qty = qty + 100 WHERE id <= 5",
@@ -100,7 +86,7 @@ def test_add_and_drop_column_propagate_while_streaming(settings: Settings, sourc
         assert _data_columns(target, "items") == _names(target, "id", "name", "qty", "code", "note", "score")
         _equal(target, source_dsn, "items", ["id", "name", "qty", "code", "note", "score"])
 
-        _exec(
+        run_sql(
             source_dsn,
             "ALTER TABLE items DROP COLUMN qty",
             "ALTER TABLE items ALTER COLUMN code TYPE varchar(20)",  # same destination type: goes on
@@ -112,7 +98,7 @@ def test_add_and_drop_column_propagate_while_streaming(settings: Settings, sourc
         _equal(target, source_dsn, "items", ["id", "name", "code", "note", "score"])
 
         # a drop and an add at once: the surviving columns keep their values
-        _exec(
+        run_sql(
             source_dsn,
             "ALTER TABLE items DROP COLUMN note, ADD COLUMN tags jsonb",
             "UPDATE items SET tags = '{\"k\": 1}' WHERE id < 4",
@@ -126,7 +112,7 @@ def test_add_and_drop_column_propagate_while_streaming(settings: Settings, sourc
 
 
 def test_rename_and_type_change_stop_only_their_table(settings: Settings, source_dsn: str, target: Target) -> None:
-    _exec(
+    run_sql(
         source_dsn,
         "CREATE TABLE a (id int PRIMARY KEY, v text, w int)",
         "INSERT INTO a SELECT g, 'a' || g, g FROM generate_series(1, 20) g",
@@ -134,12 +120,12 @@ def test_rename_and_type_change_stop_only_their_table(settings: Settings, source
         "INSERT INTO b SELECT g, g FROM generate_series(1, 20) g",
         "CREATE TABLE c (id int PRIMARY KEY, v text)",
     )
-    _configure(settings, source_dsn, target, "public.a,public.b,public.c")
+    add_pipeline(settings, source_dsn, target, "public.a,public.b,public.c")
     with EngineThread(settings) as engine:
         runner = engine.runner("p1")
         for table in ("public.a", "public.b", "public.c"):
             _wait_phase(settings, runner.spec.id, table, TablePhase.READY)
-        _exec(
+        run_sql(
             source_dsn,
             "ALTER TABLE a RENAME COLUMN w TO w2",  # the last column: only its position tells a rename
             "INSERT INTO a VALUES (21, 'a21', 21)",
@@ -161,25 +147,25 @@ def test_rename_and_type_change_stop_only_their_table(settings: Settings, source
         runner = engine.runner("p1")
         _wait_phase(settings, runner.spec.id, "public.a", TablePhase.READY)
         _wait_phase(settings, runner.spec.id, "public.b", TablePhase.READY)
-        _exec(source_dsn, "UPDATE a SET w2 = -w2 WHERE id = 1", "UPDATE b SET n = 1 << 40 WHERE id = 1")
+        run_sql(source_dsn, "UPDATE a SET w2 = -w2 WHERE id = 1", "UPDATE b SET n = 1 << 40 WHERE id = 1")
         wait_caught_up(source_dsn, runner.spec.pipeline.slot_name)
         _equal(target, source_dsn, "a", ["id", "v", "w2"])
         _equal(target, source_dsn, "b", ["id", "n"])
 
 
 def test_schema_changes_while_the_engine_is_down(settings: Settings, source_dsn: str, target: Target) -> None:
-    _exec(
+    run_sql(
         source_dsn,
         "CREATE TABLE t (id int PRIMARY KEY, a text, b int)",
         "INSERT INTO t SELECT g, 'a' || g, g FROM generate_series(1, 30) g",
     )
-    _configure(settings, source_dsn, target, "public.t")
+    add_pipeline(settings, source_dsn, target, "public.t")
     with EngineThread(settings) as engine:
         runner = engine.runner("p1")
         slot = runner.spec.pipeline.slot_name
         _wait_phase(settings, runner.spec.id, "public.t", TablePhase.READY)
     # the stream must replay the old-shape changes first, then apply each change of shape
-    _exec(
+    run_sql(
         source_dsn,
         "UPDATE t SET b = b * 10 WHERE id <= 10",
         "ALTER TABLE t ADD COLUMN c text",
@@ -205,12 +191,12 @@ def test_soft_deletes_keep_rows_flagged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     target = make_target(kind, tmp_path, request, monkeypatch, soft=True)
-    _exec(
+    run_sql(
         source_dsn,
         "CREATE TABLE s (id int PRIMARY KEY, v text)",
         "INSERT INTO s SELECT g, 'v' || g FROM generate_series(1, 10) g",
     )
-    _configure(settings, source_dsn, target, "public.s")
+    add_pipeline(settings, source_dsn, target, "public.s")
     deleted = "_etl_deleted"
 
     def flagged() -> list[tuple[Any, ...]]:
@@ -221,7 +207,7 @@ def test_soft_deletes_keep_rows_flagged(
         slot = runner.spec.pipeline.slot_name
         _wait_phase(settings, runner.spec.id, "public.s", TablePhase.READY)
         assert flagged() == [(i, f"v{i}", False) for i in range(1, 11)]
-        _exec(
+        run_sql(
             source_dsn,
             "DELETE FROM s WHERE id <= 3",
             "UPDATE s SET v = 'changed' WHERE id = 4",
@@ -234,7 +220,7 @@ def test_soft_deletes_keep_rows_flagged(
         expected = [(i, f"v{i}", True) for i in range(1, 4)] + [(4, "changed", False)]
         expected += [(i, f"v{i}", False) for i in range(5, 11)]
         assert flagged() == expected
-        _exec(source_dsn, "INSERT INTO s VALUES (2, 'back')", "TRUNCATE s", "INSERT INTO s VALUES (5, 'after')")
+        run_sql(source_dsn, "INSERT INTO s VALUES (2, 'back')", "TRUNCATE s", "INSERT INTO s VALUES (5, 'after')")
         wait_caught_up(source_dsn, slot)
         rows = flagged()
         assert [r for r in rows if not r[2]] == [(5, "after", False)]

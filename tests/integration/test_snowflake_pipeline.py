@@ -10,7 +10,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
 from snowflake.connector import errors as sf_errors
 
@@ -20,7 +19,7 @@ from engine.destinations.snowflake.connection import SnowflakeConfig
 from engine.identifiers import parse_table_list
 from engine.settings import Settings
 from engine.state.table_state import TablePhase
-from tests.integration.harness import EngineThread, source_rows, table_phase, wait_caught_up, wait_until
+from tests.integration.harness import EngineThread, run_sql, source_rows, table_phase, wait_caught_up, wait_until
 from tests.integration.targets import SnowflakeTarget, make_target
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -82,14 +81,8 @@ def _install(monkeypatch: pytest.MonkeyPatch, faults: Faults) -> None:
     monkeypatch.setattr(connection, "connect", connect)
 
 
-def _exec(dsn: str, *statements: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)  # type: ignore[arg-type]
-
-
 def _setup(settings: Settings, dsn: str, target: SnowflakeTarget) -> None:
-    _exec(
+    run_sql(
         dsn,
         "CREATE TABLE items (id int PRIMARY KEY, name text, qty int, big text)",
         # EXTERNAL: stored out of line uncompressed, so an UPDATE that leaves it alone sends it as
@@ -133,7 +126,7 @@ def test_a_crash_loses_and_duplicates_nothing(
         runner = engine.runner("p1")
         wait_until(lambda: table_phase(settings, runner.spec.id, "public.items") == TablePhase.READY, 90)
         faults.armed.set()
-        _exec(
+        run_sql(
             source_dsn,
             "UPDATE items SET qty = qty + 1000 WHERE id % 3 = 0",  # big unchanged: a TOAST placeholder
             "UPDATE items SET big = 'small now', name = 'changed' WHERE id % 5 = 0",
@@ -171,7 +164,7 @@ def test_truncate_and_deletes_between_changes(
         slot = runner.spec.pipeline.slot_name
         wait_until(lambda: table_phase(settings, runner.spec.id, "public.items") == TablePhase.READY, 90)
         _assert_equal(target, source_dsn)
-        _exec(
+        run_sql(
             source_dsn,
             "BEGIN",
             "DELETE FROM items WHERE id <= 50",

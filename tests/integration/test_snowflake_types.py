@@ -215,6 +215,7 @@ REFUSED: dict[str, tuple[str, ...]] = {
     "ajb": ("null",),
 }
 
+
 def _spec(col: Col) -> Sf:
     return SF[col.name]
 

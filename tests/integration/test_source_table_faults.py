@@ -7,11 +7,9 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-import psycopg
 import pytest
 import redis
 
-from engine.config.repository import ConfigRepository
 from engine.embedded.postgres import EmbeddedPostgres
 from engine.errors import ErrorKind
 from engine.identifiers import parse_table_list
@@ -20,21 +18,16 @@ from engine.settings import Settings
 from engine.state.store import PipelineState
 from engine.state.table_state import TablePhase, TableState
 from etl_tui.cli import main
-from tests.integration.harness import EngineThread, source_rows, table_phase, wait_caught_up, wait_until
+from tests.integration.harness import (
+    EngineThread,
+    add_pipeline,
+    run_sql,
+    source_rows,
+    table_phase,
+    wait_caught_up,
+    wait_until,
+)
 from tests.integration.targets import DuckTarget
-
-
-def _exec(dsn: str, *statements: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)  # type: ignore[arg-type]
-
-
-def _configure(settings: Settings, dsn: str, target: DuckTarget, tables: str) -> None:
-    with ConfigRepository(settings.config_db_url) as repo:
-        repo.add_source("src", dsn)
-        repo.add_destination("dst", target.type, target.config())
-        repo.add_pipeline("p1", "src", "dst", parse_table_list(tables))
 
 
 def _state(settings: Settings, pipeline_id: int, table: str) -> TableState | None:
@@ -50,7 +43,7 @@ def test_a_table_the_role_may_not_publish_stops_alone(
     admin_dsn = pg.dsn(pg_db)
     pg.execute(f"CREATE ROLE {role} LOGIN REPLICATION")
     try:
-        _exec(
+        run_sql(
             admin_dsn,
             f"GRANT CREATE ON DATABASE {pg_db} TO {role}",
             "CREATE TABLE theirs (id int PRIMARY KEY, v text)",  # owned by the admin
@@ -62,7 +55,7 @@ def test_a_table_the_role_may_not_publish_stops_alone(
         )
         dsn = pg.dsn(pg_db, user=role)
         target = DuckTarget(tmp_path / "out.duckdb")
-        _configure(settings, dsn, target, "public.mine,public.theirs")
+        add_pipeline(settings, dsn, target, "public.mine,public.theirs")
         with EngineThread(settings, poll=0.5) as engine:
             runner = engine.runner("p1")
             pid = runner.spec.id
@@ -71,15 +64,15 @@ def test_a_table_the_role_may_not_publish_stops_alone(
             assert st is not None and st.phase is TablePhase.ERRORED
             assert st.error_kind == ErrorKind.SOURCE_PRIVILEGE and "may not add public.theirs" in st.reason, st
             assert "ALTER PUBLICATION" in st.hint and "etl-tui pipeline start p1" in st.hint, st.hint
-            _exec(dsn, "INSERT INTO mine VALUES (2, 'y')")
+            run_sql(dsn, "INSERT INTO mine VALUES (2, 'y')")
             wait_until(lambda: len(target.rows("mine", ["id"])) == 2, 30, what="mine streams")
             assert runner.state is RunnerState.STREAMING and runner.last_error is None
             # the fix in the hint, run by the owner; then `pipeline start` copies it beside the stream
             publication = runner.spec.pipeline.publication_name
-            _exec(admin_dsn, f"ALTER PUBLICATION {publication} ADD TABLE public.theirs")
+            run_sql(admin_dsn, f"ALTER PUBLICATION {publication} ADD TABLE public.theirs")
             assert main(["pipeline", "start", "p1"]) == 0
             wait_until(lambda: table_phase(settings, pid, "public.theirs") is TablePhase.READY, 60, what="theirs")
-            _exec(admin_dsn, "INSERT INTO theirs VALUES (2, 'b')")
+            run_sql(admin_dsn, "INSERT INTO theirs VALUES (2, 'b')")
             wait_caught_up(dsn, runner.spec.pipeline.slot_name)
             assert target.rows("theirs", ["id", "v"]) == source_rows(admin_dsn, "SELECT id, v FROM theirs ORDER BY id")
             assert engine.runner("p1") is runner
@@ -91,19 +84,19 @@ def test_a_table_the_role_may_not_publish_stops_alone(
 def test_a_table_dropped_while_streaming_stops_alone_and_says_so(
     settings: Settings, source_dsn: str, tmp_path: Path
 ) -> None:
-    _exec(
+    run_sql(
         source_dsn,
         "CREATE TABLE keep (id int PRIMARY KEY, v text)",
         "CREATE TABLE doomed (id int PRIMARY KEY, v text)",
         "INSERT INTO doomed VALUES (1, 'a')",
     )
     target = DuckTarget(tmp_path / "out.duckdb")
-    _configure(settings, source_dsn, target, "public.keep,public.doomed")
+    add_pipeline(settings, source_dsn, target, "public.keep,public.doomed")
     with EngineThread(settings) as engine:
         runner = engine.runner("p1")
         pid = runner.spec.id
         wait_until(lambda: table_phase(settings, pid, "public.doomed") is TablePhase.READY, 60, what="ready")
-        _exec(source_dsn, "DROP TABLE doomed", "INSERT INTO keep VALUES (1, 'still')")
+        run_sql(source_dsn, "DROP TABLE doomed", "INSERT INTO keep VALUES (1, 'still')")
         st = wait_until(
             lambda: (s := _state(settings, pid, "public.doomed")) is not None and s.phase is TablePhase.ERRORED and s,
             30,

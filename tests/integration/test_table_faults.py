@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import psycopg
 import pytest
 import redis
 
@@ -27,7 +26,7 @@ from engine.pipeline.activity import RunnerState
 from engine.settings import Settings
 from engine.state.store import PipelineState
 from engine.state.table_state import TablePhase, TableState
-from tests.integration.harness import EngineThread, source_rows, wait_caught_up, wait_until
+from tests.integration.harness import EngineThread, run_sql, source_rows, wait_caught_up, wait_until
 from tests.integration.targets import Target, make_target
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -36,16 +35,10 @@ DESTINATIONS = ["duckdb", "snowflake"]
 TABLES = ("orders", "customers", "blocked")
 
 
-def _exec(dsn: str, *statements: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for statement in statements:
-            conn.execute(statement)
-
-
 def _setup(settings: Settings, dsn: str, target: Target, tables: tuple[str, ...], *others: str) -> None:
     """``tables`` on the source with 20 rows each, and pipeline p1 replicating them and ``others``."""
     for name in tables:
-        _exec(
+        run_sql(
             dsn,
             f"CREATE TABLE {name} (id int PRIMARY KEY, v text)",
             f"INSERT INTO {name} SELECT g, '{name} ' || g FROM generate_series(1, 20) g",
@@ -94,7 +87,7 @@ def _in_sync(target: Target, dsn: str, table: str) -> bool:
 
 
 def _insert(dsn: str, tables: tuple[str, ...], first: int, last: int) -> None:
-    _exec(
+    run_sql(
         dsn,
         *(f"INSERT INTO {t} SELECT g, 'new {t} ' || g FROM generate_series({first}, {last}) g" for t in tables),
     )
@@ -174,7 +167,7 @@ def test_a_refused_merge_stops_only_its_table(
         # the target loses the column the MERGE writes, behind the engine's back
         v, w = ("V", "W") if kind == "snowflake" else ("v", "w")
         target.execute(f'ALTER TABLE {target.target_sql("blocked")} RENAME COLUMN "{v}" TO "{w}"')
-        _exec(source_dsn, "UPDATE blocked SET v = 'changed' WHERE id = 1")
+        run_sql(source_dsn, "UPDATE blocked SET v = 'changed' WHERE id = 1")
         st = wait_until(
             lambda: (s := _state(settings, pid, "blocked")) is not None and s.phase is TablePhase.ERRORED and s,
             60,
@@ -239,7 +232,7 @@ def test_an_unchanged_toast_value_for_a_missing_key_is_never_stored_as_null(
     kind: str,
 ) -> None:
     target = make_target(kind, tmp_path, request, monkeypatch)
-    _exec(
+    run_sql(
         source_dsn,
         "CREATE TABLE docs (id int PRIMARY KEY, name text, big text)",
         # EXTERNAL: out of line and uncompressed, so an UPDATE that leaves it alone sends "unchanged"
@@ -255,7 +248,7 @@ def test_an_unchanged_toast_value_for_a_missing_key_is_never_stored_as_null(
         # the target loses rows behind the engine's back; then updates leave `big` alone
         key = "ID" if kind == "snowflake" else "id"
         target.execute(f'DELETE FROM {target.target_sql("docs")} WHERE "{key}" IN (1, 2)')
-        _exec(source_dsn, "UPDATE docs SET name = 'renamed' WHERE id <= 3")
+        run_sql(source_dsn, "UPDATE docs SET name = 'renamed' WHERE id <= 3")
         st = wait_until(
             lambda: (s := _state(settings, pid, "docs")) is not None and s.phase is TablePhase.ERRORED and s,
             60,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psycopg
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, TextArea
 
 from engine.config.models import PipelineStatus
 from engine.config.repository import ConfigRepository
@@ -113,6 +113,67 @@ def test_a_pipeline_edit_from_the_config_screen_is_applied(settings: Settings, s
     run_console(ops, scenario)
     assert duck_rows(duck, "SELECT id, v FROM main.more ORDER BY id") == source_rows(
         source_dsn, "SELECT id, v FROM more ORDER BY id"
+    )
+
+
+def test_column_types_from_the_config_screen_reach_the_engine(
+    settings: Settings, source_dsn: str, tmp_path: Path
+) -> None:
+    setup_items(source_dsn, 20)
+    with psycopg.connect(source_dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE amounts (id int PRIMARY KEY, amount numeric)")
+        conn.execute("INSERT INTO amounts SELECT g, g * 1.25 FROM generate_series(1, 30) g")
+    duck = tmp_path / "o.duckdb"
+    configure(settings, source_dsn, duck, "public.items")
+    ops = Operations(settings)
+
+    def stored() -> tuple[tuple[str, ...], tuple[str, ...]]:
+        view = ops.config().pipelines[0]
+        return view.tables, view.column_types
+
+    def amounts_ready() -> bool:
+        view = ops.board().pipeline("p1")
+        return view is not None and any(t.name == "public.amounts" and t.phase == "ready" for t in view.tables)
+
+    async def edit(app: EtlApp, pilot: Pilot[None], tables: str, column_types: str) -> None:
+        await pilot.press("e")  # the pipelines list is focused: edit p1
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, PipelineForm)
+        form.query_one("#tables", Input).value = tables
+        form.query_one("#column_types", TextArea).text = column_types
+        await pilot.press("enter")
+
+    async def scenario(app: EtlApp, pilot: Pilot[None]) -> None:
+        await until(app, lambda: _actual(app) == "streaming", what="streaming")
+        runner = next(iter(ops.manager.runners.values()))
+        await pilot.press("7")
+        await until(app, lambda: ops.config().pipelines, what="config loaded")
+        await pilot.press("tab", "tab")
+        # the engine refuses an override of a table the pipeline would not replicate: nothing is written
+        await edit(app, pilot, "public.items,public.amounts", "public.elsewhere.amount=text")
+        await until(
+            app,
+            lambda: any("does not replicate table public.elsewhere" in n.message for n in app._notifications),
+            what="the refusal shown",
+        )
+        assert stored() == (("public.items",), ())
+        await edit(app, pilot, "public.items,public.amounts", "public.amounts.amount=text")
+        await until(app, lambda: stored() == (("public.amounts", "public.items"), ("public.amounts.amount=text",)))
+        await until(app, lambda: ops.config().pipelines[0].applied, what="applied by the manager")
+        await until(app, amounts_ready, what="amounts copied with its column type")
+        assert next(iter(ops.manager.runners.values())) is not runner  # a changed spec: a new runner
+        await pilot.press("e")  # shown filled when editing again
+        await pilot.pause()
+        assert app.screen.query_one("#column_types", TextArea).text == "public.amounts.amount=text"
+        await pilot.press("escape")
+
+    run_console(ops, scenario)
+    assert duck_rows(
+        duck, "SELECT data_type FROM duckdb_columns() WHERE table_name = 'amounts' AND column_name = 'amount'"
+    ) == [("VARCHAR",)]
+    assert duck_rows(duck, "SELECT id, amount FROM main.amounts ORDER BY id") == source_rows(
+        source_dsn, "SELECT id, amount::text FROM amounts ORDER BY id"
     )
 
 
