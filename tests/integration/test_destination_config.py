@@ -17,12 +17,13 @@ import pytest
 
 from engine.config.destination_options import destination_config
 from engine.config.migrations import apply_migrations, migrations_dir
-from engine.config.models import Destination, DestinationType
+from engine.config.models import Destination, DestinationType, parse_column_type
 from engine.config.repository import ConfigRepository
 from engine.destinations import factory
 from engine.destinations.duckdb.destination import DuckDbDestination
 from engine.destinations.snowflake.connection import SnowflakeConfig
 from engine.errors import ConfigError
+from engine.identifiers import parse_table_list
 from engine.settings import Settings
 from engine.status.collector import _snowflake_problem
 from etl_tui.cli import main
@@ -305,7 +306,8 @@ def test_migration_002_admits_snowflake_and_keeps_duckdb_destinations(config_url
         )
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute("INSERT INTO destinations (name, type) VALUES ('wh', 'snowflake')")
-        assert [m.name for m in apply_migrations(conn)] == ["002_snowflake_destinations"]
+        later = sorted(f.stem for f in migrations_dir().glob("*.sql"))[1:]
+        assert [m.name for m in apply_migrations(conn)] == later and later[0] == "002_snowflake_destinations"
         with pytest.raises(psycopg.errors.CheckViolation):
             conn.execute("INSERT INTO destinations (name, type) VALUES ('x', 'bigquery')")
     with ConfigRepository(config_url) as repo:
@@ -316,3 +318,21 @@ def test_migration_002_admits_snowflake_and_keeps_duckdb_destinations(config_url
             "wh", DestinationType.SNOWFLAKE, {"account": "A", "user": "U", "database": "D", "schema": "S"}
         )
         assert repo.get_destination("wh") == wh
+
+
+def test_migration_003_keeps_pipelines_and_gives_them_no_column_types(config_url: str, tmp_path: Path) -> None:
+    """A config DB made before column types: its pipelines load as they were, with none."""
+    before = tmp_path / "migrations"
+    before.mkdir()
+    for name in ("001_create_tables.sql", "002_snowflake_destinations.sql"):
+        shutil.copy(migrations_dir() / name, before)
+    with psycopg.connect(config_url, autocommit=True) as conn:
+        apply_migrations(conn, before)
+        conn.execute("INSERT INTO sources (name, dsn) VALUES ('src', 'postgresql://u@h/db')")
+        conn.execute("INSERT INTO destinations (name, type, config) VALUES ('local', 'duckdb', %s)", ('{"path": "x"}',))
+    with ConfigRepository(config_url) as repo:  # applies 003 on open
+        repo.add_pipeline("p1", "src", "local", parse_table_list("public.orders"))
+        p = repo.get_pipeline("p1")
+        assert p.column_types == ()
+        repo.set_column_types("p1", [parse_column_type("public.orders.amount=text")])
+        assert [str(t) for t in repo.get_pipeline("p1").column_types] == ["public.orders.amount=text"]

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 import redis
 
+from engine.config.migrations import migrations_dir
 from engine.config.repository import ConfigRepository
 from engine.settings import Settings
 from engine.source.lsn import parse_lsn
@@ -45,8 +46,10 @@ def test_migrate_applies_once(
     settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _env(settings, monkeypatch)
+    every = sorted(f.stem for f in migrations_dir().glob("*.sql"))
+    assert every[:3] == ["001_create_tables", "002_snowflake_destinations", "003_pipeline_column_types"]
     assert main(["migrate"]) == 0
-    assert "applied 2 migration(s): 001_create_tables, 002_snowflake_destinations" in capsys.readouterr().out
+    assert f"applied {len(every)} migration(s): {', '.join(every)}" in capsys.readouterr().out
     assert main(["migrate"]) == 0
     assert "applied 0 migration(s)" in capsys.readouterr().out
 

@@ -196,7 +196,12 @@ def test_the_console_save_replaces_the_column_types(
         assert stored() == ('public.small1."Net"=text',)
         with pytest.raises(ConfigError, match="is given twice"):
             ops.save_pipeline(
-                "p1", "src", "dest_p1", THREE, original="p1", column_types=["public.added.x=text", "public.added.X=auto"]
+                "p1",
+                "src",
+                "dest_p1",
+                THREE,
+                original="p1",
+                column_types=["public.added.x=text", "public.added.X=auto"],
             )
         before = generation()
         with pytest.raises(ConfigError, match=r"does not replicate table public\.added"):
