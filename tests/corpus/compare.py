@@ -42,7 +42,8 @@ JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.
 LEFT JOIN pg_type e0 ON e0.oid = bt.typelem AND bt.typcategory = 'A'
 LEFT JOIN pg_type et ON et.oid = CASE WHEN e0.typtype = 'd' THEN e0.typbasetype ELSE e0.oid END
 LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
-WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+  AND (a.attgenerated = '' OR (a.attgenerated = 's' AND current_setting('server_version_num')::int >= 180000))
 ORDER BY a.attnum
 """
 
@@ -65,7 +66,8 @@ def _family(typname: str, typtype: str) -> str:
 
 
 def source_columns(dsn: str, table: str) -> list[Column]:
-    """The columns the engine replicates (generated columns are never sent by pgoutput)."""
+    """The columns the engine replicates: generated ones only when stored, on PostgreSQL 18+ (pgoutput
+    sends none before)."""
     with psycopg.connect(source_conninfo(dsn)) as conn:
         rows = conn.execute(_COLUMNS_SQL, (parse_table_list(table)[0].sql,)).fetchall()
     cols = []
