@@ -1,7 +1,7 @@
 """End-to-end throughput benchmark of the engine, each number a ratio to a baseline of the same run.
 
 Run: python benchmarks/run.py [--quick] [--runs 3] [--rows 1000000] [--small-tx 100000]
-                              [--transport tcp|unix] [--scenarios a,b,c] [--engine-ref REF]
+                              [--transport tcp|unix] [--scenarios a,b,c,d] [--engine-ref REF]
                               [--profile] [--no-warmup] [--keep]
 
 Scenarios, each against a baseline measured in the same run, in fresh tables and pipelines:
@@ -13,6 +13,9 @@ Scenarios, each against a baseline measured in the same run, in fresh tables and
      a transaction a tenth of the size (memory must not grow with transaction size).
   c  Initial copy of a ``--rows`` table: the engine's copy phase against a raw ``COPY … TO STDOUT``
      read and discarded by psycopg 3.
+  d  A table resynced while the pipeline streams: one pipeline with a ``--rows`` table ``big`` and a
+     table ``small`` that gets one row every 20 ms; the lag of ``small`` while ``big`` is copied
+     again (``pipeline resync --table public.big``) against its lag in 5 s without a copy.
 
 Baseline and engine alternate which goes first from run to run; the median of the runs is
 reported. Results go to stdout (a table) and ``benchmarks/results/<timestamp>.json``.
@@ -21,6 +24,7 @@ reported. Results go to stdout (a table) and ``benchmarks/results/<timestamp>.js
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import importlib.metadata
 import json
@@ -29,12 +33,14 @@ import platform
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -83,6 +89,17 @@ RECVLOGICAL_IDLE_SECONDS = 1.5
 RECVLOGICAL_GIVE_UP_SECONDS = 5.0
 DRAIN_TIMEOUT = 900.0
 MIB = 1 << 20
+
+# scenario d: one row into the small table every 20 ms; the writer runs 1 s before the 5 s
+# baseline window opens, and 1 s after the big table is ready again (so the copy window's last
+# rows are measured like the others)
+WRITE_INTERVAL = 0.02
+LAG_SETTLE_SECONDS = 1.0
+LAG_BASELINE_SECONDS = 5.0
+LAG_AFTER_SECONDS = 1.0
+# the columns of d's tables, for the content check: (name, is a timestamp)
+BIG_COLUMNS = (("id", False), ("md5", False), ("payload", False), ("n", False), ("ts", True))
+SMALL_COLUMNS = (("id", False), ("inserted_at", True), ("note", False))
 
 
 def log(message: str) -> None:
@@ -165,6 +182,19 @@ asyncio.run(main())
 CONSOLE = False  # set by --console
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def engine_env(settings: Settings, source: Path) -> dict[str, str]:
+    """The environment of an ``etl-tui`` process of the benchmarked engine (its source snapshot)."""
+    env = dict(os.environ, CONFIG_DB_URL=settings.config_db_url, REDIS_URL=settings.redis_url)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(source), os.environ.get("PYTHONPATH")) if p)
+    return env
+
+
 class Engine:
     """``python -m etl_tui.cli --no-ui`` in its own process, so its memory and CPU are its own."""
 
@@ -177,10 +207,12 @@ class Engine:
         self.proc: subprocess.Popen[bytes] | None = None
         self.ps: psutil.Process | None = None
         self.rss: RssSampler | None = None
+        self.metrics_port = free_port()
 
     def start(self) -> Engine:
-        env = dict(os.environ, CONFIG_DB_URL=self._settings.config_db_url, REDIS_URL=self._settings.redis_url)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self._source), os.environ.get("PYTHONPATH")) if p)
+        env = engine_env(self._settings, self._source)
+        # a port of its own: engines of other runs on the box may hold the default one
+        env["METRICS_ADDR"] = f"127.0.0.1:{self.metrics_port}"
         self._log = self.log_path.open("wb")
         # cwd is the scratch folder so that no .env of the checkout leaks into the engine's settings
         cmd = (
@@ -214,6 +246,22 @@ class Engine:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise RuntimeError(f"the engine exited with {self.proc.returncode}; see {self.log_path}:\n{self.tail()}")
+
+    def histogram(self, name: str) -> tuple[float, int] | None:
+        """(sum, count) of a histogram on the engine's ``/metrics``, over its labels; None: unreadable."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return None
+        total, count = 0.0, 0
+        for line in text.splitlines():
+            metric, _, value = line.rpartition(" ")
+            if metric.startswith(f"{name}_sum"):
+                total += float(value)
+            elif metric.startswith(f"{name}_count"):
+                count += int(float(value))
+        return total, count
 
     def tail(self, lines: int = 20) -> str:
         try:
@@ -375,9 +423,12 @@ class Measurement:
     workload_seconds: float | None = None
     verified: bool | None = None
     notes: list[str] = field(default_factory=list)
+    lag: SideCopyLag | None = None  # scenario d
 
     @property
     def ratio(self) -> float | None:
+        if self.lag is not None:
+            return self.lag.ratio
         if self.ours is None or self.baseline is None or not self.baseline.rate:
             return None
         return self.ours.rate / self.baseline.rate
@@ -394,6 +445,7 @@ class Measurement:
             "ratio": None if self.ratio is None else round(self.ratio, 4),
             "ours": None if self.ours is None else self.ours.to_json(),
             "baseline": None if self.baseline is None else self.baseline.to_json(),
+            "lag": None if self.lag is None else asdict(self.lag),
             "notes": self.notes,
         }
 
@@ -443,6 +495,179 @@ def proc_cpu(pid: int | None) -> float | None:
     return float(t.user + t.system)
 
 
+# ---- a table copied beside the stream (d) -------------------------------------------------------
+@dataclass(frozen=True)
+class Write:
+    """One single-row transaction of the writer into the small table."""
+
+    id: int
+    committed_at: float  # wall clock, when COMMIT returned
+    fence: int  # an LSN inside the transaction, read just before its COMMIT
+
+
+class SmallWriter(threading.Thread):
+    """One single-row INSERT transaction into ``table`` every ``interval`` seconds, until stopped.
+
+    Each row carries its insert time (``inserted_at``); each write records when its COMMIT
+    returned and a fence LSN read inside the transaction, as the CDC scenarios do: the engine has
+    made the row durable exactly when the slot's ``confirmed_flush_lsn`` is past the fence.
+    """
+
+    def __init__(self, dsn: str, table: str, interval: float) -> None:
+        super().__init__(name=f"writer-{table}", daemon=True)
+        self._dsn = dsn
+        self._table = table
+        self._interval = interval
+        self._halt = threading.Event()
+        self.writes: list[Write] = []  # appended by this thread only; read once it has ended
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with psycopg.connect(self._dsn, autocommit=True) as conn:
+                # The server runs with synchronous_commit=off for throughput; then a commit reaches the
+                # walsender only when the WAL writer next flushes (wal_writer_delay, 200 ms), which
+                # would be measured as the engine's lag. This writer commits as an application would.
+                conn.execute("SET synchronous_commit = on")
+                insert = f"INSERT INTO {self._table} (id, inserted_at, note) VALUES (%s, clock_timestamp(), %s)"
+                fence_sql = "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint"
+                next_at = time.monotonic()
+                i = 1
+                while not self._halt.is_set():
+                    with conn.transaction():
+                        conn.execute(insert, (i, f"row {i}"), prepare=True)
+                        row = conn.execute(fence_sql, prepare=True).fetchone()
+                    assert row is not None
+                    self.writes.append(Write(i, time.time(), int(row[0])))
+                    i += 1
+                    next_at += self._interval
+                    delay = next_at - time.monotonic()
+                    if delay > 0:
+                        self._halt.wait(delay)
+                    else:
+                        next_at = time.monotonic()  # fell behind: go on at the pace, no burst
+        except BaseException as exc:  # the main thread raises it
+            self.error = exc
+
+    def stop(self) -> list[Write]:
+        self._halt.set()
+        self.join(30)
+        if self.error is not None:
+            raise RuntimeError(f"the writer into {self._table} failed: {self.error}") from self.error
+        return self.writes
+
+
+class SlotWatch(threading.Thread):
+    """A slot's ``confirmed_flush_lsn`` polled every 10 ms from a connection of its own: the wall
+    time of each advance (when this poll first saw it) and the LSN."""
+
+    def __init__(self, dsn: str, slot: str) -> None:
+        super().__init__(name=f"watch-{slot}", daemon=True)
+        self._dsn = dsn
+        self._slot = slot
+        self._halt = threading.Event()
+        self.advances: list[tuple[float, int]] = []  # appended by this thread only
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with psycopg.connect(self._dsn, autocommit=True) as conn:
+                sql = (
+                    "SELECT (confirmed_flush_lsn - '0/0'::pg_lsn)::bigint FROM pg_replication_slots"
+                    " WHERE slot_name = %s"
+                )
+                last = -1
+                while not self._halt.is_set():
+                    row = conn.execute(sql, (self._slot,), prepare=True).fetchone()
+                    now = time.time()
+                    lsn = -1 if row is None or row[0] is None else int(row[0])
+                    if lsn > last:
+                        self.advances.append((now, lsn))
+                        last = lsn
+                    self._halt.wait(POLL_SECONDS)
+        except BaseException as exc:  # the main thread raises it
+            self.error = exc
+
+    def confirmed(self) -> int:
+        return self.advances[-1][1] if self.advances else -1
+
+    def confirmed_at(self, wall: float) -> int:
+        """The confirmed LSN as this watch knew it at ``wall``."""
+        i = bisect.bisect_right([t for t, _ in self.advances], wall)
+        return self.advances[i - 1][1] if i else -1
+
+    def stop(self) -> list[tuple[float, int]]:
+        self._halt.set()
+        self.join(30)
+        if self.error is not None:
+            raise RuntimeError(f"the watch of slot {self._slot} failed: {self.error}") from self.error
+        return self.advances
+
+
+def durable_lags(writes: list[Write], advances: list[tuple[float, int]]) -> list[tuple[Write, float | None]]:
+    """Each write with its lag: from its COMMIT to the first poll that saw the slot confirm past its
+    fence (None: never seen)."""
+    lsns = [lsn for _, lsn in advances]
+    out: list[tuple[Write, float | None]] = []
+    for w in writes:
+        i = bisect.bisect_right(lsns, w.fence)
+        out.append((w, advances[i][0] - w.committed_at if i < len(advances) else None))
+    return out
+
+
+def batches_between(
+    before: tuple[float, int] | None, after: tuple[float, int] | None
+) -> tuple[int | None, float | None]:
+    """How many batches a histogram counted between two readings, and their mean seconds."""
+    if before is None or after is None:
+        return None, None
+    n = after[1] - before[1]
+    return n, (round((after[0] - before[0]) / n, 4) if n else None)
+
+
+def lag_stats(lags: list[float]) -> dict[str, float | int | None]:
+    """p50, p99 and max of a window's lags, in seconds."""
+    if not lags:
+        return {"rows": 0, "p50": None, "p99": None, "max": None}
+    ordered = sorted(lags)
+    return {
+        "rows": len(ordered),
+        "p50": round(statistics.median(ordered), 4),
+        "p99": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 4),
+        "max": round(ordered[-1], 4),
+    }
+
+
+@dataclass
+class SideCopyLag:
+    """Scenario d: the small table's lag without a copy and while the big table is copied again."""
+
+    copy_seconds: float  # big: data_sync → finished_copy (Redis states)
+    window_seconds: float  # resync requested → big ready again
+    request_to_copy_seconds: float | None  # resync requested → big in data_sync
+    baseline: dict[str, float | int | None]  # lag_stats of the rows committed in the baseline window
+    during: dict[str, float | int | None]  # lag_stats of the rows committed from the request to ready
+    slot_advanced: bool  # confirmed_flush_lsn at finished_copy > at data_sync
+    slot_advance_bytes: int
+    rows_copied: int
+    peak_rss: int | None = None
+    cpu_seconds: float | None = None  # of the engine, from the request to ready
+    # the engine's batches (etl_batch_flush_seconds) in each window: how many, mean seconds to apply one
+    batches_baseline: int | None = None
+    batch_seconds_baseline: float | None = None
+    batches_during: int | None = None
+    batch_seconds_during: float | None = None
+    # the largest lags of the copy window: (committed, seconds after the resync request; lag)
+    during_worst: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        base, during = self.baseline["max"], self.during["max"]
+        if base is None or during is None or not base:
+            return None
+        return float(during) / float(base)
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace, pg: EmbeddedPostgres, rds: EmbeddedRedis, workdir: Path) -> None:
         self.args = args
@@ -469,7 +694,7 @@ class Bench:
 
     # ---- source queries ------------------------------------------------------------------------
     def one(self, query: str, params: tuple[Any, ...] | None = None) -> tuple[Any, ...]:
-        row = self.admin.execute(query, params).fetchone()  # type: ignore[arg-type]
+        row = self.admin.execute(query, params).fetchone()
         assert row is not None
         return tuple(row)
 
@@ -504,10 +729,13 @@ class Bench:
         self.admin.execute("CHECKPOINT")
 
     # ---- pipelines -----------------------------------------------------------------------------
-    def add_pipeline(self, label: str, table: str, status: PipelineStatus = PipelineStatus.START) -> Pipeline:
+    def add_pipeline(
+        self, label: str, table: str, status: PipelineStatus = PipelineStatus.START, also: tuple[str, ...] = ()
+    ) -> Pipeline:
         duck = self.workdir / f"{label}.duckdb"
         self.repo.add_destination(label, DestinationType.DUCKDB, {"path": str(duck)})
-        return self.repo.add_pipeline(label, "src", label, [TableName("public", table)], status)
+        tables = [TableName("public", t) for t in (table, *also)]
+        return self.repo.add_pipeline(label, "src", label, tables, status)
 
     def phase(self, pipeline: Pipeline, table: str) -> tuple[TablePhase | None, float, int]:
         st = PipelineState(self.redis, pipeline.id).load().get(TableName("public", table))
@@ -517,11 +745,12 @@ class Bench:
             raise RuntimeError(f"table {table} errored in the engine: {st.reason} ({st.hint})")
         return st.phase, st.updated_at, st.rows_copied
 
-    def remove(self, label: str, table: str) -> None:
-        """Drop the pipeline (its slot, publication and state), its DuckDB file and its table."""
+    def remove(self, label: str, table: str, also: tuple[str, ...] = ()) -> None:
+        """Drop the pipeline (its slot, publication and state), its DuckDB file and its tables."""
         remove_pipeline(self.repo, self.settings, label)
         self.repo.remove_destination(label)
-        self.admin.execute(f"DROP TABLE IF EXISTS {table}")
+        for t in (table, *also):
+            self.admin.execute(f"DROP TABLE IF EXISTS {t}")
         for path in self.workdir.glob(f"{label}.*"):
             if not self.args.keep:
                 path.unlink(missing_ok=True)
@@ -538,6 +767,45 @@ class Bench:
         if not ok:
             log(f"  CONTENT MISMATCH in {table}: source {src}, DuckDB {row}")
         return ok
+
+    def verify_checksum(self, label: str, table: str, columns: tuple[tuple[str, bool], ...]) -> bool:
+        """Row count, ``sum(id)`` and an md5 over every row's values (ordered by id) equal the source's.
+
+        Timestamps compare as microseconds since the epoch, so neither side's text form matters.
+        """
+
+        def check_sql(epoch_us: Callable[[str], str]) -> str:
+            values = ", ".join(epoch_us(c) if ts else c for c, ts in columns)
+            return (
+                f"SELECT count(*), coalesce(sum(id), 0), "
+                f"md5(coalesce(string_agg(concat_ws('|', {values}), ',' ORDER BY id), '')) FROM {{table}}"
+            )
+
+        src = self.one(check_sql(lambda c: f"(extract(epoch FROM {c}) * 1000000)::bigint").format(table=table))
+        con = duckdb.connect(str(self.workdir / f"{label}.duckdb"), read_only=True)
+        try:
+            row = con.execute(check_sql(lambda c: f"epoch_us({c})").format(table=f"main.{table}")).fetchone()
+        finally:
+            con.close()
+        assert row is not None
+        ok = (int(src[0]), int(src[1]), src[2]) == (int(row[0]), int(row[1]), row[2])
+        if not ok:
+            log(f"  CONTENT MISMATCH in {table}: source {src}, DuckDB {row}")
+        return ok
+
+    def cli(self, *argv: str) -> str:
+        """An ``etl-tui`` command of the benchmarked engine (its own admin code, as an operator runs it)."""
+        done = subprocess.run(
+            [sys.executable, "-m", "etl_tui.cli", *argv],
+            env=engine_env(self.settings, self.source),
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"etl-tui {' '.join(argv)} exited with {done.returncode}:\n{done.stdout}{done.stderr}")
+        return done.stdout.strip()
 
     # ---- CDC -----------------------------------------------------------------------------------
     def workload(self, table: str, shape: str, n: int) -> tuple[int, float]:
@@ -830,6 +1098,145 @@ class Bench:
         self.remove(label, table)
         return m
 
+    # ---- a table copied beside the stream ------------------------------------------------------
+    def _watch_resync(
+        self, engine: Engine, pipeline: Pipeline, table: str, requested: float
+    ) -> tuple[float | None, float | None, float, int]:
+        """Until ``table`` is ready again after a resync requested at ``requested`` (wall clock):
+        when it entered data_sync and finished_copy (None: not seen), when it was ready, rows copied."""
+        sync_at: float | None = None
+        finished_at: float | None = None
+        deadline = time.monotonic() + DRAIN_TIMEOUT
+        next_check = time.monotonic()
+        while True:
+            phase, updated_at, copied = self.phase(pipeline, table)
+            if updated_at >= requested:
+                if phase is TablePhase.DATA_SYNC and sync_at is None:
+                    sync_at = updated_at
+                elif phase is TablePhase.FINISHED_COPY and finished_at is None:
+                    finished_at = updated_at
+                elif phase is TablePhase.READY:
+                    return sync_at, finished_at, updated_at, copied
+            now = time.monotonic()
+            if now > deadline:
+                raise TimeoutError(f"{table} was not ready again {DRAIN_TIMEOUT:.0f}s after its resync")
+            if now >= next_check:
+                engine.check_alive()
+                next_check = now + 1.0
+            time.sleep(POLL_SECONDS)
+
+    def side_copy(self, label: str, n: int) -> Measurement:
+        """Scenario d: the lag of a small table under a steady writer, first with nothing else going
+        on (the baseline), then while a big table of the same pipeline is resynced."""
+        big, small = "big", "small"
+        started = time.perf_counter()
+        self.admin.execute(f"CREATE TABLE {big} (id bigint PRIMARY KEY, md5 text, payload text, n int, ts timestamptz)")
+        self.admin.execute(
+            f"INSERT INTO {big} SELECT g, md5(g::text), repeat(md5((g + 1)::text), 3), g % 1000, "
+            f"now() - g * interval '1 second' FROM generate_series(1, {n}) g"
+        )
+        self.admin.execute(f"VACUUM (ANALYZE) {big}")
+        self.admin.execute(f"CREATE TABLE {small} (id bigint PRIMARY KEY, inserted_at timestamptz NOT NULL, note text)")
+        # a row before the pipeline exists: engines before b63fbd5 fail to copy an empty table
+        self.admin.execute(f"INSERT INTO {small} VALUES (0, now(), 'seed')")
+        m = Measurement("d", label, n, 0, ["baseline", "during copy"], workload_seconds=time.perf_counter() - started)
+        pipeline = self.add_pipeline(label, big, also=(small,))
+        engine = Engine(self.settings, self.workdir, label, self.source).start()
+        watch = SlotWatch(self.pg.dsn(SOURCE_DB), pipeline.slot_name)
+        writer = SmallWriter(self.pg.dsn(SOURCE_DB), small, WRITE_INTERVAL)
+        try:
+
+            def ready() -> bool:
+                engine.check_alive()
+                return all(self.phase(pipeline, t)[0] is TablePhase.READY for t in (big, small))
+
+            wait_for(ready, DRAIN_TIMEOUT, f"{big} and {small} to be ready")
+            target = self.current_wal()
+            wait_for(lambda: (self.slot(pipeline.slot_name)[1] or 0) >= target, 60, "the engine to catch up")
+            busy_before = wait_quiet()
+            box = SystemCpu()
+            watch.start()
+            writer.start()
+            try:
+                time.sleep(LAG_SETTLE_SECONDS)
+                flushes = [engine.histogram("etl_batch_flush_seconds")]
+                base_from = time.time()
+                time.sleep(LAG_BASELINE_SECONDS)
+                base_to = time.time()
+                flushes.append(engine.histogram("etl_batch_flush_seconds"))
+                assert engine.rss is not None
+                engine.rss.reset()
+                cpu_before = engine.cpu()
+                requested = time.time()
+                said = self.cli("pipeline", "resync", label, "--table", f"public.{big}")
+                sync_at, finished_at, ready_at, copied = self._watch_resync(engine, pipeline, big, requested)
+                cpu = engine.cpu() - cpu_before
+                peak = engine.rss.peak()
+                flushes.append(engine.histogram("etl_batch_flush_seconds"))
+                time.sleep(LAG_AFTER_SECONDS)
+            finally:
+                writes = writer.stop()
+            busy = box.busy()
+
+            def caught_up() -> bool:
+                engine.check_alive()
+                return watch.confirmed() > writes[-1].fence
+
+            wait_for(caught_up, 120, f"the engine to make the last row of {small} durable")
+        finally:
+            if watch.ident is not None:  # started
+                watch.stop()
+            engine.stop()
+        advances = watch.advances
+        logged = self._logged_copy_seconds(engine, big)
+        if sync_at is None or finished_at is None:
+            # a state too short-lived to be seen: the engine's log line (0.1 s resolution) says how long
+            if logged is None:
+                raise RuntimeError(f"cannot tell how long the copy of {big} took; see {engine.log_path}")
+            copy_seconds = logged
+            if sync_at is None:
+                sync_at = (finished_at or ready_at) - logged
+            m.notes.append("a phase of the copy was not seen; its length is the engine log's")
+        else:
+            copy_seconds = finished_at - sync_at
+        copy_end = finished_at if finished_at is not None else sync_at + copy_seconds
+        lags = durable_lags(writes, advances)
+        unseen = [w.id for w, lag in lags if lag is None]
+        if unseen:
+            m.notes.append(f"{len(unseen)} rows of {small} were never seen durable (first id {unseen[0]})")
+        slot_from, slot_to = watch.confirmed_at(sync_at), watch.confirmed_at(copy_end)
+        m.transactions = len(writes)
+        batches_baseline, batch_seconds_baseline = batches_between(flushes[0], flushes[1])
+        batches_during, batch_seconds_during = batches_between(flushes[1], flushes[2])
+        during = [(w, lag) for w, lag in lags if lag is not None and requested <= w.committed_at <= ready_at]
+        worst = sorted(during, key=lambda x: x[1], reverse=True)[:5]
+        m.lag = SideCopyLag(
+            copy_seconds=round(copy_seconds, 3),
+            window_seconds=round(ready_at - requested, 3),
+            request_to_copy_seconds=round(sync_at - requested, 3),
+            baseline=lag_stats([lag for w, lag in lags if lag is not None and base_from <= w.committed_at < base_to]),
+            during=lag_stats([lag for _, lag in during]),
+            slot_advanced=slot_to > slot_from,
+            slot_advance_bytes=max(0, slot_to - slot_from),
+            rows_copied=copied,
+            peak_rss=peak,
+            cpu_seconds=round(cpu, 3),
+            batches_baseline=batches_baseline,
+            batch_seconds_baseline=batch_seconds_baseline,
+            batches_during=batches_during,
+            batch_seconds_during=batch_seconds_during,
+            during_worst=[(round(w.committed_at - requested, 3), round(lag, 3)) for w, lag in worst],
+        )
+        m.notes.append(f"resync said: {said}")
+        if logged is not None:
+            m.notes.append(f"engine log says the copy took {logged:.1f}s")
+        m.notes.append(f"box busy {busy:.0%} during the measurement ({busy_before:.0%} before)")
+        if copied != n:
+            m.notes.append(f"engine reports {copied} rows copied, expected {n}")
+        m.verified = self.verify_checksum(label, big, BIG_COLUMNS) and self.verify_checksum(label, small, SMALL_COLUMNS)
+        self.remove(label, big, also=(small,))
+        return m
+
 
 def snapshot_source(dest: Path, ref: str | None) -> dict[str, Any]:
     """Copy the engine's source (at ``ref``, or the working tree as it is now) for the engine processes.
@@ -907,7 +1314,46 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def summarize_side_copy(ms: list[Measurement]) -> dict[str, Any]:
+    """Scenario d over its runs: medians, and the ratio's range."""
+    runs = [m for m in ms if m.scenario == "d" and m.lag is not None]
+    lags = [m.lag for m in runs if m.lag is not None]
+    if not lags:
+        return {}
+    ratios = [r for r in (x.ratio for x in lags) if r is not None]
+
+    def med(window: str, stat: str) -> float | None:
+        return _median([float(v) for x in lags if (v := getattr(x, window)[stat]) is not None])
+
+    return {
+        "runs": len(runs),
+        "rows": runs[0].rows,
+        "writes": _median([float(m.transactions) for m in runs]),
+        "copy_seconds": _median([x.copy_seconds for x in lags]),
+        "window_seconds": _median([x.window_seconds for x in lags]),
+        "request_to_copy_seconds": _median([x.request_to_copy_seconds for x in lags if x.request_to_copy_seconds]),
+        "baseline_lag_p50": med("baseline", "p50"),
+        "baseline_lag_p99": med("baseline", "p99"),
+        "baseline_lag_max": med("baseline", "max"),
+        "during_lag_p50": med("during", "p50"),
+        "during_lag_p99": med("during", "p99"),
+        "during_lag_max": med("during", "max"),
+        "ratio": _median(ratios),
+        "ratio_min": min(ratios) if ratios else None,
+        "ratio_max": max(ratios) if ratios else None,
+        "slot_advanced_runs": sum(x.slot_advanced for x in lags),
+        "slot_advance_bytes": _median([float(x.slot_advance_bytes) for x in lags]),
+        "peak_rss_mib": _median([x.peak_rss / MIB for x in lags if x.peak_rss]),
+        "cpu_seconds": _median([x.cpu_seconds for x in lags if x.cpu_seconds is not None]),
+        "batch_seconds_baseline": _median([x.batch_seconds_baseline for x in lags if x.batch_seconds_baseline]),
+        "batch_seconds_during": _median([x.batch_seconds_during for x in lags if x.batch_seconds_during]),
+        "verified": all(m.verified for m in runs),
+    }
+
+
 def summarize(ms: list[Measurement], scenario: str) -> dict[str, Any]:
+    if scenario == "d":
+        return summarize_side_copy(ms)
     runs = [m for m in ms if m.scenario == scenario and m.ours is not None]
     if not runs:
         return {}
@@ -952,6 +1398,7 @@ TITLES = {
     "b": "b  CDC, one big transaction",
     "b10": "b' CDC, one transaction of 1/10 size",
     "c": "c  initial copy",
+    "d": "d  small table's lag while a big one copies",
 }
 
 
@@ -975,7 +1422,7 @@ def print_table(summary: dict[str, dict[str, Any]]) -> None:
     lines = []
     for key, title in TITLES.items():
         s = summary.get(key)
-        if not s:
+        if not s or key == "d":  # lags, not rows/s: a table of its own
             continue
         ratio = "-" if s["ratio"] is None else f"{s['ratio']:.3f} ({s['ratio_min']:.2f}-{s['ratio_max']:.2f})"
         lines.append(
@@ -996,6 +1443,50 @@ def print_table(summary: dict[str, dict[str, Any]]) -> None:
     print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
     for r in lines:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
+def print_side_copy(s: dict[str, Any]) -> None:
+    """Scenario d: copy time, the small table's lag in each window, the ratio of the max lags."""
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value * 1000:,.0f}"
+
+    headers = [
+        "scenario",
+        "big rows",
+        "copy s",
+        "resync→ready s",
+        "lag p50/max ms, no copy",
+        "lag p50/max ms, copying",
+        "ratio of max (min-max)",
+        "slot advanced",
+        "peak RSS MiB",
+        "ok",
+    ]
+    ratio = "-" if s["ratio"] is None else f"{s['ratio']:.2f} ({s['ratio_min']:.2f}-{s['ratio_max']:.2f})"
+    row = [
+        TITLES["d"],
+        f"{s['rows']:,}",
+        _fmt(s["copy_seconds"], ".2f"),
+        _fmt(s["window_seconds"], ".2f"),
+        f"{ms(s['baseline_lag_p50'])} / {ms(s['baseline_lag_max'])}",
+        f"{ms(s['during_lag_p50'])} / {ms(s['during_lag_max'])}",
+        ratio,
+        f"{'yes' if s['slot_advanced_runs'] == s['runs'] else 'NO'} ({s['slot_advanced_runs']}/{s['runs']})",
+        _fmt(s["peak_rss_mib"], ".0f"),
+        "yes" if s["verified"] else "NO",
+    ]
+    widths = [max(len(h), len(c)) for h, c in zip(headers, row, strict=True)]
+    print("\n" + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print(
+        f"d: one row into small every {WRITE_INTERVAL * 1000:.0f} ms, {s['writes']:,.0f} rows; lag = COMMIT → the slot "
+        f"confirms it (durable in DuckDB); p99 {ms(s['baseline_lag_p99'])} ms without a copy, "
+        f"{ms(s['during_lag_p99'])} ms during it; resync → copy begins {_fmt(s['request_to_copy_seconds'], '.2f')}s; "
+        f"slot advanced {_fmt(s['slot_advance_bytes'], ',.0f')} bytes during the copy; "
+        f"a batch took {ms(s['batch_seconds_baseline'])} ms to apply without a copy, "
+        f"{ms(s['batch_seconds_during'])} ms during it"
+    )
 
 
 def print_notes(summary: dict[str, dict[str, Any]]) -> None:
@@ -1053,7 +1544,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rows", type=int, default=None, help="rows of the big transaction and the copy (1,000,000)")
     p.add_argument("--small-tx", type=int, default=None, help="single-row transactions in scenario a (100,000)")
     p.add_argument("--transport", choices=["tcp", "unix"], default="tcp", help="how consumers reach PostgreSQL")
-    p.add_argument("--scenarios", default="a,b,c", help="comma-separated subset of a,b,c")
+    p.add_argument("--scenarios", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
     p.add_argument("--profile", action="store_true", help="attach py-spy to the engine (perturbs the numbers)")
     p.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the untimed warm-up round")
     p.add_argument(
@@ -1079,6 +1570,19 @@ def _report(m: Measurement) -> None:
     for name, d in (("ours", m.ours), ("baseline", m.baseline)):
         if d is not None:
             parts.append(f"{name} {d.rate:,.0f} rows/s ({d.seconds:.2f}s)")
+    if m.lag is not None:
+        x = m.lag
+        began = x.request_to_copy_seconds
+        ended = None if began is None else began + x.copy_seconds
+        parts.append(
+            f"copy {x.copy_seconds:.2f}s (resync → ready {x.window_seconds:.2f}s), lag of small p50/max "
+            f"{_fmt(x.baseline['p50'], '.3f')}/{_fmt(x.baseline['max'], '.3f')}s without a copy, "
+            f"{_fmt(x.during['p50'], '.3f')}/{_fmt(x.during['max'], '.3f')}s during it, "
+            f"slot {'advanced' if x.slot_advanced else 'did NOT advance'} during the copy; "
+            f"copy began +{_fmt(began, '.2f')}s, ended +{_fmt(ended, '.2f')}s after the resync; "
+            f"largest lags (committed at +s: lag s) "
+            + ", ".join(f"+{t:.2f}: {lag:.3f}" for t, lag in x.during_worst[:3])
+        )
     if m.ratio is not None:
         parts.append(f"ratio {m.ratio:.2f}")
     if m.ours is not None and m.ours.peak_rss:
@@ -1099,6 +1603,8 @@ def measure_all(bench: Bench, args: argparse.Namespace, scenarios: set[str]) -> 
             _report(bench.cdc("w", "warm_big", "big", 20_000, ["baseline", "ours"]))
         if "c" in scenarios:
             _report(bench.copy("warm_copy", 20_000, ["baseline", "ours"]))
+        if "d" in scenarios:
+            _report(bench.side_copy("warm_d", 20_000))
     for i in range(args.runs):
         if "a" in scenarios:
             log(f"a: {args.small_tx:,} single-row transactions, run {i + 1}/{args.runs}")
@@ -1114,6 +1620,10 @@ def measure_all(bench: Bench, args: argparse.Namespace, scenarios: set[str]) -> 
         if "c" in scenarios:
             log(f"c: initial copy of {args.rows:,} rows, run {i + 1}/{args.runs}")
             measurements.append(bench.copy(f"c{i + 1}", args.rows, _order(i)))
+            _report(measurements[-1])
+        if "d" in scenarios:
+            log(f"d: a small table's lag while a {args.rows:,}-row table is resynced, run {i + 1}/{args.runs}")
+            measurements.append(bench.side_copy(f"d{i + 1}", args.rows))
             _report(measurements[-1])
     return measurements
 
@@ -1147,7 +1657,10 @@ def run(args: argparse.Namespace) -> int:
         f"\netl-tui benchmark, {stamp}, {env['cores']} cores ({env['cpu']}), transport {args.transport}, "
         f"median of {args.runs} run(s)\n"
     )
-    print_table(summary)
+    if any(key != "d" for key in summary):
+        print_table(summary)
+    if "d" in summary:
+        print_side_copy(summary["d"])
     print_notes(summary)
     if args.profile:
         print_profiles(measurements)

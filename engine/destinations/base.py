@@ -102,10 +102,15 @@ _CONTAINER = re.compile(r"\b(databases?|schemas?|warehouses?)\b", re.IGNORECASE)
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
-def names_container(detail: str) -> bool:
+def names_container(detail: str, table: TableName | None = None) -> bool:
     """Whether a destination's error message is about a database, schema or warehouse (quoted
-    names aside, so a table called ``schema`` does not count)."""
-    return _CONTAINER.search(_QUOTED.sub("", detail)) is not None
+    names aside, and the table's own names, so a table called ``schema`` or ``warehouse`` does
+    not count: DuckDB prints names unquoted)."""
+    text = _QUOTED.sub("", detail)
+    if table is not None:
+        for name in {table.name, table.target_name(), landing_name(table)}:
+            text = re.sub(rf"(?<![\w$]){re.escape(name)}(?![\w$])", "", text, flags=re.IGNORECASE)
+    return _CONTAINER.search(text) is not None
 
 
 def table_fault(table: TableName, what: str, detail: str) -> DestinationTableError:

@@ -97,6 +97,8 @@ def copy_one(
                 partitions=None if leaves is None else tuple(sorted(leaves)),
             ),
         )
+        if cancelled is not None and cancelled():  # before the destination replaces anything
+            raise CopyCancelled(table)
         estimate = estimate_rows(conn, schema)
         activity.copy_progress(table, 0, estimate)
         meter = _CopyMeter(spec.name, table)

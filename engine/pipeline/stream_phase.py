@@ -9,6 +9,7 @@ slot advances (I5). A table that stops (its values refused, its shape changed un
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -39,6 +40,8 @@ from engine.source.stream import ReplicationStream
 from engine.state.table_state import TablePhase, TableState, finished_copy
 
 __all__ = ["StreamPhase"]
+
+log = logging.getLogger("etl.pipeline")
 
 _NEVER = 1 << 64  # a commit LSN no change reaches
 AddChange = Callable[[TableSchema, Op, int, int, bytes, int], None]  # Batcher.add
@@ -103,6 +106,7 @@ class StreamPhase:
         self._copies: dict[TableName, SideCopy] = {}
         self._handoffs: deque[tuple[int, TableName, int, int]] = deque()
         self._waiting: set[TableName] = set()  # asked for while a copy of the same table still runs
+        self._stopped: dict[TableName, TableError] = {}  # stopped while copying: recorded again at its end
         self._published = set(published)  # the tables the publication holds
         self._last_tend = 0.0
         self._partitioned: dict[int, bool] = {}  # by table oid, asked once
@@ -361,6 +365,11 @@ class StreamPhase:
         except TableError as exc:
             active.pop(rel.relid, None)
             ctx.table_error(table, exc)
+            copy = self._copies.get(table)
+            if copy is not None:  # its copy is called off; its end records the error again
+                copy.cancel()
+                self._stopped[table] = exc
+                self._waiting.discard(table)
             return False
         active[rel.relid] = (new, since, self._sink(table))
         if change is None:
@@ -427,6 +436,8 @@ class StreamPhase:
         try:
             schema = self._schema_cache.describe(conn, table)
             catalog.check_select_privilege(conn, table)
+            # a partition beside its parent would hold its rows twice (as at a session's start)
+            catalog.check_partition_of(conn, table, set(ctx.spec.pipeline.tables) | ctx.requests.adopted)
         except TableError as exc:
             ctx.table_error(table, exc)
             return
@@ -461,6 +472,10 @@ class StreamPhase:
     def _copy_ended(self, copy: SideCopy) -> None:
         table = copy.table
         del self._copies[table]
+        stopped = self._stopped.pop(table, None)
+        if stopped is not None:
+            # the copy thread may have written data_sync over the error meanwhile
+            self._ctx.table_error(table, stopped)
         if copy.error is not None:
             raise copy.error  # the session ends; the table, still in data_sync, is copied at the next one
         st = self._ctx.store.get(table)
@@ -499,7 +514,9 @@ class StreamPhase:
         for copy in self._copies.values():
             copy.cancel()
         for copy in self._copies.values():
-            copy.join(timeout=60)
+            copy.join(timeout=300)
+            if copy.is_alive():  # stuck in a call that does not look at its cancel flag
+                log.warning("copy of %s beside the stream did not end in 300 s; going on without it", copy.table)
         self._copies.clear()
 
     # ---- what the stream does not say --------------------------------------------------------
@@ -518,6 +535,7 @@ class StreamPhase:
             for relid, entry in list(self._active.items()):
                 if entry[0].table == table:
                     del self._active[relid]
+            self._published.discard(table)  # PostgreSQL took it out with the drop: a resync adds it back
             ctx.table_error(
                 table,
                 TableError(

@@ -276,7 +276,10 @@ def holds_rows_from_before_attach(conn: psycopg.Connection, root_oid: int, leaf_
     name = conn.execute("SELECT %s::oid::regclass::text", (leaf_oid,)).fetchone()
     if name is None:
         return False
-    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM ONLY {} WHERE age(xmin) >= %s)").format(sql.SQL(str(name[0])))
+    # age() wraps for a frozen row older than 2^31 transactions (xmin keeps its value): negative
+    query = sql.SQL("SELECT EXISTS (SELECT 1 FROM ONLY {} WHERE age(xmin) >= %s OR age(xmin) < 0)").format(
+        sql.SQL(str(name[0]))
+    )
     found = conn.execute(query, (int(row[0]),)).fetchone()
     return bool(found and found[0])
 

@@ -148,7 +148,7 @@ class DuckDbDestination:
         try:
             yield
         except _TABLE_FAULTS as exc:
-            if names_container(str(exc)):
+            if names_container(str(exc), table):
                 raise  # a schema of the file is gone or refused: every table would fail
             raise table_fault(table, f"{what} in DuckDB file {self.path}", str(exc)) from exc
 

@@ -95,12 +95,12 @@ STAGE_NAME = "_ETL_STAGE"
 _TABLE_SQLSTATES = ("42", "02", "22", "23", "0A")
 
 
-def _is_table_fault(exc: sf_errors.Error) -> bool:
+def _is_table_fault(exc: sf_errors.Error, table: TableName) -> bool:
     """Whether ``exc`` refused a statement for what it says about its table."""
     if not isinstance(exc, sf_errors.ProgrammingError | sf_errors.DataError | sf_errors.IntegrityError):
         return False
     sqlstate = str(getattr(exc, "sqlstate", None) or "")
-    return sqlstate.startswith(_TABLE_SQLSTATES) and not names_container(str(getattr(exc, "msg", None) or exc))
+    return sqlstate.startswith(_TABLE_SQLSTATES) and not names_container(str(getattr(exc, "msg", None) or exc), table)
 
 
 class SnowflakeDestination:
@@ -167,7 +167,7 @@ class SnowflakeDestination:
         try:
             yield
         except sf_errors.Error as exc:
-            if not _is_table_fault(exc):
+            if not _is_table_fault(exc, table):
                 raise
             code = f" [{exc.errno} {exc.sqlstate}]" if exc.errno else ""
             detail = str(getattr(exc, "msg", None) or exc)
