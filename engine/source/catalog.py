@@ -407,20 +407,13 @@ def _publish_generated(conn: psycopg.Connection, publication: str, tables: set[T
     ).fetchall()
     if not with_generated:
         return
-    statement = sql.SQL("ALTER PUBLICATION {} SET (publish_generated_columns = stored)").format(
-        sql.Identifier(publication)
+    names = ", ".join(str(r[0]) for r in with_generated)
+    _set_publication_option(
+        conn,
+        publication,
+        "publish_generated_columns = stored",
+        f"does not send stored generated columns, which {names} have",
     )
-    try:
-        conn.execute(statement)
-    except psycopg.errors.InsufficientPrivilege as exc:
-        names = ", ".join(str(r[0]) for r in with_generated)
-        raise SourceError(
-            f"publication {publication} does not send stored generated columns, which {names} have, and the "
-            f"role may not change it ({str(exc).strip()})",
-            f"as the owner of the publication: {statement.as_string(conn)};",
-            kind=ErrorKind.SOURCE_PRIVILEGE,
-            retry=RetryPolicy.MANUAL,
-        ) from exc
 
 
 def _publish_via_root(conn: psycopg.Connection, publication: str, tables: set[TableName]) -> None:
@@ -433,17 +426,24 @@ def _publish_via_root(conn: psycopg.Connection, publication: str, tables: set[Ta
     partitioned = sorted(t for t in tables if partition_info(conn, t).partitioned)
     if not partitioned:
         return
-    statement = sql.SQL("ALTER PUBLICATION {} SET (publish_via_partition_root = true)").format(
-        sql.Identifier(publication)
+    names = ", ".join(map(str, partitioned))
+    _set_publication_option(
+        conn,
+        publication,
+        "publish_via_partition_root = true",
+        f"does not publish via the partition root, so the changes of partitioned {names} would arrive "
+        "under their partitions' names",
     )
+
+
+def _set_publication_option(conn: psycopg.Connection, publication: str, option: str, why: str) -> None:
+    """``ALTER PUBLICATION … SET (option)``; a role that may not gets the statement to run as the owner."""
+    statement = sql.SQL("ALTER PUBLICATION {} SET ({})").format(sql.Identifier(publication), sql.SQL(option))
     try:
         conn.execute(statement)
     except psycopg.errors.InsufficientPrivilege as exc:
-        names = ", ".join(map(str, partitioned))
         raise SourceError(
-            f"publication {publication} does not publish via the partition root, so the changes of "
-            f"partitioned {names} would arrive under their partitions' names, and the role may not change it "
-            f"({str(exc).strip()})",
+            f"publication {publication} {why}, and the role may not change it ({str(exc).strip()})",
             f"as the owner of the publication: {statement.as_string(conn)};",
             kind=ErrorKind.SOURCE_PRIVILEGE,
             retry=RetryPolicy.MANUAL,
