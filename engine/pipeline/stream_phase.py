@@ -302,13 +302,11 @@ class StreamPhase:
 
     def settle(self) -> None:
         """Acknowledge, in order, what the worker has made durable."""
-        active, stats, commit_times = self._active, self._stats, self._commit_times
+        stats, commit_times = self._stats, self._commit_times
         for result in self._worker.completed():
             self._completed += 1
             for table in result.failed:
-                for relid, entry in list(active.items()):
-                    if entry[0].table == table:
-                        del active[relid]
+                self._unroute(table)
             if result.checkpoint is not None:
                 stats.checkpoint_lsn = result.checkpoint
                 self._ack(result.checkpoint)
@@ -397,6 +395,12 @@ class StreamPhase:
             if entry[0].table == table:
                 self._active[relid] = (schema or entry[0], since, sink)
 
+    def _unroute(self, table: TableName) -> None:
+        """``table``'s changes are no longer read (it stopped)."""
+        for relid, entry in list(self._active.items()):
+            if entry[0].table == table:
+                del self._active[relid]
+
     def tend_copies(self) -> None:
         """Take the copy requests; start, watch and hand over the copies beside the stream."""
         now = time.monotonic()
@@ -482,12 +486,10 @@ class StreamPhase:
         if copy.cancelled or copy.rows is None or st is None or st.phase is TablePhase.ERRORED:
             # called off (copied again next), or stopped by its own fault (recorded) while it
             # copied: its held changes go
-            for relid, entry in list(self._active.items()):
-                if entry[0].table == table:
-                    if copy.cancelled:
-                        self._active[relid] = (entry[0], _NEVER, self._batcher.add)
-                    else:
-                        del self._active[relid]
+            if copy.cancelled:
+                self._route(table, _NEVER)  # to the batch, skipped until its next copy routes it
+            else:
+                self._unroute(table)
             return
         # The copy chose the types of its unbounded numeric columns (recorded in its state): its
         # held changes and later ones are converted with those, as the copy was.
@@ -532,9 +534,7 @@ class StreamPhase:
             st = ctx.store.get(table)
             if schema.oid in present or st is None or not st.phase.streams:
                 continue
-            for relid, entry in list(self._active.items()):
-                if entry[0].table == table:
-                    del self._active[relid]
+            self._unroute(table)
             self._published.discard(table)  # PostgreSQL took it out with the drop: a resync adds it back
             ctx.table_error(
                 table,
